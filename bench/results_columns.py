@@ -1,0 +1,31 @@
+"""The columns of the CSV leaderboard, one row per run, in this order."""
+
+LEADERBOARD_COLUMNS = [
+    "timestamp",  # ISO time the run ended
+    "run_name",  # variant-task-s<seed>
+    "status",  # completed | failed | diverged
+    "variant",
+    "task",
+    "model",
+    "seed",
+    "main_metric",  # name of the task's main metric, e.g. accuracy
+    "score",  # main metric at the best epoch (raw scale: 0..1 for accuracy, -1..1 for correlations)
+    "best_epoch",
+    "final_score",  # main metric at the last evaluation
+    "metrics",  # JSON: every metric at the best epoch
+    "final_metrics",  # JSON: every metric at the last evaluation
+    "hparams",  # JSON: key hyperparameters (lr, epochs, batch size, the variant's options)
+    "lr",
+    "trainable_params",
+    "total_params",
+    "pct_trainable",
+    "peak_memory_mb",
+    "train_time_s",
+    "train_samples_per_s",
+    "adapter_mb",
+    "config_hash",
+    "sweep",  # sweep folder (empty for a single run)
+    "run_dir",
+    "git_commit",
+    "error",  # one line, for failed runs
+]

@@ -1,0 +1,105 @@
+"""LoRA: Low-Rank Adaptation of Large Language Models (Hu et al., 2021, arXiv:2106.09685).
+
+    h = W x + s * B A dropout(x),   s = alpha / r   (rsLoRA, Kalajdzievski 2023: s = alpha / sqrt(r))
+
+W (out x in) is frozen; A (r x in) starts kaiming-uniform(a=sqrt(5)) (or N(0, 1/r) with init=gaussian)
+and B (out x r) starts at zero, so the adapted model equals the base model at initialisation.
+Saved as a peft LoRA adapter (``lora_A.weight``, ``lora_B.weight``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from variants import register
+from variants.base import AdapterLayer, Targets, Variant, VariantConfig, freeze_all_but_head, wrap_linears
+
+
+@dataclass
+class LoRAConfig(VariantConfig):
+    name: str = "lora"
+    lr: float = 5e-4  # LoRA paper, RoBERTa-base GLUE recipe (4e-4 .. 5e-4)
+    r: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    use_rslora: bool = False
+    init: str = "kaiming"  # kaiming | gaussian
+
+
+INITS = ("kaiming", "gaussian")
+
+
+class LoRALinear(AdapterLayer):
+    def __init__(self, base_layer: nn.Linear, r: int, alpha: float, dropout: float, use_rslora: bool, init: str):
+        super().__init__(base_layer)
+        limit = min(base_layer.in_features, base_layer.out_features)
+        if not 0 < r <= limit:
+            raise ValueError(f"rank r={r} must be in 1..{limit} for a {base_layer.in_features}->{base_layer.out_features} layer")
+        if init not in INITS:
+            raise ValueError(f"unknown LoRA init {init!r}; choose one of {', '.join(INITS)}")
+        w = base_layer.weight
+        self.r = r
+        self.scaling = alpha / math.sqrt(r) if use_rslora else alpha / r
+        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, dtype=torch.float32, device=w.device))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, dtype=torch.float32, device=w.device))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if init == "kaiming":
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        else:
+            nn.init.normal_(self.lora_A, std=1 / r)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged:
+            return out
+        a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
+        return out + F.linear(F.linear(self.dropout(x), a), b) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    def adapter_tensors(self) -> dict[str, torch.Tensor]:
+        return {"lora_A.weight": self.lora_A, "lora_B.weight": self.lora_B}
+
+
+@register
+class LoRA(Variant):
+    name = "lora"
+    Config = LoRAConfig
+    peft_type = "LORA"
+    config: LoRAConfig
+
+    def make_layer(self, name: str, linear: nn.Linear) -> AdapterLayer:
+        c = self.config
+        return LoRALinear(linear, c.r, c.alpha, c.dropout, c.use_rslora, c.init)
+
+    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
+        self.targets = targets
+        freeze_all_but_head(model, targets.head)
+        wrap_linears(model, targets, self.make_layer)
+        return model
+
+    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any]:
+        c, t = self.config, self.targets
+        return {
+            "peft_type": "LORA",
+            "task_type": "SEQ_CLS",
+            "base_model_name_or_path": base_model_name_or_path,
+            "r": c.r,
+            "lora_alpha": c.alpha,
+            "lora_dropout": c.dropout,
+            "use_rslora": c.use_rslora,
+            "use_dora": False,
+            "target_modules": list(t.modules),
+            "modules_to_save": list(t.head),
+            "bias": "none",
+            "fan_in_fan_out": False,
+            "init_lora_weights": True if c.init == "kaiming" else "gaussian",
+            "inference_mode": True,
+        }
