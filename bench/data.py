@@ -1,0 +1,83 @@
+"""Tokenization and batching: dynamic padding, with length-grouped batches for training."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+
+def tokenize(dataset, tokenizer, text_fields: list[str], max_length: int, regression: bool) -> list[dict]:
+    """A list of examples {input_ids, attention_mask, [token_type_ids], labels, idx} (unpadded)."""
+    columns = dataset.to_dict()  # plain lists (datasets' column objects are not lists)
+    texts = [columns[f] for f in text_fields]
+    enc = tokenizer(*texts, truncation=True, max_length=max_length)
+    labels, idx = columns["label"], columns["idx"]
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return [
+        {
+            **{k: enc[k][i] for k in keys},
+            "labels": float(labels[i]) if regression else int(labels[i]),
+            "idx": int(idx[i]),
+        }
+        for i in range(len(labels))
+    ]
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[int]:
+    """A shuffled order whose consecutive batches hold examples of similar length.
+
+    Shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the batches, so
+    padding is small while every epoch still sees a different order.
+    """
+    order = rng.permutation(len(lengths))
+    mega = batch_size * 50
+    batches = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return [int(i) for b in batches for i in b]
+
+
+class Collator:
+    """Pads a list of examples to the longest one in the batch."""
+
+    def __init__(self, tokenizer, regression: bool):
+        self.tokenizer = tokenizer
+        self.label_dtype = torch.float32 if regression else torch.long
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        features = [{k: v for k, v in e.items() if k not in ("labels", "idx")} for e in examples]
+        batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
+        batch["labels"] = torch.tensor([e["labels"] for e in examples], dtype=self.label_dtype)
+        batch["idx"] = torch.tensor([e["idx"] for e in examples])
+        return batch
+
+
+class EpochOrder(torch.utils.data.Sampler):
+    """A new (optionally length-grouped) order each epoch, from a seeded generator."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool):
+        self.lengths, self.batch_size, self.group = lengths, batch_size, group_by_length
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        if self.group:
+            return iter(length_grouped_order(self.lengths, self.batch_size, self.rng))
+        return iter(self.rng.permutation(len(self.lengths)).tolist())
+
+
+def train_loader(examples, collator, batch_size: int, seed: int, group_by_length: bool, workers: int = 0):
+    lengths = [len(e["input_ids"]) for e in examples]
+    sampler = EpochOrder(lengths, batch_size, seed, group_by_length)
+    return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collator, num_workers=workers)
+
+
+def eval_loader(examples, collator, batch_size: int):
+    """Examples sorted by length (fast); predictions are put back in order by `idx`."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    return DataLoader([examples[i] for i in order], batch_size=batch_size, collate_fn=collator)

@@ -1,0 +1,190 @@
+"""One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
+
+    run(cfg, run_dir) -> metrics (the dict written to metrics.json)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import resource
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import variants
+from bench import data, loop, results
+from bench.config import TrainConfig
+from bench.metrics import compute_metrics
+from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
+from bench.tasks import TaskConfig, load_task
+from variants.base import adapter_layers
+
+
+class RunSkipped(Exception):
+    """The run's config hash already completed (resume); nothing was done."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: max allocated by torch. CPU: the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_dataclass(cls, values: dict[str, Any]):
+    return cls(**{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
+    """A function that evaluates every eval split and returns (metrics, {split: (logits, labels, idx)})."""
+
+    @torch.no_grad()
+    def evaluate():
+        model.eval()
+        outputs = {}
+        for split, dl in loaders.items():
+            logits, labels, idx = [], [], []
+            for batch in dl:
+                idx.append(batch.pop("idx"))
+                labels.append(batch.pop("labels"))
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with loop.autocast(device):
+                    logits.append(model(**batch).logits.float().cpu())
+            idx_all = torch.cat(idx).numpy()
+            order = np.argsort(idx_all, kind="stable")
+            outputs[split] = (torch.cat(logits).numpy()[order], torch.cat(labels).numpy()[order], idx_all[order])
+        metrics = compute_metrics(task, {s: (lg, lb) for s, (lg, lb, _) in outputs.items()})
+        return metrics, outputs
+
+    return evaluate
+
+
+def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
+    """Train one variant on one task; always leaves metrics.json (status completed/diverged/failed)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    cfg_hash = results.config_hash(container)
+    if cfg.resume and not cfg.force:
+        done = results.is_complete(cfg.paths.results, cfg_hash)
+        if done is not None:
+            raise RunSkipped(f"config {cfg_hash} already completed in {done} (force=true reruns it)")
+
+    model_cfg = make_dataclass(ModelConfig, container["model"])
+    task_cfg = make_dataclass(TaskConfig, container["task"])
+    train_cfg = make_dataclass(TrainConfig, container["train"])
+    variant_name = container["variant"]["name"]
+    name = f"{variant_name}-{task_cfg.name}-s{cfg.seed}"
+    metrics: dict[str, Any] = {
+        "status": "failed", "error": None, "run_name": name, "variant": variant_name, "task": task_cfg.name,
+        "model": model_cfg.name, "seed": cfg.seed, "main_metric": task_cfg.main_metric, "config_hash": cfg_hash,
+        "git_commit": results.git_commit(), "sweep": sweep_dir or "", "run_dir": str(run_dir),
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    sinks = [instantiate(s) for s in (cfg.logger or {}).values()]
+    try:
+        _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir)
+    except Exception as e:
+        metrics["status"] = "failed"
+        metrics["error"] = f"{type(e).__name__}: {e}"
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        raise
+    finally:
+        metrics["timestamp"] = dt.datetime.now().isoformat(timespec="seconds")
+        results.write_json(run_dir / "metrics.json", metrics)
+        for sink in sinks:
+            sink.finish(metrics)
+    return metrics
+
+
+def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir) -> None:
+    variant = variants.build(container["variant"]["name"], container["variant"])
+    targets = resolve_targets(model_cfg, variant.config.targets)
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    task_data = load_task(task_cfg)
+    regression = task_cfg.num_labels == 1
+    tokenizer = load_tokenizer(model_cfg)
+    model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
+    base_total = sum(p.numel() for p in model.parameters())
+    variant.apply(model, targets)
+    model.to(device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    added = sum(t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values())
+    lr = train_cfg.lr or variant.config.lr
+    options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
+    metrics.update(
+        trainable_params=trainable, total_params=base_total + added,
+        pct_trainable=round(100 * trainable / (base_total + added), 4),
+        hparams={"lr": lr, "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size,
+                 "max_train_samples": task_cfg.max_train_samples, **options},
+    )
+
+    def encode(ds):
+        return data.tokenize(ds, tokenizer, task_cfg.text_fields, model_cfg.max_length, regression)
+
+    collate = data.Collator(tokenizer, regression)
+    train_dl = data.train_loader(encode(task_data.train), collate, train_cfg.batch_size, cfg.seed,
+                                 train_cfg.length_grouping, train_cfg.num_workers)
+    eval_dls = {s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size) for s, ds in task_data.evals.items()}
+
+    group = Path(sweep_dir).name if sweep_dir else None
+    run_info = {"run_name": metrics["run_name"], "variant": metrics["variant"], "task": task_cfg.name,
+                "model": model_cfg.name, "seed": cfg.seed, "group": group, "run_dir": str(run_dir),
+                "config": container}
+    for sink in sinks:
+        sink.start(run_info)
+
+    def log(values, step):
+        for sink in sinks:
+            sink.log(values, step)
+
+    out = loop.fit(model, variant, train_dl, evaluator(model, eval_dls, device, task_cfg), train_cfg, lr, device,
+                   task_cfg.main_metric, log)
+    results.write_history(run_dir / "history.jsonl", out.history)
+    if out.final_outputs:
+        results.write_predictions(run_dir / "predictions.csv", out.final_outputs)
+    adapter_bytes = 0
+    if train_cfg.save_adapter:
+        adapter_bytes = results.save_adapter(
+            run_dir / "adapter", variant.adapter_state_dict(model),
+            variant.adapter_config(model, model_name_or_path(model_cfg)),
+        )
+    metrics.update(
+        status=out.status, error=out.error, best=out.best, best_epoch=out.best_epoch, final=out.final,
+        steps=out.steps, train_time_s=round(out.train_time_s, 3),
+        train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
+        peak_memory_mb=round(peak_memory_mb(device), 1),
+        memory_kind="cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+        adapter_mb=round(adapter_bytes / 2**20, 4), device=str(device), variant_summary=variant.summary(model),
+        python=sys.version.split()[0], torch=torch.__version__,
+    )

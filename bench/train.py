@@ -1,0 +1,49 @@
+"""Entry point: ``python -m bench.train [overrides]`` (one run) or ``-m`` (a sweep); ``peft-bench-train``.
+
+Hydra composes ``conf/train.yaml`` with the chosen groups; ``--help`` lists them and ``--cfg job``
+prints the composed config. In a sweep, a run that fails is recorded as failed and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from bench import runner
+from bench.config import register_configs
+
+log = logging.getLogger("peft-bench")
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Run one configuration; returns the main metric at the best epoch (for sweepers such as Optuna)."""
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        metrics = runner.run(cfg, hc.runtime.output_dir, hc.sweep.dir if multirun else None)
+    except runner.RunSkipped as skipped:
+        log.info("skipped: %s", skipped)
+        return None
+    except Exception as e:
+        if not multirun:
+            raise
+        log.error("run %s failed (recorded; the sweep goes on): %s: %s", hc.job.num, type(e).__name__, e)
+        return None
+    score = metrics.get("best", {}).get(metrics["main_metric"])
+    log.info(
+        "%s %s: %s=%s (best epoch %s), %s trainable params (%.3f%%), %.1fs, run folder %s",
+        metrics["run_name"], metrics["status"], metrics["main_metric"],
+        f"{score:.4f}" if score is not None else "n/a", metrics.get("best_epoch"),
+        f"{metrics['trainable_params']:,}", metrics["pct_trainable"], metrics["train_time_s"], metrics["run_dir"],
+    )
+    return score
+
+
+if __name__ == "__main__":
+    main()
