@@ -1,0 +1,124 @@
+"""GLUE metrics against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.metrics import (
+    accuracy,
+    compute_metrics,
+    f1,
+    matthews_correlation,
+    metric_names,
+    pearson,
+    predictions,
+    spearmanr,
+)
+from bench.tasks import TaskConfig
+
+
+def task(**kw) -> TaskConfig:
+    base = dict(
+        name="t",
+        text_fields=["sentence"],
+        num_labels=2,
+        metrics=["accuracy", "f1"],
+        main_metric="accuracy",
+        eval_splits={"validation": ""},
+    )
+    return TaskConfig(**{**base, **kw})
+
+
+MNLI = task(
+    name="mnli",
+    num_labels=3,
+    metrics=["accuracy"],
+    main_metric="accuracy_m",
+    eval_splits={"validation_matched": "m", "validation_mismatched": "mm"},
+)
+STSB = task(name="stsb", num_labels=1, metrics=["pearson", "spearmanr"], main_metric="pearson")
+
+
+def test_accuracy():
+    assert accuracy(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])) == 0.75
+
+
+def test_f1_is_binary_on_the_positive_class():
+    # TP 2, FP 1, FN 1: precision 2/3, recall 2/3
+    assert f1(np.array([1, 1, 0, 1, 0]), np.array([1, 0, 0, 1, 1])) == pytest.approx(2 / 3)
+    # Swapping the classes changes it: TP 1, FP 1, FN 1 -> 1/2
+    assert f1(np.array([0, 0, 1, 0, 1]), np.array([0, 1, 1, 0, 0])) == pytest.approx(1 / 2)
+
+
+def test_matthews_correlation():
+    # TP 1, TN 2, FP 1, FN 0: (1*2 - 1*0) / sqrt(2 * 1 * 3 * 2)
+    assert matthews_correlation(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])) == pytest.approx(
+        2 / math.sqrt(12)
+    )
+    assert matthews_correlation(np.array([1, 0, 1]), np.array([0, 1, 0])) == pytest.approx(-1.0)
+    assert matthews_correlation(np.array([1, 1, 1]), np.array([0, 1, 0])) == 0.0
+
+
+def test_pearson():
+    # cov 3, var 2 and 42/9: r = 3 / sqrt(2 * 42 / 9) = 9 / sqrt(84)
+    assert pearson(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0])) == pytest.approx(9 / math.sqrt(84))
+    assert pearson(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+
+
+def test_spearmanr():
+    # rank differences 0, -1, 1, 0: rho = 1 - 6 * 2 / (4 * 15)
+    assert spearmanr(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0])) == pytest.approx(0.8)
+    # monotone but not linear: Spearman 1, Pearson below 1
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 4.0, 9.0, 100.0])
+    assert spearmanr(x, y) == pytest.approx(1.0)
+    assert pearson(x, y) < 0.9
+
+
+def test_correlations_of_constant_predictions_are_zero_not_nan():
+    assert pearson(np.zeros(4), np.array([1.0, 2.0, 3.0, 4.0])) == 0.0
+    assert spearmanr(np.ones(4), np.array([1.0, 2.0, 3.0, 4.0])) == 0.0
+
+
+def test_predictions_argmax_and_regression():
+    logits = np.array([[0.1, 2.0], [3.0, -1.0], [0.0, 0.5]])
+    np.testing.assert_array_equal(predictions(logits, 2), [1, 0, 1])
+    np.testing.assert_array_equal(predictions(np.array([[1.5], [2.5]]), 1), [1.5, 2.5])
+    with pytest.raises(ValueError, match=r"shape \[n, 3\], got \[3, 2\]"):
+        predictions(logits, 3)
+
+
+def test_compute_metrics_binary():
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 0.0]])
+    out = compute_metrics(task(), {"validation": (logits, np.array([0, 1, 0, 1]))})
+    assert out == {"accuracy": 0.5, "f1": 0.5}
+    assert all(type(v) is float for v in out.values())
+
+
+def test_compute_metrics_mnli_matched_and_mismatched():
+    eye = np.eye(3)
+    outputs = {
+        "validation_matched": (eye[[0, 1, 2, 2]], np.array([0, 1, 2, 0])),  # 3 of 4
+        "validation_mismatched": (eye[[2, 2]], np.array([0, 2])),  # 1 of 2
+    }
+    assert compute_metrics(MNLI, outputs) == {"accuracy_m": 0.75, "accuracy_mm": 0.5}
+    assert metric_names(MNLI) == ["accuracy_m", "accuracy_mm"]
+
+
+def test_compute_metrics_regression_logits_n_by_1():
+    logits = np.array([[1.0], [2.0], [3.0]], dtype=np.float32)
+    out = compute_metrics(STSB, {"validation": (logits, np.array([1.0, 2.0, 4.0]))})
+    assert out["pearson"] == pytest.approx(9 / math.sqrt(84), rel=1e-6)
+    assert out["spearmanr"] == pytest.approx(1.0)
+    assert set(out) == {"pearson", "spearmanr"}
+
+
+def test_compute_metrics_errors():
+    with pytest.raises(
+        ValueError, match="split 'test' is not an eval split of task 't'; eval splits: validation"
+    ):
+        compute_metrics(task(), {"test": (np.eye(2), np.array([0, 1]))})
+    with pytest.raises(ValueError, match="3 predictions for 2 labels"):
+        compute_metrics(task(), {"validation": (np.eye(3)[:, :2], np.array([0, 1]))})
+    with pytest.raises(ValueError, match="unknown metric.*acc.*available: accuracy, f1"):
+        compute_metrics(task(metrics=["acc"]), {"validation": (np.eye(2), np.array([0, 1]))})

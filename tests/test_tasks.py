@@ -1,0 +1,421 @@
+"""Task specs and loading: GLUE TSV fixtures, tabular local files, the Hub path (monkeypatched), errors."""
+
+import shutil
+from pathlib import Path
+
+import datasets
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from bench.metrics import metric_names
+from bench.tasks import TaskConfig, check_config, load_task
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+GLUE = Path(__file__).parent / "fixtures" / "glue"
+LOCAL = Path(__file__).parent / "fixtures" / "local"
+GLUE_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
+VADER_TASKS = ["rt_polarity", "rt_rating", "tweet_polarity", "amazon_polarity", "nyt_polarity"]
+
+
+def task_cfg(name: str, **overrides) -> TaskConfig:
+    """conf/task/<name>.yaml merged into the schema, as Hydra does, with overrides."""
+    raw = OmegaConf.load(CONF / "task" / f"{name}.yaml")
+    assert list(raw.pop("defaults")) == ["task_schema", "_self_"]
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TaskConfig), raw, overrides))
+
+
+# -- the config files --------------------------------------------------------------------------------
+
+SPECS = {  # name: (text fields, num_labels, metrics, main metric, eval splits)
+    "cola": (["sentence"], 2, ["matthews_correlation"], "matthews_correlation", {"validation": ""}),
+    "sst2": (["sentence"], 2, ["accuracy"], "accuracy", {"validation": ""}),
+    "mrpc": (["sentence1", "sentence2"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+    "qqp": (["question1", "question2"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+    "stsb": (["sentence1", "sentence2"], 1, ["pearson", "spearmanr"], "pearson", {"validation": ""}),
+    "mnli": (
+        ["premise", "hypothesis"],
+        3,
+        ["accuracy"],
+        "accuracy_m",
+        {"validation_matched": "m", "validation_mismatched": "mm"},
+    ),
+    "qnli": (["question", "sentence"], 2, ["accuracy"], "accuracy", {"validation": ""}),
+    "rte": (["sentence1", "sentence2"], 2, ["accuracy"], "accuracy", {"validation": ""}),
+    "wnli": (["sentence1", "sentence2"], 2, ["accuracy"], "accuracy", {"validation": ""}),
+    "rt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+    "rt_rating": (["sentence"], 1, ["pearson", "spearmanr"], "pearson", {"validation": ""}),
+    "tweet_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+    "amazon_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+    "nyt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+}
+
+
+def test_every_task_has_a_config_file():
+    assert sorted(p.stem for p in (CONF / "task").glob("*.yaml")) == sorted(SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_config_files_match_the_glue_conventions(name):
+    cfg = task_cfg(name)
+    fields, num_labels, metrics, main, splits = SPECS[name]
+    assert (cfg.name, cfg.text_fields, cfg.num_labels, cfg.metrics) == (name, fields, num_labels, metrics)
+    assert (cfg.main_metric, cfg.eval_splits) == (main, splits)
+    assert cfg.source == ("vader" if name in VADER_TASKS else "glue")
+    assert cfg.main_metric in metric_names(cfg)
+    check_config(cfg)
+
+
+def test_hydra_composes_every_task_with_the_schema():
+    """MNLI's eval_splits must replace, not merge with, a default (the schema leaves it mandatory)."""
+    ConfigStore.instance().store(group="task", name="task_schema", node=TaskConfig)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            for name in SPECS:
+                cfg = compose(config_name=None, overrides=[f"+task={name}"]).task
+                assert OmegaConf.to_object(cfg) == task_cfg(name)
+            mnli = compose(config_name=None, overrides=["+task=mnli"]).task
+            assert list(mnli.eval_splits) == ["validation_matched", "validation_mismatched"]
+            with pytest.raises(Exception, match="Could not override 'task.text_feild'"):
+                compose(config_name=None, overrides=["+task=sst2", "task.text_feild=[x]"])
+            with pytest.raises(Exception, match="Error merging override task.num_labels=two"):
+                compose(config_name=None, overrides=["+task=sst2", "task.num_labels=two"])
+    finally:
+        GlobalHydra.instance().clear()
+
+
+# -- GLUE TSV files ----------------------------------------------------------------------------------
+
+TSV = {  # name: (train labels, {eval split: labels}, (split, field, row, exact text))
+    "cola": (
+        [1, 1, 0, 0],
+        {"validation": [1, 0, 1]},
+        ("validation", "sentence", 2, '"Fred" is what they call him.'),
+    ),
+    "sst2": ([0, 0, 1, 1], {"validation": [1, 0]}, ("train", "sentence", 3, '"the best film of the year ')),
+    "mrpc": (
+        [1, 0, 1],
+        {"validation": [1, 0]},
+        (
+            "validation",
+            "sentence2",
+            0,
+            '" The foodservice pie business does not fit our long-term growth strategy .',
+        ),
+    ),
+    "qqp": (
+        [0, 1, 0],
+        {"validation": [0, 0, 1]},
+        ("train", "question1", 2, '"What causes stool color to change to yellow?'),
+    ),
+    "stsb": (
+        [5.0, 3.8, 3.8, 2.6],
+        {"validation": [5.0, 4.75, 5.0]},
+        ("train", "sentence2", 1, "A man is playing a flute."),
+    ),
+    "mnli": (
+        [1, 0, 0, 0, 2],
+        {"validation_matched": [1, 2], "validation_mismatched": [2, 2, 0]},
+        ("validation_mismatched", "hypothesis", 2, "We serve a meal of Florentine terrine."),
+    ),
+    "qnli": (
+        [1, 0, 0],
+        {"validation": [0, 1]},
+        ("train", "question", 0, "When did the third Digimon series begin?"),
+    ),
+    "rte": (
+        [1, 0, 0],
+        {"validation": [1, 0]},
+        ("validation", "sentence2", 0, "Christopher Reeve had an accident."),
+    ),
+    "wnli": ([1, 1, 1, 0], {"validation": [0, 1]}, ("train", "sentence2", 3, "Steve influences him hugely.")),
+}
+
+
+@pytest.mark.parametrize("name", GLUE_TASKS)
+def test_glue_tsv_files(name):
+    cfg = task_cfg(name, data_dir=str(GLUE / name))
+    data = load_task(cfg)
+    train_labels, eval_labels, (split, column, row, text) = TSV[name]
+    assert list(data.evals) == list(cfg.eval_splits)
+    splits = {"train": data.train, **data.evals}
+    for ds in splits.values():
+        assert ds.column_names == [*cfg.text_fields, "label", "idx"]
+        assert ds.features["label"].dtype == ("float32" if cfg.num_labels == 1 else "int64")
+        assert ds["idx"] == list(range(len(ds)))
+    assert data.train["label"] == pytest.approx(train_labels)
+    assert list(eval_labels) == list(data.evals)
+    for s, labels in eval_labels.items():
+        assert data.evals[s]["label"] == pytest.approx(labels)
+    assert splits[split][column][row] == text
+
+
+def test_mrpc_header_bom_is_ignored_and_text_kept_verbatim():
+    train = load_task(task_cfg("mrpc", data_dir=str(GLUE / "mrpc"))).train
+    assert train["sentence1"][0].startswith('Amrozi accused his brother , whom he called " the witness "')
+
+
+# -- tabular local files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", ["sst2_csv", "sst2_parquet"])
+@pytest.mark.parametrize("source", ["glue", "local"])
+def test_csv_and_parquet(folder, source):
+    data = load_task(task_cfg("sst2", source=source, data_dir=str(LOCAL / folder)))
+    assert data.train["sentence"] == [
+        "a gripping, funny film",
+        "dull and far too long",
+        "NA",
+        'the "best" film of the year',
+    ]
+    assert data.train["label"] == [1, 0, 0, 1]
+    assert data.evals["validation"]["label"] == [1, 0]
+    assert data.train.features["label"].dtype == "int64"
+
+
+def test_jsonl_with_string_labels_and_idx():
+    data = load_task(task_cfg("mnli", data_dir=str(LOCAL / "mnli_jsonl")))
+    assert data.train["label"] == [0, 2, 1]  # entailment, contradiction, neutral
+    assert data.train["idx"] == [10, 11, 12]
+    assert data.evals["validation_matched"]["label"] == [0, 2]
+    assert data.evals["validation_mismatched"]["label"] == [1]
+    assert data.evals["validation_mismatched"]["premise"] == ["The committee met on Tuesday."]
+
+
+def test_json_regression():
+    data = load_task(task_cfg("stsb", data_dir=str(LOCAL / "stsb_json")))
+    assert data.train["label"] == pytest.approx([5.0, 0.5, 2.6])
+    assert data.train.features["label"].dtype == "float32"
+    assert data.evals["validation"]["sentence2"] == ["A young child is riding a horse."]
+
+
+def test_custom_local_task(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\nhello,2\nbye,0\n")
+    (tmp_path / "validation.csv").write_text("text,label\nhi,1\n")
+    cfg = TaskConfig(
+        name="mine",
+        source="local",
+        data_dir=str(tmp_path),
+        text_fields=["text"],
+        num_labels=3,
+        metrics=["accuracy"],
+        main_metric="accuracy",
+        eval_splits={"validation": ""},
+    )
+    data = load_task(cfg)
+    assert (data.train["text"], data.train["label"]) == (["hello", "bye"], [2, 0])
+    assert data.evals["validation"]["label"] == [1]
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+def test_missing_file_names_the_folder_and_the_files_looked_for(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        load_task(task_cfg("mnli", data_dir=str(tmp_path)))
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "'train'" in msg
+    assert "train.tsv, train.csv, train.json, train.jsonl, train.parquet" in msg
+    shutil.copy(GLUE / "mnli" / "train.tsv", tmp_path)
+    with pytest.raises(FileNotFoundError, match="dev_matched.tsv, validation_matched.csv"):
+        load_task(task_cfg("mnli", data_dir=str(tmp_path)))
+
+
+def test_data_dir_that_is_not_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.*is not a folder"):
+        load_task(task_cfg("sst2", data_dir=str(tmp_path / "nowhere")))
+
+
+def test_missing_column_in_csv(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\nhello,1\n")
+    with pytest.raises(ValueError) as e:
+        load_task(task_cfg("sst2", data_dir=str(tmp_path)))
+    msg = str(e.value)
+    assert str(tmp_path / "train.csv") in msg
+    assert "lacks column(s) sentence" in msg and "it has columns: text, label" in msg
+
+
+def test_missing_column_in_tsv(tmp_path):
+    (tmp_path / "train.tsv").write_text("index\tsentence1\tlabel\n0\tA.\tentailment\n")
+    with pytest.raises(ValueError) as e:
+        load_task(task_cfg("rte", data_dir=str(tmp_path)))
+    msg = str(e.value)
+    assert str(tmp_path / "train.tsv") in msg
+    assert "lacks column(s) sentence2" in msg and "it has columns: index, sentence1, label" in msg
+
+
+def test_out_of_range_integer_label(tmp_path):
+    (tmp_path / "train.csv").write_text("sentence,label\ngood,1\nodd,3\n")
+    with pytest.raises(ValueError) as e:
+        load_task(task_cfg("sst2", data_dir=str(tmp_path)))
+    msg = str(e.value)
+    assert str(tmp_path / "train.csv") in msg
+    assert "column 'label', data row 2: bad label 3" in msg and "0..1" in msg
+
+
+def test_unknown_label_string_in_tsv(tmp_path):
+    shutil.copy(GLUE / "rte" / "train.tsv", tmp_path)
+    (tmp_path / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tmaybe\n")
+    with pytest.raises(ValueError) as e:
+        load_task(task_cfg("rte", data_dir=str(tmp_path)))
+    msg = str(e.value)
+    assert str(tmp_path / "dev.tsv") in msg and "column 'label'" in msg and "'maybe'" in msg
+    assert "entailment, not_entailment" in msg
+
+
+def test_bad_mnli_gold_label_names_the_tsv_column(tmp_path):
+    for f in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
+        shutil.copy(GLUE / "mnli" / f, tmp_path)
+    path = tmp_path / "dev_mismatched.tsv"
+    path.write_text(path.read_text().replace("\tentailment\n", "\t-\n"))
+    with pytest.raises(
+        ValueError, match=r"dev_mismatched.tsv, column 'gold_label', data row 3: bad label '-'"
+    ):
+        load_task(task_cfg("mnli", data_dir=str(tmp_path)))
+
+
+def test_regression_label_that_is_not_a_number(tmp_path):
+    (tmp_path / "train.csv").write_text("sentence1,sentence2,label\na,b,high\n")
+    with pytest.raises(
+        ValueError, match=r"train.csv, column 'label', data row 1: label 'high' is not a number"
+    ):
+        load_task(task_cfg("stsb", data_dir=str(tmp_path)))
+
+
+def test_short_tsv_row(tmp_path):
+    (tmp_path / "train.tsv").write_text("gj04\t1\t\tfine.\ngj04\t0\n")
+    with pytest.raises(
+        ValueError, match=r"train.tsv, data row 2: 2 tab-separated fields, expected at least 4"
+    ):
+        load_task(task_cfg("cola", data_dir=str(tmp_path)))
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="source=local but no data folder: set task.data_dir=DIR"):
+        load_task(task_cfg("sst2", source="local"))
+    with pytest.raises(ValueError, match="unknown task source 'hub'; choose one of glue, vader, local"):
+        load_task(task_cfg("sst2", source="hub"))
+    with pytest.raises(ValueError, match="main_metric 'accuracy' is not one of accuracy_m, accuracy_mm"):
+        load_task(task_cfg("mnli", main_metric="accuracy"))
+    with pytest.raises(ValueError, match="task 'x' has no text_fields"):
+        load_task(TaskConfig(name="x"))
+
+
+# -- the Hub (monkeypatched) -------------------------------------------------------------------------
+
+
+def fake_glue(name: str, sizes: dict[str, int]) -> datasets.DatasetDict:
+    """A DatasetDict shaped like nyu-mll/glue: ClassLabel labels, int32 idx, unlabeled (-1) test splits."""
+    cfg = task_cfg(name)
+    label = datasets.ClassLabel(names=cfg.label_names) if cfg.num_labels > 1 else datasets.Value("float32")
+    features = datasets.Features(
+        {
+            **{f: datasets.Value("string") for f in cfg.text_fields},
+            "label": label,
+            "idx": datasets.Value("int32"),
+        }
+    )
+    out = {}
+    for split, n in sizes.items():
+        labels = [-1] * n if split.startswith("test") else [i % max(cfg.num_labels, 2) for i in range(n)]
+        rows = {f: [f"{split} {f} {i}" for i in range(n)] for f in cfg.text_fields}
+        out[split] = datasets.Dataset.from_dict(
+            {**rows, "label": labels, "idx": list(range(n))}, features=features
+        )
+    return datasets.DatasetDict(out)
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """Replace datasets.load_dataset; returns the list of (path, config) calls."""
+    calls = []
+
+    def install(name: str, sizes: dict[str, int]):
+        def load_dataset(path, config=None, **kwargs):
+            calls.append((path, config))
+            return fake_glue(name, sizes)
+
+        monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+        return calls
+
+    return install
+
+
+def test_hub_sst2(hub):
+    calls = hub("sst2", {"train": 6, "validation": 4, "test": 5})
+    data = load_task(task_cfg("sst2"))
+    assert calls == [("nyu-mll/glue", "sst2")]
+    assert data.train.column_names == ["sentence", "label", "idx"]
+    assert data.train["label"] == [0, 1, 0, 1, 0, 1]
+    assert data.train.features["label"].dtype == "int64" and data.train.features["idx"].dtype == "int64"
+    assert list(data.evals) == ["validation"]
+    assert data.evals["validation"]["sentence"][3] == "validation sentence 3"
+
+
+def test_hub_mnli_uses_matched_and_mismatched_validation(hub):
+    hub(
+        "mnli",
+        {
+            "train": 6,
+            "validation_matched": 3,
+            "validation_mismatched": 2,
+            "test_matched": 2,
+            "test_mismatched": 2,
+        },
+    )
+    data = load_task(task_cfg("mnli"))
+    assert data.train["label"] == [0, 1, 2, 0, 1, 2]
+    assert {s: len(ds) for s, ds in data.evals.items()} == {
+        "validation_matched": 3,
+        "validation_mismatched": 2,
+    }
+    assert data.evals["validation_mismatched"]["hypothesis"] == [
+        "validation_mismatched hypothesis 0",
+        "validation_mismatched hypothesis 1",
+    ]
+
+
+def test_hub_stsb_regression(hub):
+    hub("stsb", {"train": 4, "validation": 2, "test": 2})
+    data = load_task(task_cfg("stsb"))
+    assert data.train.features["label"].dtype == "float32"
+    assert data.train["label"] == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_hub_missing_split(hub):
+    hub("sst2", {"train": 4, "test": 2})
+    with pytest.raises(
+        ValueError, match="nyu-mll/glue \\(sst2\\) has no split 'validation'; it has: train, test"
+    ):
+        load_task(task_cfg("sst2"))
+
+
+def test_hub_failure_says_network_or_data_dir(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(RuntimeError) as e:
+        load_task(task_cfg("mnli"))
+    msg = str(e.value)
+    assert "'nyu-mll/glue' (config 'mnli')" in msg and "Couldn't reach" in msg
+    assert "needs network access to the Hub" in msg
+    assert "task.data_dir=DIR" in msg and "train.tsv, dev_matched.tsv, dev_mismatched.tsv" in msg
+
+
+def test_subsampling_is_seeded_and_keeps_order(hub):
+    hub("sst2", {"train": 40, "validation": 10})
+    a = load_task(task_cfg("sst2", max_train_samples=8, max_eval_samples=3))
+    b = load_task(task_cfg("sst2", max_train_samples=8, max_eval_samples=3))
+    c = load_task(task_cfg("sst2", max_train_samples=8, split_seed=1))
+    assert len(a.train) == 8 and len(a.evals["validation"]) == 3
+    assert a.train["idx"] == b.train["idx"] == sorted(a.train["idx"])
+    assert a.train["idx"] != c.train["idx"]
+    assert a.train["sentence"] == [f"train sentence {i}" for i in a.train["idx"]]
+    assert len(load_task(task_cfg("sst2", max_train_samples=100)).train) == 40
+    with pytest.raises(ValueError, match="task.max_train_samples must be >= 1 or null, got 0"):
+        load_task(task_cfg("sst2", max_train_samples=0))
