@@ -7,7 +7,8 @@ On a tiny random BERT (seconds, offline) it checks: the output at initialisation
 model's; after a few training steps only trainable parameters changed (and some did); merged forward
 equals unmerged forward; merging twice equals merging once; unmerge restores every weight; the saved
 adapter (peft's file format) loads into a fresh model and reproduces the logits; ``param_groups``
-partitions the trainable parameters; the reported trainable-parameter count equals the saved count.
+partitions the trainable parameters; the reported trainable-parameter count equals the count saved
+in the adapter file.
 Each failure raises AssertionError naming the check and the numbers.
 """
 
@@ -98,6 +99,16 @@ def check_variant(
         "param_groups must hold exactly the trainable parameters"
     )
 
+    # The count the runner reports (trainable parameters after apply) is what the adapter saves before
+    # training changes anything (AdaLoRA then saves fewer: only the ranks it keeps). Saved tensors that
+    # are frozen in the model (VeRA's shared projections) are not trainable parameters.
+    n_trainable = sum(p.numel() for p in trainable.values())
+    frozen = {t.data_ptr() for t in model.buffers()} | {
+        p.data_ptr() for p in model.parameters() if not p.requires_grad
+    }
+    n_saved = sum(t.numel() for t in v.adapter_state_dict(model).values() if t.data_ptr() not in frozen)
+    assert n_trainable == n_saved, f"reported trainable params {n_trainable} != params in the saved adapter {n_saved}"
+
     before = {k: t.clone() for k, t in model.state_dict().items()}
     _train(model, v, batch, steps, lr)
     after = model.state_dict()
@@ -121,9 +132,6 @@ def check_variant(
     _close(_logits(model, batch), trained, "forward after unmerge", 0.0, 0.0)
 
     sd = v.adapter_state_dict(model)
-    n_trainable = sum(p.numel() for p in trainable.values())
-    n_saved = sum(t.numel() for t in sd.values())
-    assert n_trainable == n_saved, f"reported trainable params {n_trainable} != params in the saved adapter {n_saved}"
     with tempfile.TemporaryDirectory() as tmp:
         save_adapter(Path(tmp), sd, v.adapter_config(model, "tiny-bert"))
         loaded = load_file(str(Path(tmp) / "adapter_model.safetensors"))

@@ -1,0 +1,333 @@
+"""AdaLoRA: Adaptive Budget Allocation for Parameter-Efficient Fine-Tuning (Zhang et al., ICLR 2023,
+arXiv:2303.10512).
+
+    dW = P diag(E) Q * s,   h = W x + s * P (E * Q) dropout(x),   s = alpha / (r0 + 1e-5)
+
+in peft's names P = lora_B (out x r0), E = lora_E (r0 x 1, the singular values), Q = lora_A (r0 x in).
+E starts at zero and A, B ~ N(0, 0.02), so the adapted model equals the base model at initialisation.
+The scale divides by the initial rank r0 for the whole run (peft and the authors' code add 1e-5 to it);
+pruning zeroes entries of E, never changes s. Training adds the orthogonality penalty
+
+    R = orth_reg_weight * mean over all 2L matrices of ||Q Q^T - I||_F and ||P^T P - I||_F
+
+(Frobenius norm, not squared; each A and each B counts once, masked ranks included). After each optimizer
+step, with the gradients still there, every entry w of A, E, B updates its importance:
+
+    I = |w * grad w|,  Ibar <- b1 Ibar + (1 - b1) I,  Ubar <- b2 Ubar + (1 - b2) |I - Ibar|,  S = Ibar * Ubar
+
+and the triplet i of a layer scores S(E_i) + (mean_j S(A_ij) + mean_j S(B_ji)). The total rank budget follows
+a cubic schedule over the 0-based step t (peft's ``global_step``), with b0 = r0 * L, bT = target_r * L:
+
+    b(t) = b0                                                     t <= tinit
+    b(t) = int((b0 - bT) * (1 - (t - tinit) / (T - tfinal - tinit))^3 + bT)   tinit < t < T - tfinal
+    b(t) = bT                                                     t >= T - tfinal
+
+In the middle phase, at every t divisible by deltaT, the E entries of all triplets whose score is at or
+below the (b0 - b)-th smallest score are zeroed (a zeroed entry may come back at a later mask). At
+t = T - tfinal the mask is cut to bT from the scores so far (no update at that step) and then fixed: later
+steps only re-zero it.
+
+Step convention: the loop calls ``on_step_end`` with the 1-based step s after optimizer.step(); that is peft's
+``update_and_allocate(global_step=s - 1)`` with ``total_step = T``, the 0-based count of peft's examples. The
+kept ranks per layer ("rank pattern") are saved like peft: A, E, B pruned to the kept ranks, and
+``rank_pattern`` {"<module>.lora_E": [bool] * r0} in adapter_config.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from variants import register
+from variants.base import (
+    PEFT_PREFIX,
+    AdapterLayer,
+    Targets,
+    Variant,
+    VariantConfig,
+    adapter_layers,
+    freeze_all_but_head,
+    wrap_linears,
+)
+
+Tensors = dict[str, torch.Tensor]
+EPS = 1e-5  # added to r0 in the scale, as peft and the authors' loralib do
+NAMES = ("lora_A", "lora_E", "lora_B")
+
+
+@dataclass
+class AdaLoRAConfig(VariantConfig):
+    name: str = "adalora"
+    # AdaLoRA repo, NLU/scripts/run_debertav3_sst2.sh (DeBERTa-v3-base): 8e-4; MNLI and CoLA 5e-4, MRPC 1e-3.
+    lr: float = 8e-4
+    init_r: int = 12
+    target_r: int = 8  # average rank per adapted matrix at the end
+    tinit: int = 20  # warm-up steps at full rank (the paper's GLUE runs: about 10% of T)
+    tfinal: int = 60  # final steps with the rank pattern fixed (paper: 40-60% of T); tinit + tfinal < T
+    deltaT: int = 1  # steps between two masks during the budget decrease
+    beta1: float = 0.85
+    beta2: float = 0.85
+    orth_reg_weight: float = 0.5
+    total_step: int | None = None  # T of the schedule; None: the run's number of optimizer steps
+    alpha: float = 16.0  # the authors' GLUE scripts (lora_alpha 16)
+    dropout: float = 0.0
+
+
+def validate(c: AdaLoRAConfig) -> None:
+    """Raise on options no schedule can use (the step count is checked when it is known)."""
+    if c.init_r < 1:
+        raise ValueError(f"init_r={c.init_r} must be >= 1")
+    if not 1 <= c.target_r <= c.init_r:
+        raise ValueError(f"target_r={c.target_r} must be in 1..init_r={c.init_r}")
+    if c.tinit < 0 or c.tfinal < 0 or c.deltaT < 1:
+        raise ValueError(f"need tinit >= 0, tfinal >= 0, deltaT >= 1; got {c.tinit}, {c.tfinal}, {c.deltaT}")
+    for name in ("beta1", "beta2"):
+        if not 0 < getattr(c, name) < 1:
+            raise ValueError(f"{name}={getattr(c, name)} must be in (0, 1)")
+    if c.orth_reg_weight < 0 or c.alpha <= 0:
+        raise ValueError(f"need orth_reg_weight >= 0 and alpha > 0; got {c.orth_reg_weight}, {c.alpha}")
+    if c.total_step is not None:
+        check_schedule(c, c.total_step)
+
+
+def check_schedule(c: AdaLoRAConfig, total: int) -> None:
+    if c.tinit + c.tfinal >= total:
+        raise ValueError(
+            f"AdaLoRA needs tinit + tfinal < total steps to leave a budget phase; got tinit={c.tinit} + "
+            f"tfinal={c.tfinal} >= total_steps={total}: lower variant.tinit / variant.tfinal or train longer"
+        )
+
+
+def budget_at(t: int, total: int, c: AdaLoRAConfig, b0: int, b_target: int) -> tuple[int, bool]:
+    """The rank budget at 0-based step t and whether the middle phase masks at t."""
+    if t <= c.tinit:
+        return b0, False
+    if t >= total - c.tfinal:
+        return b_target, True
+    left = 1 - (t - c.tinit) / (total - c.tfinal - c.tinit)
+    return int((b0 - b_target) * (left**3) + b_target), t % c.deltaT == 0
+
+
+def triplet_scores(score_a: torch.Tensor, score_e: torch.Tensor, score_b: torch.Tensor) -> torch.Tensor:
+    """Score of each rank i: S(E_i) + (row mean of S(A) + column mean of S(B)); shape (r0,)."""
+    return score_e.view(-1) + (score_a.mean(dim=1) + score_b.mean(dim=0))
+
+
+class SVDLinear(AdapterLayer):
+    def __init__(self, base_layer: nn.Linear, r: int, alpha: float, dropout: float):
+        super().__init__(base_layer)
+        dev = base_layer.weight.device
+        self.r = r
+        self.scaling = alpha / (r + EPS)
+        self.lora_A = nn.Parameter(torch.empty(r, self.in_features, dtype=torch.float32, device=dev))
+        self.lora_E = nn.Parameter(torch.zeros(r, 1, dtype=torch.float32, device=dev))
+        self.lora_B = nn.Parameter(torch.empty(self.out_features, r, dtype=torch.float32, device=dev))
+        nn.init.normal_(self.lora_A, std=0.02)
+        nn.init.normal_(self.lora_B, std=0.02)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.register_buffer("kept", torch.ones(r, dtype=torch.bool, device=dev), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged:
+            return out
+        a, b = (self.lora_A * self.lora_E).to(x.dtype), self.lora_B.to(x.dtype)
+        return out + F.linear(F.linear(self.dropout(x), a), b) * self.scaling
+
+    def delta_weight(self) -> torch.Tensor:
+        return self.lora_B @ (self.lora_A * self.lora_E) * self.scaling
+
+    def adapter_tensors(self) -> Tensors:
+        return {"lora_A": self.lora_A, "lora_E": self.lora_E, "lora_B": self.lora_B}
+
+    def orth_penalties(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """||A A^T - I||_F and ||B^T B - I||_F, in fp32 even under autocast (I - A A^T is near zero)."""
+        a, b = self.lora_A, self.lora_B
+        eye = torch.eye(self.r, device=a.device, dtype=a.dtype)
+        with torch.autocast(a.device.type, enabled=False):
+            return torch.linalg.matrix_norm(a @ a.T - eye), torch.linalg.matrix_norm(b.T @ b - eye)
+
+    @torch.no_grad()
+    def apply_mask(self) -> None:
+        self.lora_E.masked_fill_(~self.kept.unsqueeze(1), 0.0)
+
+    def pruned_tensors(self) -> Tensors:
+        k = self.kept
+        return {"lora_A": self.lora_A[k], "lora_E": self.lora_E[k], "lora_B": self.lora_B[:, k]}
+
+    def unpruned(self, name: str, sd: Tensors) -> tuple[Tensors, torch.Tensor]:
+        """Saved (maybe pruned) tensors placed in the first k of r0 slots, and the kept mask."""
+        a, e, b = (sd[f"{PEFT_PREFIX}{name}.{n}"] for n in NAMES)
+        k = a.shape[0]
+        n_in, n_out = self.in_features, self.out_features
+        if k > self.r or [tuple(t.shape) for t in (a, e, b)] != [(k, n_in), (k, 1), (n_out, k)]:
+            raise ValueError(
+                f"{name}: saved AdaLoRA shapes A {tuple(a.shape)}, E {tuple(e.shape)}, B {tuple(b.shape)} "
+                f"do not fit init_r={self.r}: want A (k, {n_in}), E (k, 1), B ({n_out}, k) with k <= {self.r}"
+            )
+        full = {n: torch.zeros_like(t) for n, t in self.adapter_tensors().items()}
+        full["lora_A"][:k], full["lora_E"][:k], full["lora_B"][:, :k] = a, e, b
+        return {f"{PEFT_PREFIX}{name}.{n}": t for n, t in full.items()}, torch.arange(self.r) < k
+
+
+@register
+class AdaLoRA(Variant):
+    name = "adalora"
+    Config = AdaLoRAConfig
+    peft_type = "ADALORA"
+    config: AdaLoRAConfig
+
+    def __init__(self, config: AdaLoRAConfig | None = None):
+        super().__init__(config)
+        validate(self.config)
+        self.layers: dict[str, SVDLinear] = {}  # set by apply()
+        self.total_steps: int | None = None  # T of the schedule, set by the first on_step_end
+        self.budget: int | None = None  # rank budget after the last step
+        self._ema_ipt: list[torch.Tensor] | None = None  # per adapter tensor, in order A, E, B of each layer
+        self._ema_unc: list[torch.Tensor] | None = None
+
+    def make_layer(self, name: str, linear: nn.Linear) -> SVDLinear:
+        c = self.config
+        return SVDLinear(linear, c.init_r, c.alpha, c.dropout)
+
+    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
+        self.targets = targets
+        freeze_all_but_head(model, targets.head)
+        self.layers = wrap_linears(model, targets, self.make_layer)
+        return model
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        if self.config.orth_reg_weight == 0:
+            return None
+        norms = [n for layer in self.layers.values() for n in layer.orth_penalties()]
+        return self.config.orth_reg_weight * torch.stack(norms).mean()
+
+    # -- importance and budget ---------------------------------------------------------------
+    def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
+        c = self.config
+        if not self.layers:
+            raise RuntimeError("AdaLoRA.on_step_end before apply(): the variant has no adapted layers")
+        total = c.total_step if c.total_step is not None else total_steps
+        check_schedule(c, total)
+        self.total_steps = total
+        t, final = step - 1, total - c.tfinal  # t: peft's global_step
+        b0 = c.init_r * len(self.layers)
+        budget, mask_now = budget_at(t, total, c, b0, c.target_r * len(self.layers))
+        if t < final:
+            self._update_importance()
+            if mask_now:
+                self._mask_to_budget(b0 - budget)
+        elif t == final:
+            self._mask_to_budget(b0 - budget)
+            self._ema_ipt = self._ema_unc = None  # the pattern is fixed from here on
+        else:
+            for layer in self.layers.values():
+                layer.apply_mask()
+        self.budget = budget
+
+    def _params(self) -> list[torch.Tensor]:
+        return [t for layer in self.layers.values() for t in (layer.lora_A, layer.lora_E, layer.lora_B)]
+
+    @torch.no_grad()
+    def _update_importance(self) -> None:
+        """One EMA step of sensitivity and uncertainty for every adapter entry, all layers at once."""
+        params = self._params()
+        grads = [p.grad for p in params]
+        if any(g is None for g in grads):
+            raise RuntimeError("AdaLoRA.on_step_end needs the adapter gradients: call it before zero_grad()")
+        if self._ema_ipt is None:
+            self._ema_ipt = [torch.zeros_like(p) for p in params]
+            self._ema_unc = [torch.zeros_like(p) for p in params]
+        b1, b2 = self.config.beta1, self.config.beta2
+        ipt = torch._foreach_mul(params, grads)
+        torch._foreach_abs_(ipt)
+        torch._foreach_mul_(self._ema_ipt, b1)
+        torch._foreach_add_(self._ema_ipt, torch._foreach_mul(ipt, 1 - b1))
+        gap = torch._foreach_sub(ipt, self._ema_ipt)
+        torch._foreach_abs_(gap)
+        torch._foreach_mul_(self._ema_unc, b2)
+        torch._foreach_add_(self._ema_unc, torch._foreach_mul(gap, 1 - b2))
+
+    def importance(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(Ibar, Ubar) per adapter tensor, keyed '<module>.lora_A' etc. (empty once the pattern is fixed)."""
+        if self._ema_ipt is None:
+            return {}
+        names = [f"{name}.{n}" for name in self.layers for n in NAMES]
+        return dict(zip(names, zip(self._ema_ipt, self._ema_unc, strict=True), strict=True))
+
+    @torch.no_grad()
+    def _mask_to_budget(self, n_pruned: int) -> None:
+        """Zero the E entries of the n_pruned lowest-scoring triplets (ties at the threshold go too)."""
+        s = torch._foreach_mul(self._ema_ipt, self._ema_unc)
+        scores = [triplet_scores(*s[i : i + 3]) for i in range(0, len(s), 3)]
+        flat = torch.cat(scores)
+        threshold = torch.kthvalue(flat, n_pruned).values if n_pruned > 0 else float("-inf")
+        for layer, score in zip(self.layers.values(), scores, strict=True):
+            layer.kept = ~(score <= threshold)
+            layer.apply_mask()
+
+    # -- results and saving ------------------------------------------------------------------
+    def summary(self, model: nn.Module) -> dict[str, Any]:
+        pattern = {name: layer.kept.tolist() for name, layer in adapter_layers(model).items()}
+        ranks = {name: sum(kept) for name, kept in pattern.items()}
+        return {
+            "rank_pattern": pattern,
+            "final_ranks": ranks,
+            "total_rank": sum(ranks.values()),
+            "budget": self.budget,
+            "target_budget": self.config.target_r * len(pattern),
+        }
+
+    def adapter_state_dict(self, model: nn.Module) -> Tensors:
+        """peft's saved form: A, E, B keep only the ranks in the rank pattern."""
+        sd = super().adapter_state_dict(model)
+        for name, layer in adapter_layers(model).items():
+            for key, t in layer.pruned_tensors().items():
+                sd[f"{PEFT_PREFIX}{name}.{key}"] = t.detach()
+        return sd
+
+    def load_adapter_state_dict(self, model: nn.Module, sd: Tensors) -> None:
+        """Load a full or pruned adapter: the k saved ranks of a layer fill its first k slots, the rest stay
+        masked (the order of SVD triplets does not change dW, so outputs and a re-save are unchanged)."""
+        layers = adapter_layers(model)
+        full, kept = dict(sd), {}
+        for name, layer in layers.items():
+            if all(f"{PEFT_PREFIX}{name}.{n}" in sd for n in NAMES):
+                padded, kept[name] = layer.unpruned(name, sd)
+                full.update(padded)
+        super().load_adapter_state_dict(model, full)  # raises on missing or unexpected keys
+        for name, mask in kept.items():
+            layers[name].kept = mask.to(layers[name].kept.device)
+
+    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any]:
+        c, t = self.config, self.targets
+        pattern = {f"{name}.lora_E": layer.kept.tolist() for name, layer in adapter_layers(model).items()}
+        # peft validates total_step even for inference: never trained, write the shortest valid schedule.
+        total = self.total_steps or c.total_step or c.tinit + c.tfinal + 1
+        return {
+            "peft_type": "ADALORA",
+            "task_type": "SEQ_CLS",
+            "base_model_name_or_path": base_model_name_or_path,
+            "init_r": c.init_r,
+            "target_r": c.target_r,
+            "rank_pattern": pattern,
+            "total_step": total,
+            "tinit": c.tinit,
+            "tfinal": c.tfinal,
+            "deltaT": c.deltaT,
+            "beta1": c.beta1,
+            "beta2": c.beta2,
+            "orth_reg_weight": c.orth_reg_weight,
+            "lora_alpha": c.alpha,
+            "lora_dropout": c.dropout,
+            "target_modules": list(t.modules),
+            "modules_to_save": list(t.head),
+            "bias": "none",
+            "fan_in_fan_out": False,
+            "init_lora_weights": True,
+            "inference_mode": True,
+        }
