@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
+import json
 import random
 import resource
 import sys
@@ -29,7 +31,19 @@ from variants.base import adapter_layers
 
 
 class RunSkipped(Exception):
-    """The run's config hash already completed (resume); nothing was done."""
+    """The run's config hash already completed (resume); nothing was done. ``metrics``: that run's results."""
+
+    def __init__(self, message: str, metrics: dict[str, Any]):
+        super().__init__(message)
+        self.metrics = metrics
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """CUDA out of memory, Python's MemoryError, or a RuntimeError of the CPU / MPS allocator."""
+    if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    message = str(e)
+    return isinstance(e, RuntimeError) and ("DefaultCPUAllocator" in message or "out of memory" in message)
 
 
 def pick_device(name: str) -> torch.device:
@@ -84,7 +98,7 @@ def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
 
 
 def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
-    """Train one variant on one task; always leaves metrics.json (status completed/diverged/failed)."""
+    """Train one variant on one task; always leaves metrics.json (status completed/diverged/failed/oom)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -93,25 +107,30 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     if cfg.resume and not cfg.force:
         done = results.is_complete(cfg.paths.results, cfg_hash)
         if done is not None:
-            raise RunSkipped(f"config {cfg_hash} already completed in {done} (force=true reruns it)")
+            results.write_json(run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)})
+            raise RunSkipped(f"config {cfg_hash} already completed in {done} (force=true reruns it)",
+                             json.loads((done / "metrics.json").read_text()))
 
     model_cfg = make_dataclass(ModelConfig, container["model"])
     task_cfg = make_dataclass(TaskConfig, container["task"])
     train_cfg = make_dataclass(TrainConfig, container["train"])
     variant_name = container["variant"]["name"]
     name = f"{variant_name}-{task_cfg.name}-s{cfg.seed}"
+    options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
+    hparams = {"lr": train_cfg.lr or container["variant"].get("lr"), "epochs": train_cfg.epochs,
+               "batch_size": train_cfg.batch_size, "max_train_samples": task_cfg.max_train_samples, **options}
     metrics: dict[str, Any] = {
         "status": "failed", "error": None, "run_name": name, "variant": variant_name, "task": task_cfg.name,
         "model": model_cfg.name, "seed": cfg.seed, "main_metric": task_cfg.main_metric, "config_hash": cfg_hash,
         "git_commit": results.git_commit(), "sweep": sweep_dir or "", "run_dir": str(run_dir),
-        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"), "hparams": hparams,
     }
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     sinks = [instantiate(s) for s in (cfg.logger or {}).values()]
     try:
         _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir)
     except Exception as e:
-        metrics["status"] = "failed"
+        metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
         (run_dir / "error.txt").write_text(traceback.format_exc())
         raise
@@ -129,6 +148,8 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
     if device.type == "cuda":
+        gc.collect()  # what an earlier run in this process (a sweep worker) left must not count or crowd
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
     task_data = load_task(task_cfg)
@@ -140,13 +161,10 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     added = sum(t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values())
-    lr = train_cfg.lr or variant.config.lr
-    options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
+    lr = metrics["hparams"]["lr"]
     metrics.update(
         trainable_params=trainable, total_params=base_total + added,
         pct_trainable=round(100 * trainable / (base_total + added), 4),
-        hparams={"lr": lr, "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size,
-                 "max_train_samples": task_cfg.max_train_samples, **options},
     )
 
     def encode(ds):

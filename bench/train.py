@@ -22,14 +22,18 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Run one configuration; returns the main metric at the best epoch (for sweepers such as Optuna)."""
+    """Run one configuration; returns the main metric at the best epoch (for sweepers such as Optuna).
+
+    Returns None for a run that failed, diverged or ran out of memory (Optuna records the trial as FAIL;
+    a NaN would crash hydra-optuna-sweeper 1.x with optuna 2.x). A skipped run returns its earlier score.
+    """
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         metrics = runner.run(cfg, hc.runtime.output_dir, hc.sweep.dir if multirun else None)
     except runner.RunSkipped as skipped:
         log.info("skipped: %s", skipped)
-        return None
+        return main_score(skipped.metrics)
     except Exception as e:
         if not multirun:
             raise
@@ -42,7 +46,14 @@ def main(cfg: DictConfig) -> float | None:
         f"{score:.4f}" if score is not None else "n/a", metrics.get("best_epoch"),
         f"{metrics['trainable_params']:,}", metrics["pct_trainable"], metrics["train_time_s"], metrics["run_dir"],
     )
-    return score
+    return main_score(metrics)
+
+
+def main_score(metrics: dict) -> float | None:
+    """The main metric at the best epoch of a completed run; None for any other status."""
+    if metrics.get("status") != "completed":
+        return None
+    return (metrics.get("best") or {}).get(metrics.get("main_metric"))
 
 
 if __name__ == "__main__":

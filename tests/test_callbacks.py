@@ -1,0 +1,147 @@
+"""The sweep-end Hydra callback: leaderboard files, printout, and the W&B Table (offline, read from disk)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import wandb
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from bench.callbacks import LeaderboardCallback, sweep_group
+from bench.leaderboard import load_runs
+from tests.test_leaderboard import write_results
+from tests.wandb_offline import offline_run, read_records
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+SWEEP = "2024-05-03_09-00-00_cola"  # the sweep of the cola runs in write_results
+
+
+def sweep_config(root: Path, wandb_cfg: dict | None = None):
+    """The parts of a composed sweep config the callback reads."""
+    logger = {"csv": {"_target_": "bench.results.CsvLeaderboard", "path": str(root / "leaderboard.csv")}}
+    if wandb_cfg is not None:
+        logger["wandb"] = wandb_cfg
+    return OmegaConf.create(
+        {
+            "hydra": {"sweep": {"dir": str(root / "sweeps" / SWEEP), "subdir": "${hydra.job.num}"}},
+            "paths": {"results": str(root), "leaderboard": str(root / "leaderboard.csv")},
+            "logger": logger,
+        }
+    )
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    for var, sub in (
+        ("WANDB_DIR", "wandb"),
+        ("WANDB_CACHE_DIR", "wandb-cache"),
+        ("WANDB_CONFIG_DIR", "wandb-config"),
+        ("WANDB_DATA_DIR", "wandb-data"),
+    ):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+
+
+def test_sweep_group_is_the_sweep_folder_name():
+    assert sweep_group("results/sweeps/2024-05-03_09-00-00_lora-grid") == "2024-05-03_09-00-00_lora-grid"
+    assert sweep_group(Path("/abs/sweeps/x/")) == "x"
+
+
+def test_callback_yaml_instantiates_the_callback():
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(overrides=["hydra/callbacks=leaderboard"], return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    assert cfg.hydra.callbacks.leaderboard._target_ == "bench.callbacks.LeaderboardCallback"
+    assert isinstance(instantiate(cfg.hydra.callbacks.leaderboard), LeaderboardCallback)
+
+
+def test_multirun_end_writes_and_prints_the_sweep_leaderboard(tmp_path, capsys):
+    write_results(tmp_path)
+    LeaderboardCallback().on_multirun_end(sweep_config(tmp_path), config_name="train")
+    sweep = tmp_path / "sweeps" / SWEEP
+    md = (sweep / "leaderboard.md").read_text()
+    assert (
+        "| cola | lora | roberta_base | lr=0.0005 r=8 | 3 | 0 | matthews_correlation | 62.00 | 2.00 | 62.00 |"
+        in md
+    )
+    assert "sst2" not in md  # only the sweep's runs
+    out = capsys.readouterr().out
+    assert md in out and f"sweep leaderboard: {sweep / 'leaderboard.md'}" in out
+    assert not (sweep / "wandb").exists()  # no W&B logger in the config
+
+
+def test_multirun_end_logs_a_wandb_table(tmp_path, offline_wandb):
+    write_results(tmp_path)
+    wandb_cfg = {"project": "peft-bench-test", "entity": None, "mode": "offline"}
+    LeaderboardCallback().on_multirun_end(sweep_config(tmp_path, wandb_cfg))
+    wandb.teardown()  # wait for wandb-core to flush the run's transaction log
+    runs = list((tmp_path / "sweeps" / SWEEP / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    [table_file] = (runs[0] / "files" / "media" / "table").glob("leaderboard_*.table.json")
+    table = json.loads(table_file.read_text())
+    rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
+    assert [(r["variant"], r["seeds"], r["mean_x100"], r["rank"]) for r in rows] == [
+        ("full", 2, 64.0, 1),
+        ("lora", 3, 62.0, 2),
+    ]
+    [log] = runs[0].glob("run-*.wandb")
+    [run] = [r.run for r in read_records(log) if r.WhichOneof("record_type") == "run"]
+    assert (run.project, run.run_group, run.job_type, run.display_name) == (
+        "peft-bench-test",
+        SWEEP,
+        "leaderboard",
+        f"{SWEEP}-leaderboard",
+    )
+    [logged] = offline_run(tmp_path / "sweeps" / SWEEP)["history"]
+    assert (logged["leaderboard/_type"], logged["leaderboard/nrows"]) == ("table-file", 2)
+    assert runs[0] / "files" / logged["leaderboard/path"] == table_file
+
+
+def test_wandb_failure_only_warns(tmp_path, offline_wandb, monkeypatch):
+    def broken_init(**kwargs):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    write_results(tmp_path)
+    with pytest.warns(
+        UserWarning, match="W&B logging of the sweep leaderboard failed: RuntimeError: no network"
+    ):
+        LeaderboardCallback().on_multirun_end(
+            sweep_config(tmp_path, {"project": "p", "entity": None, "mode": None})
+        )
+    assert (tmp_path / "sweeps" / SWEEP / "leaderboard.csv").is_file()
+
+
+def test_multirun_end_without_runs_of_the_sweep_warns_and_does_not_fail(tmp_path):
+    """A sweep with no CSV rows (e.g. logger=wandb only) ends normally, with a warning naming the sweep."""
+    write_results(tmp_path)
+    cfg = sweep_config(tmp_path)
+    cfg.hydra.sweep.dir = str(tmp_path / "sweeps" / "other")
+    with pytest.warns(UserWarning, match=r"no runs of sweep .*other in .*leaderboard.csv; sweeps there: "):
+        LeaderboardCallback().on_multirun_end(cfg)
+    assert not (tmp_path / "sweeps" / "other" / "leaderboard.md").exists()
+
+
+def test_sweep_leaderboard_includes_runs_resumed_from_an_earlier_sweep(tmp_path):
+    """A re-run sweep whose runs were skipped (resume) still lists them, found by config hash."""
+    write_results(tmp_path)
+    cfg = sweep_config(tmp_path)
+    rerun = tmp_path / "sweeps" / "rerun"
+    (rerun / "0_job").mkdir(parents=True)
+    runs = load_runs(tmp_path / "leaderboard.csv")
+    done = runs[runs["status"] == "completed"].iloc[0]
+    (rerun / "0_job" / "resumed.json").write_text(json.dumps({"config_hash": done["config_hash"]}))
+    cfg.hydra.sweep.dir = str(rerun)
+    LeaderboardCallback().on_multirun_end(cfg)
+    table = (rerun / "leaderboard.csv").read_text()
+    assert done["variant"] in table and done["task"] in table
