@@ -1,0 +1,146 @@
+"""DoRA against peft (LoRA with use_dora): outputs, gradients (the detached norm), init, merge, memory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_lora_reference import (
+    RTOL,
+    assert_matches_peft,
+    assert_same_outputs,
+    live_by_key,
+    lora_config,
+    outputs,
+    peft_key,
+    peft_twin,
+    save_adapter_for_test,
+    train_mode_outputs,
+    trained,
+)
+from torch import nn
+
+from variants import build
+from variants.base import PEFT_PREFIX, adapter_layers
+from variants.dora import DoRALinear
+
+CASES = {
+    "default": ({"r": 4, "alpha": 8.0}, {"r": 4, "lora_alpha": 8}),
+    "rslora": ({"r": 4, "alpha": 8.0, "use_rslora": True}, {"r": 4, "lora_alpha": 8, "use_rslora": True}),
+    "gaussian": (
+        {"r": 8, "alpha": 16.0, "init": "gaussian"},
+        {"r": 8, "lora_alpha": 16, "init_lora_weights": "gaussian"},
+    ),
+    "dropout": ({"r": 4, "alpha": 8.0, "dropout": 0.2}, {"r": 4, "lora_alpha": 8, "lora_dropout": 0.2}),
+}
+
+
+def dora_config(targets, **kwargs):
+    return lora_config(targets, use_dora=True, **kwargs)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_dora_outputs_equal_peft(case, tmp_path, tiny_bert, tiny_batch, attention_targets):
+    ours, theirs = CASES[case]
+    variant, model = trained(tiny_bert, tiny_batch, attention_targets, "dora", **ours)
+    assert_matches_peft(
+        tmp_path, tiny_bert, tiny_batch, variant, model, dora_config(attention_targets, **theirs)
+    )
+
+
+def test_dora_dropout_in_training_equals_peft(tiny_bert, tiny_batch, attention_targets):
+    """peft's train-mode formula: W x + bias + (m/n - 1) W dropout(x) + (m/n) s B A dropout(x)."""
+    variant, model = trained(tiny_bert, tiny_batch, attention_targets, "dora", r=4, alpha=8.0, dropout=0.3)
+    twin = peft_twin(
+        tiny_bert(), dora_config(attention_targets, r=4, lora_alpha=8, lora_dropout=0.3), variant, model
+    )
+    assert_same_outputs(*train_mode_outputs([model, twin], tiny_batch, seed=3))
+
+
+def test_dora_gradients_equal_peft(tiny_bert, tiny_batch, attention_targets):
+    """Same loss, one backward: m, A, B and head gradients agree, so the norm is detached as in peft."""
+    variant, model = trained(tiny_bert, tiny_batch, attention_targets, "dora", r=4, alpha=8.0)
+    twin = peft_twin(tiny_bert(), dora_config(attention_targets, r=4, lora_alpha=8), variant, model)
+    labels = torch.tensor([0, 1, 1, 0])
+    for m in (model, twin):
+        m(**tiny_batch, labels=labels).loss.backward()
+    ours = {key: t.grad for key, t in live_by_key(model).items()}
+    theirs = {peft_key(n): p.grad for n, p in twin.named_parameters() if p.requires_grad}
+    assert set(ours) == set(theirs)
+    assert sum(k.endswith("lora_magnitude_vector") for k in ours) == 4
+    for key, grad in ours.items():
+        assert grad.abs().max() > 0, key
+        torch.testing.assert_close(grad, theirs[key], rtol=RTOL, atol=1e-5 * grad.abs().max().item(), msg=key)
+
+
+def test_dora_magnitude_starts_at_row_norms(tiny_bert, tiny_batch, attention_targets):
+    variant = build("dora", {"r": 4, "alpha": 8.0})
+    model = variant.apply(tiny_bert(), attention_targets)
+    twin = dora_config(attention_targets, r=4, lora_alpha=8)
+    from peft import get_peft_model
+
+    theirs = get_peft_model(tiny_bert(), twin)
+    for name, layer in adapter_layers(model).items():
+        w = layer.base_layer.weight
+        torch.testing.assert_close(layer.magnitude, w.norm(dim=1), rtol=1e-6, atol=0)  # per output row
+        peft_m = theirs.base_model.model.get_submodule(name).lora_magnitude_vector["default"].weight
+        torch.testing.assert_close(layer.magnitude, peft_m, rtol=1e-6, atol=0)
+    assert_same_outputs(outputs(tiny_bert(), tiny_batch), outputs(model, tiny_batch))  # identity at init
+
+
+def test_dora_merge_equals_peft_merge(tiny_bert, tiny_batch, attention_targets):
+    variant, model = trained(tiny_bert, tiny_batch, attention_targets, "dora", r=4, alpha=8.0)
+    twin = peft_twin(tiny_bert(), dora_config(attention_targets, r=4, lora_alpha=8), variant, model)
+    unmerged = outputs(model, tiny_batch)
+    variant.merge(model)
+    assert_same_outputs(unmerged, outputs(model, tiny_batch))
+    merged = twin.merge_and_unload()
+    for name in adapter_layers(model):
+        ours = model.get_submodule(name).base_layer.weight
+        torch.testing.assert_close(ours, merged.get_submodule(name).weight, rtol=RTOL, atol=1e-7)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_dora_keeps_no_out_by_in_matrix_for_backward(training):
+    """Autograd saves activations and small factors only: never W + sBA (the norm is a constant)."""
+    torch.manual_seed(0)
+    layer = DoRALinear(nn.Linear(40, 48), r=4, alpha=8.0, dropout=0.1, use_rslora=False, init="kaiming")
+    nn.init.normal_(layer.lora_B)
+    layer.train(training)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(torch.randn(3, 40)).sum().backward()
+    weight = layer.base_layer.weight
+    assert layer.magnitude.grad.abs().max() > 0 and layer.lora_A.grad.abs().max() > 0
+    big = [tuple(t.shape) for t in saved if t.numel() >= 48 * 40 and t.data_ptr() != weight.data_ptr()]
+    assert big == []
+
+
+def test_dora_adapter_files(tmp_path, tiny_bert, tiny_batch, attention_targets):
+    variant, model = trained(tiny_bert, tiny_batch, attention_targets, "dora", r=4, alpha=8.0)
+    save_adapter_for_test(variant, model, tmp_path, "tiny-bert")
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert (config["peft_type"], config["use_dora"], config["r"], config["lora_alpha"]) == (
+        "LORA",
+        True,
+        4,
+        8.0,
+    )
+    keys = variant.adapter_state_dict(model)
+    key = f"{PEFT_PREFIX}bert.encoder.layer.0.attention.self.query.lora_magnitude_vector"
+    assert keys[key].shape == (32,)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_dora_keeps_the_compute_dtype_under_autocast(training):
+    layer = DoRALinear(nn.Linear(32, 32), r=4, alpha=8.0, dropout=0.1, use_rslora=False, init="kaiming")
+    layer.train(training)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x = torch.randn(2, 5, 32)
+        assert layer(x).dtype == layer.base_layer(x).dtype == torch.bfloat16

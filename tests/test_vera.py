@@ -1,0 +1,122 @@
+"""VeRA against peft's VeRA: shared projections from the same key, outputs both ways, merge, trainables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from peft import VeraConfig, get_peft_model
+from safetensors.torch import load_file
+from test_lora_reference import (
+    RTOL,
+    assert_matches_peft,
+    assert_same_outputs,
+    outputs,
+    peft_twin,
+    save_adapter_for_test,
+    train_mode_outputs,
+    trained,
+)
+
+from variants import build
+from variants.base import PEFT_PREFIX, Targets, adapter_layers
+from variants.vera import shared_projections
+
+# Layers of two shapes (32 -> 32 and 32 -> 64), so each slices the shared pair differently.
+MIXED = Targets(modules=["query", "value", "intermediate.dense"], head=["classifier"])
+
+
+def vera_config(targets, **kwargs) -> VeraConfig:
+    return VeraConfig(
+        task_type="SEQ_CLS", target_modules=targets.modules, modules_to_save=["classifier"], **kwargs
+    )
+
+
+@pytest.mark.parametrize("key", [0, 1234])
+def test_vera_projections_equal_peft(key, tiny_bert):
+    variant = build("vera", {"r": 16, "projection_prng_key": key})
+    shared = shared_projections(variant.apply(tiny_bert(), MIXED))
+    theirs = get_peft_model(tiny_bert(), vera_config(MIXED, r=16, projection_prng_key=key)).base_model
+    assert shared.vera_A.shape == (16, 32) and shared.vera_B.shape == (64, 16)  # r x max_in, max_out x r
+    assert torch.equal(shared.vera_A, theirs.vera_A["default"])
+    assert torch.equal(shared.vera_B, theirs.vera_B["default"])
+
+
+CASES = {
+    "default": ({}, {}),
+    "small_r": ({"r": 16, "d_initial": 0.5}, {"r": 16, "d_initial": 0.5}),
+    "no_projection": ({"r": 16, "save_projection": False}, {"r": 16, "save_projection": False}),
+    "dropout": ({"r": 16, "dropout": 0.2}, {"r": 16, "vera_dropout": 0.2}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_vera_outputs_equal_peft(case, tmp_path, tiny_bert, tiny_batch):
+    ours, theirs = CASES[case]
+    variant, model = trained(tiny_bert, tiny_batch, MIXED, "vera", **ours)
+    assert all(layer.vera_lambda_b.abs().max() > 0 for layer in adapter_layers(model).values())
+    assert_matches_peft(tmp_path, tiny_bert, tiny_batch, variant, model, vera_config(MIXED, **theirs))
+
+
+def test_vera_dropout_in_training_equals_peft(tiny_bert, tiny_batch):
+    variant, model = trained(tiny_bert, tiny_batch, MIXED, "vera", r=16, dropout=0.3)
+    twin = peft_twin(tiny_bert(), vera_config(MIXED, r=16, vera_dropout=0.3), variant, model)
+    assert_same_outputs(*train_mode_outputs([model, twin], tiny_batch, seed=5))
+
+
+@pytest.mark.parametrize("save_projection", [True, False])
+def test_vera_saved_keys_and_config(save_projection, tmp_path, tiny_bert, tiny_batch):
+    variant, model = trained(tiny_bert, tiny_batch, MIXED, "vera", r=16, save_projection=save_projection)
+    save_adapter_for_test(variant, model, tmp_path, "tiny-bert")
+    saved = load_file(str(tmp_path / "adapter_model.safetensors"))
+    layer = f"{PEFT_PREFIX}bert.encoder.layer.0.intermediate.dense"
+    assert saved[f"{layer}.vera_lambda_b"].shape == (64,)
+    assert saved[f"{layer}.vera_lambda_d"].shape == (16,)
+    assert ("base_model.vera_A" in saved) == ("base_model.vera_B" in saved) == save_projection
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["peft_type"] == "VERA" and config["save_projection"] == save_projection
+    assert (config["r"], config["projection_prng_key"], config["d_initial"]) == (16, 0, 0.1)
+
+
+def test_vera_trains_only_vectors_and_head(tiny_bert, attention_targets):
+    """The shared projections are frozen buffers, neither parameters nor in the model's state_dict."""
+    r = 256
+    model = build("vera", {"r": r}).apply(tiny_bert(), attention_targets)
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    vectors = {n: k for n, k in trainable.items() if ".vera_lambda_" in n}
+    head = {n: k for n, k in trainable.items() if n.startswith("classifier.")}
+    assert set(trainable) == set(vectors) | set(head)
+    assert sum(vectors.values()) == 4 * (r + 32)  # 2 layers x (query, value) x (lambda_d + lambda_b)
+    assert not any("vera_A" in k or "vera_B" in k for k in model.state_dict())
+    shared = shared_projections(model)
+    assert not shared.vera_A.requires_grad and shared.vera_A.shape == (r, 32)
+    assert all(layer.shared is shared for layer in adapter_layers(model).values())
+
+
+def test_vera_init_is_identity_and_lambdas(tiny_bert, tiny_batch):
+    model = build("vera", {"r": 16, "d_initial": 0.1}).apply(tiny_bert(), MIXED)
+    for layer in adapter_layers(model).values():
+        assert not layer.vera_lambda_b.any()
+        assert torch.equal(layer.vera_lambda_d, torch.full((16,), 0.1))
+    assert_same_outputs(outputs(tiny_bert(), tiny_batch), outputs(model, tiny_batch))
+
+
+def test_vera_merge_equals_peft_merge(tiny_bert, tiny_batch):
+    variant, model = trained(tiny_bert, tiny_batch, MIXED, "vera", r=16)
+    twin = peft_twin(tiny_bert(), vera_config(MIXED, r=16), variant, model)
+    unmerged = outputs(model, tiny_batch)
+    variant.merge(model)
+    assert_same_outputs(unmerged, outputs(model, tiny_batch))
+    merged = twin.merge_and_unload()
+    for name in adapter_layers(model):
+        ours = model.get_submodule(name).base_layer.weight
+        torch.testing.assert_close(ours, merged.get_submodule(name).weight, rtol=RTOL, atol=1e-7)
+
+
+def test_vera_keeps_the_compute_dtype_under_autocast(tiny_bert):
+    model = build("vera", {"r": 16}).apply(tiny_bert(), MIXED)
+    layer = next(iter(adapter_layers(model).values()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x = torch.randn(2, 5, 32)
+        assert layer(x).dtype == layer.base_layer(x).dtype == torch.bfloat16
