@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any
 
 from variants.base import AdapterLayer, Targets, Variant, VariantConfig
@@ -50,9 +51,16 @@ def discover() -> None:
         if info.name not in {"base"} and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
+        dist = f"package {ep.dist.name} {ep.dist.version}, " if ep.dist is not None else ""
+        origin = f"plugin ({dist}entry point {ep.name} = {ep.value})"
+        try:
+            obj = ep.load()
+        except Exception as e:
+            raise ImportError(f"could not load the variant {origin}: {type(e).__name__}: {e}") from e
         if isinstance(obj, type) and issubclass(obj, Variant):
-            register(obj, origin=f"plugin entry point {ep.name!r} ({ep.value})")
+            register(obj, origin=origin)
+        elif not isinstance(obj, ModuleType):
+            raise TypeError(f"the variant {origin} names {obj!r}, not a Variant subclass or a module")
 
 
 def available() -> list[str]:

@@ -1,0 +1,387 @@
+"""Adding a variant without touching the harness, each route tested the way a user takes it.
+
+1. In the repo: ``variants/<name>.py`` + ``conf/variant/<name>.yaml`` (written by the scaffold into a copy of
+   this working tree, so the real tree is never modified) train with no other edit.
+2. Outside package: examples/plugin-pissa and a scaffolded ``--package`` are pip-installed into a temporary
+   site folder (``PYTHONPATH``, never /tmp/venv's site-packages); they compose with their schema (typos fail),
+   train, sweep with 2 joblib workers, land in the CSV, the leaderboard and the report, pass their own
+   contract tests; a second plugin named ``lora`` fails with both origins named.
+3. The scaffold: refuses bad names and existing files; what it writes passes check_variant.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+import variants
+from bench import leaderboard, new_variant, report
+from bench.testing import check_variant
+from variants.lora import LoRALinear
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "plugin-pissa"
+RUN = [
+    "model=tiny",
+    "task=rt_polarity",
+    "task.max_train_samples=64",
+    "task.max_eval_samples=32",
+    "train.epochs=1",
+]
+# tiny BERT: 2 layers x (query, value) of 32 x 32 with rank-4 factors A, B, plus the 32 -> 2 head
+PARAMS_R4 = 2 * 2 * (4 * 32 + 32 * 4) + (32 * 2 + 2)
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git",
+    "results",
+    ".venv",
+    "__pycache__",
+    "*.egg-info",
+    ".*_cache",
+    "build",
+    "dist",
+    "wandb",
+    "outputs",
+    "multirun",
+)
+
+
+def python(args, *, cwd=ROOT, path=(), results=None, check=True) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` with PYTHONPATH = ``path`` (and PEFT_BENCH_RESULTS = ``results``)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("PYTHONPATH", None)
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(map(str, path))
+    if results is not None:
+        env["PEFT_BENCH_RESULTS"] = str(results)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def pip_install(site: Path, *packages: Path) -> None:
+    """Install local packages into ``site`` only: no index, no dependencies, no isolated build env."""
+    assert importlib.util.find_spec("setuptools"), (
+        "building plugin packages offline needs setuptools in this environment (the dev extra lists it)"
+    )
+    python(
+        [
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            *map(str, packages),
+        ]
+    )
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def composed_variant(run_dir: str | Path) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / "config.yaml").variant)
+
+
+# -- 2. outside packages ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plugins(tmp_path_factory):
+    """PiSSA (examples/plugin-pissa) and a scaffolded package `starter`, installed into one site folder."""
+    tmp = tmp_path_factory.mktemp("plugins")
+    pissa = shutil.copytree(EXAMPLE, tmp / "plugin-pissa", ignore=COPY_IGNORE)  # builds write into the source
+    starter = tmp / "peft-bench-starter"
+    assert new_variant.main(["starter", "--package", "--out", str(starter)]) == 0
+    site = tmp / "site"
+    pip_install(site, pissa, starter)
+    return SimpleNamespace(site=site, pissa=pissa, starter=starter)
+
+
+@pytest.fixture(scope="module")
+def sweep(plugins, tmp_path_factory):
+    """Both plugins x 2 seeds, in 2 joblib worker processes."""
+    results = tmp_path_factory.mktemp("results")
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "variant=pissa,starter",
+        "seed=0,1",
+        "variant.r=4",
+        *RUN,
+    ]
+    proc = python(["-m", "bench.train", *args], path=[plugins.site], results=results)
+    return results, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_plugins_sweep_in_joblib_workers_into_the_csv(sweep):
+    results, log = sweep
+    assert "Joblib.Parallel(n_jobs=2" in log and "is launching 4 jobs" in log
+    rows = read_rows(results / "leaderboard.csv")
+    assert sorted((r["variant"], r["seed"]) for r in rows) == [
+        ("pissa", "0"),
+        ("pissa", "1"),
+        ("starter", "0"),
+        ("starter", "1"),
+    ]
+    defaults = {"pissa": 2e-4, "starter": 5e-4}  # each plugin's dataclass default lr
+    for row in rows:
+        assert row["status"] == "completed" and row["task"] == "rt_polarity" and row["model"] == "tiny"
+        assert int(row["trainable_params"]) == PARAMS_R4 and 0 <= float(row["score"]) <= 1
+        assert json.loads(row["hparams"])["r"] == 4 and float(row["lr"]) == defaults[row["variant"]]
+        # The plugin's schema composed: its defaults, the override, nothing else.
+        assert composed_variant(row["run_dir"]) == {
+            "name": row["variant"],
+            "lr": defaults[row["variant"]],
+            "targets": "attention",
+            "r": 4,
+            "alpha": 8.0,
+        }
+        m = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
+        if row["variant"] == "pissa":  # the plugin's own code ran in the worker
+            assert 0 < m["variant_summary"]["principal_energy"] < 1
+    (sweep_md,) = (results / "sweeps").glob("*/leaderboard.md")
+    assert "| pissa |" in sweep_md.read_text() and "| starter |" in sweep_md.read_text()
+
+
+@pytest.mark.slow
+def test_plugins_in_the_leaderboard_and_report(sweep, capsys, tmp_path):
+    results, _ = sweep
+    assert leaderboard.main(["--results", str(results), "--format", "csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    by_variant = table.set_index("variant")
+    assert set(by_variant.index) == {"pissa", "starter"}
+    assert list(by_variant.loc[["pissa", "starter"], "seeds"]) == [2, 2]
+    assert report.main(["--results", str(results), "--out", str(tmp_path / "report.html")]) == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "pissa" in html and "starter" in html
+
+
+@pytest.mark.slow
+def test_plugin_option_typo_fails_at_compose(plugins, tmp_path):
+    proc = python(
+        ["-m", "bench.train", "variant=pissa", "variant.rr=3", *RUN],
+        path=[plugins.site],
+        results=tmp_path,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Key 'rr' not in 'PiSSAConfig'" in proc.stderr
+    assert not (tmp_path / "runs").exists()  # failed before any run started
+
+
+@pytest.mark.slow
+def test_plugin_packages_pass_their_own_tests(plugins):
+    """As their authors run them: pytest on each package's tests against the installed plugin."""
+    tests = [str(plugins.pissa / "tests"), str(plugins.starter / "tests")]
+    proc = python(
+        ["-m", "pytest", "-v", "-p", "no:cacheprovider", *tests], cwd=plugins.site.parent, path=[plugins.site]
+    )
+    for test in [
+        "test_pissa.py::test_contract",
+        "test_pissa.py::test_registered_through_the_entry_point",
+        "test_starter.py::test_contract",
+        "test_starter.py::test_registered",
+        "test_starter.py::test_trainable_parameter_count",
+    ]:
+        assert f"{test} PASSED" in proc.stdout, proc.stdout[-3000:]
+
+
+DUP_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "peft-bench-dup-lora"
+version = "0.1.0"
+
+[project.entry-points."peft_bench.variants"]
+lora = "dup_lora:DupLoRA"
+
+[tool.setuptools]
+py-modules = ["dup_lora"]
+"""
+
+
+@pytest.mark.slow
+def test_plugin_name_collision_names_both_origins(tmp_path):
+    pkg = tmp_path / "dup"
+    pkg.mkdir()
+    (pkg / "pyproject.toml").write_text(DUP_PYPROJECT)
+    (pkg / "dup_lora.py").write_text(
+        "from variants.lora import LoRA\n\n\nclass DupLoRA(LoRA):\n    name = 'lora'\n"
+    )
+    pip_install(tmp_path / "site", pkg)
+    proc = python(
+        ["-m", "bench.train", "variant=lora", "--cfg", "job"], path=[tmp_path / "site"], check=False
+    )
+    assert proc.returncode != 0
+    assert (
+        "variant name 'lora' from plugin (package peft-bench-dup-lora 0.1.0, entry point lora = "
+        "dup_lora:DupLoRA) collides with the registered variant variants.lora.LoRA"
+    ) in proc.stderr
+
+
+def test_pissa_passes_the_contract_in_process(monkeypatch):
+    """The example, imported from its source: importing it must not register it (the entry point does)."""
+    monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
+    try:
+        pissa = importlib.import_module("peft_bench_pissa")
+        check_variant(pissa.PiSSA, {"r": 4}, init_atol=1e-5)
+        assert "pissa" not in variants.available()
+    finally:
+        sys.modules.pop("peft_bench_pissa", None)
+
+
+# -- 1. a new file in variants/ (in a copy of this working tree) -----------------------------------
+
+
+@pytest.mark.slow
+def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
+    repo = shutil.copytree(ROOT, tmp_path / "repo", ignore=COPY_IGNORE)
+    assert new_variant.main(["scaled", "--out", str(repo)]) == 0
+    assert not (ROOT / "variants" / "scaled.py").exists()
+    # The author edits the generated YAML (the copy's conf/ must be the one Hydra reads).
+    yaml = repo / "conf" / "variant" / "scaled.yaml"
+    yaml.write_text(yaml.read_text().replace("lr: 5e-4", "lr: 1e-3"))
+
+    proc = python(
+        ["-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/test_scaled.py"], cwd=repo, path=[repo]
+    )
+    assert proc.stdout.count(" PASSED") == 3, proc.stdout[-3000:]
+
+    results = tmp_path / "results"
+    python(
+        ["-m", "bench.train", "variant=scaled", "variant.r=4", *RUN], cwd=repo, path=[repo], results=results
+    )
+    (run_dir,) = (results / "runs").iterdir()
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert (m["variant"], m["status"], m["trainable_params"]) == ("scaled", "completed", PARAMS_R4)
+    assert composed_variant(run_dir) == {
+        "name": "scaled",
+        "lr": 1e-3,
+        "targets": "attention",
+        "r": 4,
+        "alpha": 8.0,
+    }
+    (row,) = read_rows(results / "leaderboard.csv")
+    assert (row["variant"], row["status"], float(row["lr"])) == ("scaled", "completed", 1e-3)
+
+
+# -- 3. the scaffold ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("My-Lora", "must be a lowercase Python identifier"),
+        ("2fast", "must be a lowercase Python identifier"),
+        ("_hidden", "must be a lowercase Python identifier"),
+        ("class", "is a Python keyword"),
+        ("lora", "a variant of that name exists already (registered: adalora, "),
+    ],
+)
+def test_scaffold_refuses_invalid_names(name, reason, tmp_path):
+    with pytest.raises(ValueError, match=f"invalid variant name '{name}': .*{reason.replace('(', '.')}"):
+        new_variant.scaffold(name, tmp_path / "pkg", package=True)
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_scaffold_cli_names_the_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        new_variant.main(["lora", "--package"])
+    assert e.value.code == 2
+    assert "invalid variant name 'lora': a variant of that name exists already" in capsys.readouterr().err
+
+
+def test_scaffold_refuses_to_overwrite(tmp_path):
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "__init__.py").write_text("")
+    (tmp_path / "conf" / "variant").mkdir(parents=True)
+    (tmp_path / "conf" / "variant" / "mine.yaml").write_text("# mine\n")
+    with pytest.raises(FileExistsError, match=r"refusing to overwrite existing files: .*mine\.yaml"):
+        new_variant.scaffold("mine", tmp_path)
+    assert not (tmp_path / "variants" / "mine.py").exists()  # nothing written
+    assert (tmp_path / "conf" / "variant" / "mine.yaml").read_text() == "# mine\n"
+    with pytest.raises(ValueError, match="is not a peft-bench checkout"):
+        new_variant.scaffold("mine", tmp_path / "elsewhere")
+
+
+def test_scaffold_writes_the_in_repo_files(tmp_path):
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "__init__.py").write_text("")
+    with pytest.raises(ValueError, match="is not a peft-bench checkout"):  # e.g. site-packages: no conf/
+        new_variant.scaffold("two_step", tmp_path)
+    (tmp_path / "conf" / "variant").mkdir(parents=True)
+    written = new_variant.scaffold("two_step", tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        "conf/variant/two_step.yaml",
+        "tests/test_two_step.py",
+        "variants/two_step.py",
+    ]
+    source = (tmp_path / "variants" / "two_step.py").read_text()
+    assert "@register\nclass TwoStep(Variant):" in source and "class TwoStepLinear(AdapterLayer):" in source
+    assert "EDIT HERE" in source
+    assert OmegaConf.to_container(OmegaConf.load(tmp_path / "conf" / "variant" / "two_step.yaml")) == {
+        "defaults": ["two_step_schema", "_self_"],
+        "lr": 5e-4,
+        "r": 8,
+        "alpha": 8,
+        "targets": "attention",
+    }
+    for path in written:
+        if path.suffix == ".py":
+            compile(path.read_text(), str(path), "exec")
+
+
+def test_scaffolded_package_passes_the_contract(tmp_path, monkeypatch):
+    """The --package skeleton is a real variant (its own layer, not LoRA's) and passes the test-kit as is."""
+    pkg = tmp_path / "pkg"
+    written = new_variant.scaffold("my_method", pkg, package=True)
+    assert sorted(p.relative_to(pkg).as_posix() for p in written) == [
+        "README.md",
+        "pyproject.toml",
+        "src/peft_bench_my_method/__init__.py",
+        "tests/test_my_method.py",
+    ]
+    pyproject = (pkg / "pyproject.toml").read_text()  # the installed entry point is checked in the slow tests
+    assert (
+        '[project.entry-points."peft_bench.variants"]\nmy_method = "peft_bench_my_method:MyMethod"\n'
+        in pyproject
+    )
+    assert 'name = "peft-bench-my-method"' in pyproject
+    compile((pkg / "tests" / "test_my_method.py").read_text(), "test_my_method.py", "exec")
+    monkeypatch.syspath_prepend(str(pkg / "src"))
+    try:
+        module = importlib.import_module("peft_bench_my_method")
+        assert "\n@register\n" not in (pkg / "src" / "peft_bench_my_method" / "__init__.py").read_text()
+        assert issubclass(module.MyMethodLinear, variants.AdapterLayer)
+        assert not issubclass(module.MyMethodLinear, LoRALinear)  # its own layer, not a re-export of LoRA's
+        check_variant(module.MyMethod, {"r": 4})
+        assert "my_method" not in variants.available()
+    finally:
+        sys.modules.pop("peft_bench_my_method", None)
