@@ -9,8 +9,9 @@ import variants
 from bench.testing import check_variant
 
 MATRIX = {
-    # A quantized base differs from the fp32 base by the NF4 rounding error at initialisation.
-    "qlora": {"init_atol": 5e-2},
+    # A quantized base differs from the fp32 base by the NF4 rounding error at initialisation; the
+    # recipe's r=64 is wider than the tiny model (32).
+    "qlora": {"options": {"r": 8}, "init_atol": 5e-2},
     "adalora": {"options": {"tinit": 0, "tfinal": 1}},
 }
 
