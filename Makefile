@@ -22,8 +22,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# ARGS: extra Hydra overrides, e.g. `make demo ARGS=force=true` reruns runs that already completed.
 demo: $(VENV)/.installed
-	$(PY) -m bench.train -m experiment=demo
+	$(PY) -m bench.train -m experiment=demo $(ARGS)
+	$(PY) -m bench.report
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q

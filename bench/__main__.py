@@ -3,8 +3,12 @@
 import importlib
 import sys
 
-COMMANDS = {"train": "bench.train", "leaderboard": "bench.leaderboard", "report": "bench.report",
-            "new_variant": "bench.new_variant"}
+COMMANDS = {
+    "train": "bench.train",
+    "leaderboard": "bench.leaderboard",
+    "report": "bench.report",
+    "new_variant": "bench.new_variant",
+}
 
 
 def main() -> None:

@@ -74,7 +74,9 @@ class EpochOrder(torch.utils.data.Sampler):
 def train_loader(examples, collator, batch_size: int, seed: int, group_by_length: bool, workers: int = 0):
     lengths = [len(e["input_ids"]) for e in examples]
     sampler = EpochOrder(lengths, batch_size, seed, group_by_length)
-    return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collator, num_workers=workers)
+    return DataLoader(
+        examples, batch_size=batch_size, sampler=sampler, collate_fn=collator, num_workers=workers
+    )
 
 
 def eval_loader(examples, collator, batch_size: int):

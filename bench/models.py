@@ -42,10 +42,14 @@ class ModelConfig:
 def resolve_targets(model_cfg: ModelConfig, targets: str) -> Targets:
     """A preset name of the model config, or a comma-separated list of module-name suffixes."""
     presets = dict(model_cfg.targets)
-    modules = list(presets[targets]) if targets in presets else [t.strip() for t in targets.split(",") if t.strip()]
+    modules = (
+        list(presets[targets]) if targets in presets else [t.strip() for t in targets.split(",") if t.strip()]
+    )
     if not modules:
-        raise ValueError(f"empty targets; use a preset of model {model_cfg.name!r} ({', '.join(presets)}) "
-                         "or a comma-separated list of module-name suffixes")
+        raise ValueError(
+            f"empty targets; use a preset of model {model_cfg.name!r} ({', '.join(presets)}) "
+            "or a comma-separated list of module-name suffixes"
+        )
     return Targets(modules=modules, head=list(model_cfg.head))
 
 

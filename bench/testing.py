@@ -84,7 +84,9 @@ def check_variant(
     cls = variants.get(variant) if isinstance(variant, str) else variant
     options = dict(options or {})
     targets = targets or Targets(modules=["query", "value"], head=["classifier"])
-    assert issubclass(cls.Config, variants.VariantConfig), f"{cls.__name__}.Config must subclass VariantConfig"
+    assert issubclass(cls.Config, variants.VariantConfig), (
+        f"{cls.__name__}.Config must subclass VariantConfig"
+    )
     batch = _batch()
 
     base_logits = _logits(tiny_model(TINY, num_labels=2, seed=0).eval(), batch)
@@ -107,12 +109,16 @@ def check_variant(
         p.data_ptr() for p in model.parameters() if not p.requires_grad
     }
     n_saved = sum(t.numel() for t in v.adapter_state_dict(model).values() if t.data_ptr() not in frozen)
-    assert n_trainable == n_saved, f"reported trainable params {n_trainable} != params in the saved adapter {n_saved}"
+    assert n_trainable == n_saved, (
+        f"reported trainable params {n_trainable} != params in the saved adapter {n_saved}"
+    )
 
     before = {k: t.clone() for k, t in model.state_dict().items()}
     _train(model, v, batch, steps, lr)
     after = model.state_dict()
-    frozen_changed = [k for k in before if not _is_trainable(k, trainable) and not torch.equal(before[k], after[k])]
+    frozen_changed = [
+        k for k in before if not _is_trainable(k, trainable) and not torch.equal(before[k], after[k])
+    ]
     assert not frozen_changed, f"frozen tensors changed in training: {frozen_changed[:5]}"
     assert any(not torch.equal(before[k], after[k]) for k in before if _is_trainable(k, trainable)), (
         "no trainable parameter changed after training"

@@ -26,8 +26,13 @@ def default_mode() -> str:
 
 
 class WandbSink:
-    def __init__(self, project: str = "peft-bench", entity: str | None = None, mode: str | None = None,
-                 tags: list[str] | None = None):
+    def __init__(
+        self,
+        project: str = "peft-bench",
+        entity: str | None = None,
+        mode: str | None = None,
+        tags: list[str] | None = None,
+    ):
         self.project, self.entity, self.tags = project, entity, list(tags or [])
         self.mode = mode or default_mode()
         self.run = None
@@ -71,8 +76,19 @@ class WandbSink:
                 s[f"best/{k}"] = v
             for k, v in metrics.get("final", {}).items():
                 s[f"final/{k}"] = v
-            for k in ("status", "main_metric", "best_epoch", "trainable_params", "total_params", "pct_trainable",
-                      "peak_memory_mb", "train_time_s", "train_samples_per_s", "adapter_mb", "config_hash"):
+            for k in (
+                "status",
+                "main_metric",
+                "best_epoch",
+                "trainable_params",
+                "total_params",
+                "pct_trainable",
+                "peak_memory_mb",
+                "train_time_s",
+                "train_samples_per_s",
+                "adapter_mb",
+                "config_hash",
+            ):
                 s[k] = metrics.get(k)
             s["score"] = metrics.get("best", {}).get(metrics.get("main_metric"))
             for k, v in (metrics.get("variant_summary") or {}).items():

@@ -23,7 +23,9 @@ def compose_cfg(tmp_path):
     def _compose(*overrides: str):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("train", overrides=[f"paths.results={tmp_path}", *overrides], return_hydra_config=True)
+            return compose(
+                "train", overrides=[f"paths.results={tmp_path}", *overrides], return_hydra_config=True
+            )
 
     yield _compose
     GlobalHydra.instance().clear()
@@ -56,7 +58,9 @@ def test_every_task_composes(compose_cfg, task):
     assert cfg.task.name == task
     assert cfg.task.num_labels >= 1 and cfg.task.text_fields
     suffixes = [s for s in cfg.task.eval_splits.values() if s]
-    expected = [f"{m}_{s}" for m in cfg.task.metrics for s in suffixes] if suffixes else list(cfg.task.metrics)
+    expected = (
+        [f"{m}_{s}" for m in cfg.task.metrics for s in suffixes] if suffixes else list(cfg.task.metrics)
+    )
     assert cfg.task.main_metric in expected
 
 
@@ -82,7 +86,9 @@ def test_every_experiment_composes(compose_cfg, experiment):
     assert cfg.experiment_name == experiment
     params = cfg.hydra.sweeper.get("params") or {}
     for name in str(params.get("variant", "")).split(","):
-        assert not name or name in variants.available(), f"experiment {experiment} sweeps unknown variant {name}"
+        assert not name or name in variants.available(), (
+            f"experiment {experiment} sweeps unknown variant {name}"
+        )
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", "submitit_slurm"])

@@ -1,4 +1,4 @@
-"""End to end: `python -m bench.train` on the tiny model and the real rt_polarity data, every output checked."""
+"""End to end: `python -m bench.train` on the tiny model and real rt_polarity data, every output checked."""
 
 import csv
 import json
@@ -19,14 +19,27 @@ from tests.wandb_offline import offline_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
-RUN_ARGS = ["model=tiny", "task=rt_polarity", "task.max_train_samples=96", "task.max_eval_samples=40",
-            "train.epochs=2", "train.batch_size=16", "variant.r=4"]
+RUN_ARGS = [
+    "model=tiny",
+    "task=rt_polarity",
+    "task.max_train_samples=96",
+    "task.max_eval_samples=40",
+    "train.epochs=2",
+    "train.batch_size=16",
+    "variant.r=4",
+]
 
 
 def train(results: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PEFT_BENCH_RESULTS": str(results)}
-    proc = subprocess.run([sys.executable, "-m", "bench.train", *overrides], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.train", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -48,8 +61,14 @@ def read_rows(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_run_folder_has_every_file(lora_run):
     _, run_dir = lora_run
-    for name in ["config.yaml", "metrics.json", "history.jsonl", "predictions.csv",
-                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors"]:
+    for name in [
+        "config.yaml",
+        "metrics.json",
+        "history.jsonl",
+        "predictions.csv",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    ]:
         assert (run_dir / name).is_file(), name
 
 
@@ -68,7 +87,9 @@ def test_metrics_json_values(lora_run):
     assert m["pct_trainable"] == pytest.approx(100 * m["trainable_params"] / m["total_params"], abs=1e-3)
     sd = load_file(str(run_dir / "adapter/adapter_model.safetensors"))
     assert sum(t.numel() for t in sd.values()) == m["trainable_params"]
-    assert m["adapter_mb"] == pytest.approx((run_dir / "adapter/adapter_model.safetensors").stat().st_size / 2**20, abs=1e-4)
+    assert m["adapter_mb"] == pytest.approx(
+        (run_dir / "adapter/adapter_model.safetensors").stat().st_size / 2**20, abs=1e-4
+    )
     assert m["peak_memory_mb"] > 0 and m["train_time_s"] > 0 and m["train_samples_per_s"] > 0
     assert m["steps"] == 2 * 6  # 96 examples / batch 16, 2 epochs
     assert len(m["config_hash"]) == 12 and len(m["git_commit"]) >= 7
@@ -106,12 +127,12 @@ def test_predictions_match_peft_loading_the_saved_adapter(lora_run):
     assert len(rows) == 40 and all(r["split"] == "validation" for r in rows)
     for r in rows:
         assert int(r["prediction"]) == int(np.argmax([float(r["logit_0"]), float(r["logit_1"])]))
-    task = TaskConfig(**{k: v for k, v in _task_cfg(run_dir).items()})
+    task = TaskConfig(**_task_cfg(run_dir))
     evals = load_task(task).evals["validation"]
-    by_idx = {int(i): s for i, s in zip(evals["idx"], evals["sentence"])}
+    by_idx = {int(i): s for i, s in zip(evals["idx"], evals["sentence"], strict=True)}
     texts = [by_idx[int(r["idx"])] for r in rows]
     labels = [int(r["label"]) for r in rows]
-    assert labels == [int(dict(zip(evals["idx"], evals["label"]))[int(r["idx"])]) for r in rows]
+    assert labels == [int(dict(zip(evals["idx"], evals["label"], strict=True))[int(r["idx"])]) for r in rows]
     base = tiny_model(TINY, num_labels=2, seed=0)
     peft_model = PeftModel.from_pretrained(base, str(run_dir / "adapter")).eval()
     batch = load_tokenizer(TINY)(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")

@@ -50,9 +50,13 @@ def offline_run(run_dir: str | Path) -> dict:
             out.update(name=rec.run.display_name, group=rec.run.run_group, tags=list(rec.run.tags))
             out["config"].update({i.key: json.loads(i.value_json) for i in rec.run.config.update})
         elif kind == "history":
-            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
+            out["history"].append(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
+            )
         elif kind == "summary":
-            out["summary"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update})
+            out["summary"].update(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update}
+            )
         elif kind == "config":
             out["config"].update({i.key: json.loads(i.value_json) for i in rec.config.update})
     return out

@@ -36,11 +36,14 @@ INITS = ("kaiming", "gaussian")
 
 
 class LoRALinear(AdapterLayer):
-    def __init__(self, base_layer: nn.Linear, r: int, alpha: float, dropout: float, use_rslora: bool, init: str):
+    def __init__(
+        self, base_layer: nn.Linear, r: int, alpha: float, dropout: float, use_rslora: bool, init: str
+    ):
         super().__init__(base_layer)
         limit = min(base_layer.in_features, base_layer.out_features)
         if not 0 < r <= limit:
-            raise ValueError(f"rank r={r} must be in 1..{limit} for a {base_layer.in_features}->{base_layer.out_features} layer")
+            shape = f"{base_layer.in_features}->{base_layer.out_features}"
+            raise ValueError(f"rank r={r} must be in 1..{limit} for a {shape} layer")
         if init not in INITS:
             raise ValueError(f"unknown LoRA init {init!r}; choose one of {', '.join(INITS)}")
         w = base_layer.weight
