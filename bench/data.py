@@ -27,8 +27,8 @@ def tokenize(dataset, tokenizer, text_fields: list[str], max_length: int, regres
 def length_grouped_order(lengths: list[int], batch_size: int, rng: np.random.Generator) -> list[int]:
     """A shuffled order whose consecutive batches hold examples of similar length.
 
-    Shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the batches, so
-    padding is small while every epoch still sees a different order.
+    Shuffle, cut into mega-batches of 50 batches, sort each by length, then shuffle the full batches
+    (short ones go last), so padding is small while every epoch still sees a different order.
     """
     order = rng.permutation(len(lengths))
     mega = batch_size * 50
@@ -36,8 +36,9 @@ def length_grouped_order(lengths: list[int], batch_size: int, rng: np.random.Gen
     for start in range(0, len(order), mega):
         chunk = sorted(order[start : start + mega], key=lambda i: -lengths[i])
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return [int(i) for b in batches for i in b]
+    full = [b for b in batches if len(b) == batch_size]
+    rng.shuffle(full)  # a short batch goes last, or it would shift every batch boundary after it
+    return [int(i) for b in full + [b for b in batches if len(b) < batch_size] for i in b]
 
 
 class Collator:

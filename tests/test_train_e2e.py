@@ -190,3 +190,23 @@ def test_rank_larger_than_layer_fails_before_training(tmp_path):
     assert proc.returncode != 0 and "rank r=64 must be in 1..32" in proc.stderr
     m = json.loads(next((tmp_path / "runs").iterdir()).joinpath("metrics.json").read_text())
     assert "steps" not in m
+
+
+@pytest.mark.slow
+def test_wandb_failure_never_loses_the_run_or_its_csv_row(tmp_path):
+    proc = train(tmp_path, *RUN_ARGS, "logger=both", "logger.wandb.mode=no_such_mode")
+    assert "W&B init failed, continuing without W&B" in proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    rows = read_rows(tmp_path / "leaderboard.csv")
+    assert len(rows) == 1 and rows[0]["status"] == "completed"
+
+
+def test_help_and_cfg_job(tmp_path):
+    help_text = train(tmp_path, "--help").stdout
+    for group in ("variant:", "task:", "model:", "logger:", "experiment:"):
+        assert group in help_text
+    assert "dora" in help_text and "rt_polarity" in help_text
+    job = train(tmp_path, "variant=vera", "task=cola", "--cfg", "job").stdout
+    assert "name: vera" in job and "name: cola" in job and "d_initial: 0.1" in job
+    assert not (tmp_path / "runs").exists()

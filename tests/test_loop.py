@@ -1,0 +1,101 @@
+"""The training loop: schedule, step counting, gradient accumulation, evaluation cadence, divergence."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from bench.config import TrainConfig
+from bench.loop import fit, linear_schedule, total_steps
+from variants.full import Full
+
+
+class Toy(nn.Module):
+    """Linear regression with a loss that turns NaN at a chosen forward call."""
+
+    def __init__(self, nan_at: int | None = None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 1)
+        self.calls, self.nan_at = 0, nan_at
+
+    def forward(self, x, labels):
+        self.calls += 1
+        out = self.lin(x).squeeze(-1)
+        loss = ((out - labels) ** 2).mean()
+        return SimpleNamespace(loss=loss * float("nan") if self.calls == self.nan_at else loss, logits=out)
+
+
+def batches(n_batches: int, size: int) -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    return [
+        {"x": torch.randn(size, 4, generator=g), "labels": torch.randn(size, generator=g)}
+        for _ in range(n_batches)
+    ]
+
+
+def run(model, loader, cfg, evals=None):
+    variant = Full()
+    variant.apply(model, targets=None)
+    scores = iter(evals or [0.5] * 100)
+    return fit(
+        model,
+        variant,
+        loader,
+        lambda: ({"accuracy": next(scores)}, {}),
+        cfg,
+        0.1,
+        torch.device("cpu"),
+        "accuracy",
+        lambda values, step: None,
+    )
+
+
+def test_linear_schedule_warmup_then_decay():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = linear_schedule(opt, warmup=10, total=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1 / 11) and lrs[10] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.5) and lrs[99] == pytest.approx(1 / 90)
+    assert max(lrs) == pytest.approx(1.0)
+
+
+def test_total_steps_counts_accumulation_and_max_steps():
+    assert total_steps(10, TrainConfig(epochs=3)) == 30
+    assert total_steps(10, TrainConfig(epochs=3, grad_accum=4)) == 9  # ceil(10 / 4) per epoch
+    assert total_steps(10, TrainConfig(epochs=3, max_steps=7)) == 7
+
+
+def test_gradient_accumulation_equals_the_big_batch():
+    big, small = batches(1, 16), batches(1, 16)
+    halves = [{k: v[:8] for k, v in small[0].items()}, {k: v[8:] for k, v in small[0].items()}]
+    cfg = TrainConfig(epochs=1, warmup_ratio=0.0, max_grad_norm=0.0, weight_decay=0.0)
+    a, b = Toy(), Toy()
+    run(a, big, cfg)
+    run(b, halves, TrainConfig(epochs=1, warmup_ratio=0.0, max_grad_norm=0.0, weight_decay=0.0, grad_accum=2))
+    torch.testing.assert_close(a.lin.weight, b.lin.weight)
+    assert not torch.equal(a.lin.weight, Toy().lin.weight)
+
+
+def test_evaluates_every_epoch_and_every_n_steps_and_keeps_the_best():
+    result = run(
+        Toy(), batches(4, 8), TrainConfig(epochs=2, eval_every_steps=3), evals=[0.1, 0.7, 0.3, 0.6, 0.2]
+    )
+    assert [h["step"] for h in result.history] == [3, 4, 6, 8]
+    assert [h["epoch"] for h in result.history] == [0.75, 1.0, 1.5, 2.0]
+    assert result.best == {"accuracy": 0.7} and result.best_epoch == 1.0
+    assert result.final == {"accuracy": 0.6} and result.status == "completed" and result.steps == 8
+    assert result.samples_seen == 64
+
+
+def test_non_finite_loss_stops_the_run_as_diverged():
+    model = Toy(nan_at=3)
+    result = run(model, batches(4, 8), TrainConfig(epochs=5))
+    assert result.status == "diverged" and "step 3" in result.error
+    assert result.steps == 2 and model.calls == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
