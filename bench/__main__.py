@@ -1,4 +1,4 @@
-"""``python -m bench <command> [args]``: train, leaderboard, report, new_variant."""
+"""``python -m bench <command> [args]``: train, leaderboard, report, new_variant, speed."""
 
 import importlib
 import sys
@@ -8,6 +8,7 @@ COMMANDS = {
     "leaderboard": "bench.leaderboard",
     "report": "bench.report",
     "new_variant": "bench.new_variant",
+    "speed": "bench.speed",
 }
 
 

@@ -1,0 +1,431 @@
+"""Step-time benchmark: our variants against Hugging Face peft's on an identical random-init base.
+
+    python -m bench.speed --shape roberta_base --variants lora,dora,vera,adalora --batch 32 --seq 128
+
+For each variant it times one whole optimizer step, exactly what ``bench.loop`` does per step:
+
+    loss = model(**batch).loss + extra_loss;  backward;  clip_grad_norm_;  optimizer.step();
+    on_step_end(step, total);  zero_grad
+
+for our implementation and, where peft has the method, for peft's: ``get_peft_model`` with the peft config
+our variant saves as ``adapter_config.json``; LoRA+ through ``create_loraplus_optimizer``; AdaLoRA's
+orthogonal loss from peft's forward and its budget from ``update_and_allocate``; QLoRA on a bitsandbytes
+NF4 base (CUDA only). Both start from the same base weights, seed and batch, and their steps are
+interleaved (ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are
+the anchors (``full`` is always timed: the ratios need it). Reported: the median ms per step over
+``--steps`` after ``--warmup``, with ``torch.cuda.synchronize`` around each step and bf16 autocast on CUDA
+(as in training), fp32 elsewhere.
+
+Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on the
+``--targets`` layers; a rank above the hidden size (only the tiny shape) is capped at it. AdaLoRA runs
+with ``tinit = tfinal = 0`` and ``total_step`` = the run's step count, so every timed step is in its
+budget phase (importance update and masking: its costliest phase).
+
+The FLOP floor ("vs floor" = ours / floor). For N base parameters and T tokens, full fine-tuning costs
+about 6 N T FLOPs per step: forward 2 N T, input gradients 2 N T, weight gradients 2 N T. An adapter step
+still needs the forward and the input gradients (to reach the adapters of lower layers) but no weight
+gradients of the frozen base and no optimizer over it: about 4 N T, 2/3 of full fine-tuning. Head-only
+training needs the forward alone: 1/3. The floor is that fraction of the *full* step measured in this
+run, so it carries the same overheads (attention, norms, kernel launches) as its anchor. It ignores the
+adapters' own matmuls: small for LoRA (r 8), but VeRA's shared r 256 projections add about 2/3 of each
+adapted layer's forward cost, so VeRA cannot reach the floor exactly. The anchor also holds work that is
+not in 6 N T: the gradient and AdamW update of the word embeddings (half of MiniLM's 22.7M parameters),
+so on small models the floor comes out high and an adapter can score below 1. All ratios come from this
+one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import gc
+import importlib.util
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+import variants
+from bench.loop import autocast
+from bench.models import BERT_TARGETS, TINY_VOCAB, ModelConfig, resolve_targets
+from variants.base import Targets, Variant, is_head, matches
+
+Device = torch.device
+Batch = dict[str, Tensor]
+Measured = dict[str, tuple[float, float | None, str]]  # variant -> (ours ms, peft ms or None, peft note)
+SEED = 0
+LABELS = 2
+WEIGHT_DECAY = 0.01
+MAX_GRAD_NORM = 1.0
+DEFAULT_VARIANTS = "lora,dora,vera,adalora,loraplus,qlora,full,head"
+ANCHOR = "full"
+FLOOR_FRACTION = {"full": 1.0, "head": 1 / 3}  # every other variant (an adapter): 2 / 3
+ADAPTER_FLOOR = 2 / 3
+NO_PEFT_METHOD = "peft has no such method"
+COLUMNS = [
+    "variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "floor_ms", "vs_floor", "peft_note",
+    "shape", "targets", "batch", "seq", "steps", "warmup", "device",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A BERT / RoBERTa encoder shape (random init: no download)."""
+
+    family: str  # bert | roberta
+    vocab: int
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+
+
+_TINY = ModelConfig(name="tiny", source="tiny")
+SHAPES = {
+    "tiny": Shape("bert", len(TINY_VOCAB), _TINY.hidden_size, _TINY.num_layers, _TINY.num_heads,
+                  _TINY.intermediate_size),
+    "minilm": Shape("bert", 30522, 384, 6, 12, 1536),
+    "roberta_base": Shape("roberta", 50265, 768, 12, 12, 3072),
+    "roberta_large": Shape("roberta", 50265, 1024, 24, 16, 4096),
+}  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One implementation of one variant, ready to step."""
+
+    label: str  # e.g. "lora/peft"
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    extra_loss: Callable[[], Tensor | None]
+    on_step_end: Callable[[int, int], None]
+    trainable: list[nn.Parameter] = field(init=False)  # for clipping, listed once as bench.loop does
+
+    def __post_init__(self) -> None:
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+
+
+# -- setup ---------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated registered variants")
+    parser.add_argument("--shape", default="roberta_base", choices=list(SHAPES))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--targets", default="attention", choices=list(BERT_TARGETS))
+    parser.add_argument("--device", default="auto", help="auto (cuda if there is one, else cpu), cpu, cuda:N")
+    parser.add_argument("--no-peft", action="store_true", help="time our implementations only")
+    parser.add_argument("--out", default="results/speed.csv", help="CSV file of the rows")
+    args = parser.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    known = variants.available()
+    unknown = [v for v in args.variants if v not in known]
+    if unknown or not args.variants:
+        parser.error(f"unknown variant(s) {unknown or args.variants}; available: {', '.join(known)}")
+    for name in ("batch", "seq", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    if ANCHOR not in args.variants:
+        args.variants.append(ANCHOR)  # the ratios are measured against it
+    return args
+
+
+def resolve_device(name: str) -> Device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise SystemExit(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name} asked for CUDA, but none is available; use auto or cpu")
+    return device
+
+
+def describe(device: Device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+def base_model(shape: Shape, seq: int, seed: int) -> nn.Module:
+    """A random-init sequence classifier of ``shape`` (on CPU; every run copies it)."""
+    import transformers as tf
+
+    config_cls, model_cls, positions = {
+        "bert": (tf.BertConfig, tf.BertForSequenceClassification, max(512, seq)),
+        "roberta": (tf.RobertaConfig, tf.RobertaForSequenceClassification, max(514, seq + 2)),  # + pad id
+    }[shape.family]
+    config = config_cls(
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        intermediate_size=shape.intermediate,
+        max_position_embeddings=positions,
+        num_labels=LABELS,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return model_cls(config).train()
+
+
+def make_batch(shape: Shape, batch: int, seq: int, seed: int, device: Device) -> Batch:
+    """Random token ids (no special tokens, no padding), full attention mask, random labels."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, shape.vocab, (batch, seq), generator=g)
+    labels = torch.randint(0, LABELS, (batch,), generator=g)
+    data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    return {k: v.to(device) for k, v in data.items()}
+
+
+def variant_options(name: str, total_steps: int, shape: Shape) -> dict[str, Any]:
+    """Each variant's defaults, but AdaLoRA's schedule and a rank above the hidden size (see the top)."""
+    if name == "adalora":
+        return {"tinit": 0, "tfinal": 0, "total_step": total_steps}
+    rank = getattr(variants.get(name).Config(), "r", None)
+    return {"r": shape.hidden} if isinstance(rank, int) and rank > shape.hidden else {}
+
+
+def our_run(
+    name: str, options: dict[str, Any], base: nn.Module, targets: Targets, device: Device
+) -> tuple[Variant, Run]:
+    variant = variants.build(name, options)
+    model = copy.deepcopy(base).to(device)
+    torch.manual_seed(SEED)
+    variant.apply(model, targets)
+    optimizer = torch.optim.AdamW(variant.param_groups(model, variant.config.lr, WEIGHT_DECAY))
+    return variant, Run(
+        label=f"{name}/ours",
+        model=model,
+        optimizer=optimizer,
+        extra_loss=lambda: variant.extra_loss(model),
+        on_step_end=lambda step, total: variant.on_step_end(model, step, total),
+    )
+
+
+# -- peft's side ---------------------------------------------------------------------------------
+def peft_skip_reason(name: str, device: Device) -> str | None:
+    """Why peft's version of ``name`` cannot be timed here (None: it can)."""
+    cls = variants.get(name)
+    if cls.peft_type is None:
+        return NO_PEFT_METHOD
+    if name == "qlora":
+        if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
+            return f"peft's QLoRA needs CUDA and bitsandbytes (device: {device.type})"
+    return None
+
+
+def peft_run(variant: Variant, ours: nn.Module, base: nn.Module, targets: Targets, device: Device) -> Run:
+    """peft's version of ``variant`` on a copy of ``base``, from the peft config our variant saves."""
+    from peft import get_peft_config, get_peft_model
+    from peft.optimizers import create_loraplus_optimizer
+
+    config = variant.adapter_config(ours, "")
+    config.update(inference_mode=False)  # a saved adapter is frozen; this one trains
+    for key in ("base_model_name_or_path", "rank_pattern"):  # no checkpoint; AdaLoRA's pattern: from training
+        config.pop(key, None)
+    if variant.name == "qlora":
+        model = quantized_copy(base, targets, device)
+    else:
+        model = copy.deepcopy(base).to(device)
+    torch.manual_seed(SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations, raised inside peft
+        model = get_peft_model(model, get_peft_config(config)).train()
+    lr = variant.config.lr
+    if variant.name == "loraplus":
+        ratio = variant.config.loraplus_lr_ratio
+        optimizer = create_loraplus_optimizer(
+            model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=ratio, loraplus_weight_decay=WEIGHT_DECAY
+        )
+    else:  # the same grouping as ours: decay on matrices, none on 1-D tensors
+        optimizer = torch.optim.AdamW(Variant.param_groups(variant, model, lr, WEIGHT_DECAY))
+    allocate = getattr(model.base_model, "update_and_allocate", None)  # AdaLoRA's budget (0-based step)
+    return Run(
+        label=f"{variant.name}/peft",
+        model=model,
+        optimizer=optimizer,
+        extra_loss=lambda: None,  # AdaLoRA's orthogonal loss is added by peft's forward
+        on_step_end=(lambda step, total: allocate(step - 1)) if allocate else (lambda step, total: None),
+    )
+
+
+def quantized_copy(base: nn.Module, targets: Targets, device: Device) -> nn.Module:
+    """``base`` reloaded through transformers' bitsandbytes NF4 path (double quant, bf16 compute), with
+    exactly the target linears quantized, as our QLoRA does."""
+    from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
+
+    skip = [
+        n
+        for n, m in base.named_modules()
+        if isinstance(m, nn.Linear) and (not matches(n, targets.modules) or is_head(n, targets.head))
+    ]
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        llm_int8_skip_modules=skip,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        base.save_pretrained(tmp)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            tmp, quantization_config=quant, device_map={"": device}
+        )
+    return model.train()
+
+
+# -- timing --------------------------------------------------------------------------------------
+def sync(device: Device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_step(run: Run, batch: Batch, step: int, total: int, device: Device) -> None:
+    """One optimizer step, as ``bench.loop.fit`` does it."""
+    with autocast(device):
+        loss = run.model(**batch).loss
+        extra = run.extra_loss()
+        if extra is not None:
+            loss = loss + extra
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.trainable, MAX_GRAD_NORM)
+    run.optimizer.step()
+    run.on_step_end(step, total)
+    run.optimizer.zero_grad(set_to_none=True)
+
+
+def time_runs(
+    runs: list[Run], batch: Batch, warmup: int, steps: int, device: Device, bar: tqdm
+) -> list[float]:
+    """Median ms per step of each run; the runs' steps are interleaved."""
+    total = warmup + steps
+    times: list[list[float]] = [[] for _ in runs]
+    for step in range(1, total + 1):
+        for run, ms in zip(runs, times, strict=True):
+            bar.set_description(run.label)
+            sync(device)
+            start = time.perf_counter()
+            train_step(run, batch, step, total, device)
+            sync(device)
+            if step > warmup:
+                ms.append(1e3 * (time.perf_counter() - start))
+            bar.update(1)
+    return [statistics.median(ms) for ms in times]
+
+
+def release(device: Device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def measure(args: argparse.Namespace, device: Device) -> Measured:
+    """Median step times of every variant asked for, ours and peft's."""
+    shape = SHAPES[args.shape]
+    model_cfg = ModelConfig(name=args.shape, max_length=args.seq)
+    targets = resolve_targets(model_cfg, args.targets)
+    base = base_model(shape, args.seq, SEED)
+    batch = make_batch(shape, args.batch, args.seq, SEED, device)
+    total = args.warmup + args.steps
+    skips = {n: "--no-peft" if args.no_peft else peft_skip_reason(n, device) for n in args.variants}
+    n_runs = sum(1 if skips[n] else 2 for n in args.variants)
+    measured = {}
+    with tqdm(total=n_runs * total, unit="step", dynamic_ncols=True) as bar:
+        for name in args.variants:
+            options = variant_options(name, total, shape)
+            variant, ours = our_run(name, options, base, targets, device)
+            runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, targets, device)]
+            medians = time_runs(runs, batch, args.warmup, args.steps, device, bar)
+            peft_ms = medians[1] if len(medians) > 1 else None
+            measured[name] = (medians[0], peft_ms, skips[name] or "")
+            del variant, ours, runs
+            release(device)
+    return measured
+
+
+# -- report --------------------------------------------------------------------------------------
+def rows_from(measured: Measured, args: argparse.Namespace, device: Device) -> list[dict[str, Any]]:
+    """CSV rows; every ratio is computed from times measured in this run."""
+    full_ms = measured[ANCHOR][0]
+    rows = []
+    for name in args.variants:
+        ours_ms, peft_ms, note = measured[name]
+        floor_ms = FLOOR_FRACTION.get(name, ADAPTER_FLOOR) * full_ms
+        rows.append({
+            "variant": name,
+            "ours_ms": round(ours_ms, 3),
+            "peft_ms": round(peft_ms, 3) if peft_ms is not None else "",
+            "ours_vs_peft": round(ours_ms / peft_ms, 4) if peft_ms is not None else "",
+            "ours_vs_full": round(ours_ms / full_ms, 4),
+            "floor_ms": round(floor_ms, 3),
+            "vs_floor": round(ours_ms / floor_ms, 4),
+            "peft_note": note,
+            "shape": args.shape,
+            "targets": args.targets,
+            "batch": args.batch,
+            "seq": args.seq,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "device": describe(device),
+        })  # fmt: skip
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = ("variant", "ours ms", "peft ms", "ours/peft", "ours/full", "vs floor")
+    keys = ("variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "vs_floor")
+    print(f"{header[0]:<10}" + "".join(f"{h:>11}" for h in header[1:]))
+    for row in rows:
+        cells = [_cell(row[k]) for k in keys[1:]]
+        print(f"{row['variant']:<10}" + "".join(f"{c:>11}" for c in cells))
+    for row in rows:
+        if row["peft_note"] not in ("", NO_PEFT_METHOD):
+            print(f"peft {row['variant']}: skipped, {row['peft_note']}")
+    r = rows[0]
+    print(
+        f"{r['shape']}, {r['targets']} targets, batch {r['batch']} x seq {r['seq']}, median of {r['steps']} "
+        f"steps after {r['warmup']} warm-up, on {r['device']}; vs floor = ours / (fraction x full ms)"
+    )
+
+
+def _cell(value: float | str) -> str:
+    if value == "":
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) and value >= 10 else f"{value:.3g}"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    rows = rows_from(measure(args, device), args, device)
+    print_table(rows)
+    write_csv(rows, Path(args.out))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
