@@ -3,8 +3,9 @@
 One row per (task, variant, model, key hyperparameters): number of seeds, mean / std / median of the main
 metric (x100, as papers print them), the task's other metrics, the cost columns and the rank within the
 task. Score = main metric at the best epoch, as the papers report. Reruns of one config hash count once
-(the latest completed row); failed and diverged runs are counted, never averaged. A GLUE-style average
-per (variant, model) takes the best configuration of each task, over the tasks present.
+(the latest completed row); runs that failed, diverged or ran out of memory are counted, never
+averaged. A GLUE-style average per (variant, model) takes the best configuration of each task, over
+the tasks present.
 
     python -m bench.leaderboard --task sst2 --format md --with-reference
 """
@@ -333,8 +334,8 @@ def notes(table: pd.DataFrame) -> list[str]:
         "score = main metric at the best epoch, as the papers report (dev set; LoRA and VeRA print the "
         "median of 5 seeds, AdaLoRA the mean).",
         "mean, std (sample, over seeds), median and every *_x100 column: metric ×100.",
-        "One run per config hash (the latest completed rerun counts); `failed` counts failed and diverged "
-        "runs, which are not averaged. rank: 1 = best mean within the task.",
+        "One run per config hash (the latest completed rerun counts); `failed` counts failed, diverged and "
+        "oom runs, which are not averaged. rank: 1 = best mean within the task.",
     ]
     if (table["task"] == AVG_TASK).any():
         lines.append(

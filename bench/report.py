@@ -236,7 +236,9 @@ def plot_sections(runs: pd.DataFrame, table: pd.DataFrame, csv_path: Path) -> li
     configs = scored_configs(table)
     if configs.empty:
         return [
-            note("No completed runs: nothing to plot (failed and diverged runs are counted in the table).")
+            note(
+                "No completed runs: nothing to plot (failed, diverged and oom runs are counted in the table)."
+            )
         ]
     style, best = Style(configs), best_configs(table)
     out = []
@@ -264,7 +266,7 @@ def build_report(csv_path: str | Path) -> str:
     table = leaderboard.aggregate(runs)
     done = int((runs["status"] == "completed").sum())
     summary = (
-        f"{len(runs)} runs ({done} completed, {len(runs) - done} failed or diverged) on "
+        f"{len(runs)} runs ({done} completed, {len(runs) - done} failed, diverged or oom) on "
         f"{', '.join(leaderboard.sort_tasks(runs['task']))}; from {csv_path}, "
         f"{datetime.now():%Y-%m-%d %H:%M}. Score = main metric at the best epoch, as the papers "
         f"report; points and bars are means over seeds, ×100."

@@ -34,7 +34,9 @@ def config_hash(cfg: dict[str, Any]) -> str:
 def git_commit() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
         )
@@ -84,9 +86,13 @@ def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarra
             preds = logits[:, 0] if regression else logits.argmax(-1)
             if w is None:
                 w = csv.writer(f)
-                w.writerow(["split", "idx", "label", "prediction"] + [f"logit_{j}" for j in range(logits.shape[1])])
+                w.writerow(
+                    ["split", "idx", "label", "prediction"] + [f"logit_{j}" for j in range(logits.shape[1])]
+                )
             for i in range(len(labels)):
-                w.writerow([split, int(idx[i]), labels[i].item(), preds[i].item(), *(f"{x:.6g}" for x in logits[i])])
+                w.writerow(
+                    [split, int(idx[i]), labels[i].item(), preds[i].item(), *(f"{x:.6g}" for x in logits[i])]
+                )
 
 
 def save_adapter(folder: Path, state_dict: dict[str, torch.Tensor], adapter_config: dict | None) -> int:
@@ -132,15 +138,25 @@ class CsvLeaderboard:
     def finish(self, metrics: dict[str, Any]) -> None:
         append_row(self.path, leaderboard_row(metrics))
 
+    def recover(self, metrics: dict[str, Any]) -> None:
+        """Resume: add an earlier run's row if the CSV lacks it (killed between metrics.json and its row)."""
+        append_row(self.path, leaderboard_row(metrics), unless_run_dir_present=True)
 
-def append_row(path: Path, row: dict[str, Any]) -> None:
+
+def append_row(path: Path, row: dict[str, Any], unless_run_dir_present: bool = False) -> bool:
+    """Append one row under the file lock; returns False when `unless_run_dir_present` found its run_dir."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     csv.DictWriter(buf, fieldnames=LEADERBOARD_COLUMNS).writerow(row)
     with FileLock(str(path) + ".lock", timeout=120):
         new = not path.exists() or path.stat().st_size == 0
+        if unless_run_dir_present and not new:
+            with path.open(newline="") as f:
+                if any(r.get("run_dir") == row["run_dir"] for r in csv.DictReader(f)):
+                    return False
         with path.open("a", newline="") as f:
             if new:
                 f.write(",".join(LEADERBOARD_COLUMNS) + "\r\n")
             f.write(buf.getvalue())
             f.flush()
+    return True

@@ -3,7 +3,7 @@
 LEADERBOARD_COLUMNS = [
     "timestamp",  # ISO time the run ended
     "run_name",  # variant-task-s<seed>
-    "status",  # completed | failed | diverged
+    "status",  # completed | failed | diverged | oom
     "variant",
     "task",
     "model",

@@ -1,6 +1,6 @@
 """One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
 
-    run(cfg, run_dir) -> metrics (the dict written to metrics.json)
+run(cfg, run_dir) -> metrics (the dict written to metrics.json)
 """
 
 from __future__ import annotations
@@ -90,7 +90,11 @@ def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
                     logits.append(model(**batch).logits.float().cpu())
             idx_all = torch.cat(idx).numpy()
             order = np.argsort(idx_all, kind="stable")
-            outputs[split] = (torch.cat(logits).numpy()[order], torch.cat(labels).numpy()[order], idx_all[order])
+            outputs[split] = (
+                torch.cat(logits).numpy()[order],
+                torch.cat(labels).numpy()[order],
+                idx_all[order],
+            )
         metrics = compute_metrics(task, {s: (lg, lb) for s, (lg, lb, _) in outputs.items()})
         return metrics, outputs
 
@@ -108,8 +112,13 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
         done = results.is_complete(cfg.paths.results, cfg_hash)
         if done is not None:
             results.write_json(run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)})
-            raise RunSkipped(f"config {cfg_hash} already completed in {done} (force=true reruns it)",
-                             json.loads((done / "metrics.json").read_text()))
+            previous = json.loads((done / "metrics.json").read_text())
+            for sink in (instantiate(s) for s in (cfg.logger or {}).values()):
+                if hasattr(sink, "recover"):  # a kill between metrics.json and the sinks lost its CSV row
+                    sink.recover(previous)
+            raise RunSkipped(
+                f"config {cfg_hash} already completed in {done} (force=true reruns it)", previous
+            )
 
     model_cfg = make_dataclass(ModelConfig, container["model"])
     task_cfg = make_dataclass(TaskConfig, container["task"])
@@ -117,13 +126,28 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     variant_name = container["variant"]["name"]
     name = f"{variant_name}-{task_cfg.name}-s{cfg.seed}"
     options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
-    hparams = {"lr": train_cfg.lr or container["variant"].get("lr"), "epochs": train_cfg.epochs,
-               "batch_size": train_cfg.batch_size, "max_train_samples": task_cfg.max_train_samples, **options}
+    hparams = {
+        "lr": train_cfg.lr or container["variant"].get("lr"),
+        "epochs": train_cfg.epochs,
+        "batch_size": train_cfg.batch_size,
+        "max_train_samples": task_cfg.max_train_samples,
+        **options,
+    }
     metrics: dict[str, Any] = {
-        "status": "failed", "error": None, "run_name": name, "variant": variant_name, "task": task_cfg.name,
-        "model": model_cfg.name, "seed": cfg.seed, "main_metric": task_cfg.main_metric, "config_hash": cfg_hash,
-        "git_commit": results.git_commit(), "sweep": sweep_dir or "", "run_dir": str(run_dir),
-        "started_at": dt.datetime.now().isoformat(timespec="seconds"), "hparams": hparams,
+        "status": "failed",
+        "error": None,
+        "run_name": name,
+        "variant": variant_name,
+        "task": task_cfg.name,
+        "model": model_cfg.name,
+        "seed": cfg.seed,
+        "main_metric": task_cfg.main_metric,
+        "config_hash": cfg_hash,
+        "git_commit": results.git_commit(),
+        "sweep": sweep_dir or "",
+        "run_dir": str(run_dir),
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "hparams": hparams,
     }
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     sinks = [instantiate(s) for s in (cfg.logger or {}).values()]
@@ -160,10 +184,13 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     variant.apply(model, targets)
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    added = sum(t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values())
+    added = sum(
+        t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values()
+    )
     lr = metrics["hparams"]["lr"]
     metrics.update(
-        trainable_params=trainable, total_params=base_total + added,
+        trainable_params=trainable,
+        total_params=base_total + added,
         pct_trainable=round(100 * trainable / (base_total + added), 4),
     )
 
@@ -171,14 +198,30 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         return data.tokenize(ds, tokenizer, task_cfg.text_fields, model_cfg.max_length, regression)
 
     collate = data.Collator(tokenizer, regression)
-    train_dl = data.train_loader(encode(task_data.train), collate, train_cfg.batch_size, cfg.seed,
-                                 train_cfg.length_grouping, train_cfg.num_workers)
-    eval_dls = {s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size) for s, ds in task_data.evals.items()}
+    train_dl = data.train_loader(
+        encode(task_data.train),
+        collate,
+        train_cfg.batch_size,
+        cfg.seed,
+        train_cfg.length_grouping,
+        train_cfg.num_workers,
+    )
+    eval_dls = {
+        s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size)
+        for s, ds in task_data.evals.items()
+    }
 
     group = Path(sweep_dir).name if sweep_dir else None
-    run_info = {"run_name": metrics["run_name"], "variant": metrics["variant"], "task": task_cfg.name,
-                "model": model_cfg.name, "seed": cfg.seed, "group": group, "run_dir": str(run_dir),
-                "config": container}
+    run_info = {
+        "run_name": metrics["run_name"],
+        "variant": metrics["variant"],
+        "task": task_cfg.name,
+        "model": model_cfg.name,
+        "seed": cfg.seed,
+        "group": group,
+        "run_dir": str(run_dir),
+        "config": container,
+    }
     for sink in sinks:
         sink.start(run_info)
 
@@ -186,23 +229,41 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         for sink in sinks:
             sink.log(values, step)
 
-    out = loop.fit(model, variant, train_dl, evaluator(model, eval_dls, device, task_cfg), train_cfg, lr, device,
-                   task_cfg.main_metric, log)
+    out = loop.fit(
+        model,
+        variant,
+        train_dl,
+        evaluator(model, eval_dls, device, task_cfg),
+        train_cfg,
+        lr,
+        device,
+        task_cfg.main_metric,
+        log,
+    )
     results.write_history(run_dir / "history.jsonl", out.history)
     if out.final_outputs:
         results.write_predictions(run_dir / "predictions.csv", out.final_outputs)
     adapter_bytes = 0
     if train_cfg.save_adapter:
         adapter_bytes = results.save_adapter(
-            run_dir / "adapter", variant.adapter_state_dict(model),
+            run_dir / "adapter",
+            variant.adapter_state_dict(model),
             variant.adapter_config(model, model_name_or_path(model_cfg)),
         )
     metrics.update(
-        status=out.status, error=out.error, best=out.best, best_epoch=out.best_epoch, final=out.final,
-        steps=out.steps, train_time_s=round(out.train_time_s, 3),
+        status=out.status,
+        error=out.error,
+        best=out.best,
+        best_epoch=out.best_epoch,
+        final=out.final,
+        steps=out.steps,
+        train_time_s=round(out.train_time_s, 3),
         train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
         peak_memory_mb=round(peak_memory_mb(device), 1),
         memory_kind="cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
-        adapter_mb=round(adapter_bytes / 2**20, 4), device=str(device), variant_summary=variant.summary(model),
-        python=sys.version.split()[0], torch=torch.__version__,
+        adapter_mb=round(adapter_bytes / 2**20, 4),
+        device=str(device),
+        variant_summary=variant.summary(model),
+        python=sys.version.split()[0],
+        torch=torch.__version__,
     )

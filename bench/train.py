@@ -42,9 +42,15 @@ def main(cfg: DictConfig) -> float | None:
     score = metrics.get("best", {}).get(metrics["main_metric"])
     log.info(
         "%s %s: %s=%s (best epoch %s), %s trainable params (%.3f%%), %.1fs, run folder %s",
-        metrics["run_name"], metrics["status"], metrics["main_metric"],
-        f"{score:.4f}" if score is not None else "n/a", metrics.get("best_epoch"),
-        f"{metrics['trainable_params']:,}", metrics["pct_trainable"], metrics["train_time_s"], metrics["run_dir"],
+        metrics["run_name"],
+        metrics["status"],
+        metrics["main_metric"],
+        f"{score:.4f}" if score is not None else "n/a",
+        metrics.get("best_epoch"),
+        f"{metrics['trainable_params']:,}",
+        metrics["pct_trainable"],
+        metrics["train_time_s"],
+        metrics["run_dir"],
     )
     return main_score(metrics)
 

@@ -88,7 +88,7 @@ def test_report_is_self_contained_with_all_plots(tmp_path, capsys):
         assert pixels.shape[0] > 200 and pixels.shape[1] > 400, alt
         assert pixels[..., :3].std() > 0.05, f"{alt} looks blank"
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script" not in page
-    assert "18 runs (15 completed, 3 failed or diverged) on cola, sst2, mrpc, rte" in page
+    assert "18 runs (15 completed, 3 failed, diverged or oom) on cola, sst2, mrpc, rte" in page
     assert "lora-mrpc-s1: no &#x27;accuracy&#x27; curve in" in page  # the run without history.jsonl
     assert "<td>92.00</td>" in page and "<td>81.33</td>" in page  # the leaderboard table
     assert "score = main metric at the best epoch, as the papers report" in page
@@ -104,7 +104,7 @@ def test_report_failed_runs_only(tmp_path):
     page = build(tmp_path, keep=lambda df: df["status"] != "completed")
     assert images(page) == {}
     assert "No completed runs: nothing to plot" in page
-    assert "4 runs (0 completed, 4 failed or diverged)" in page
+    assert "4 runs (0 completed, 4 failed, diverged or oom)" in page
     assert "<td>rte</td>" in page and "<td>vera</td>" in page  # still in the table, counted as failed
 
 

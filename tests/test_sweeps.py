@@ -1,0 +1,509 @@
+"""Sweeps: launchers (joblib, submitit_local), experiment grids, Optuna, resume after a killed sweep,
+and isolation (a run that diverges, runs out of memory or raises is recorded and the sweep goes on).
+
+The slow tests run real `python -m bench.train -m ...` subprocesses on the tiny model and real rt_polarity
+data (32 training sentences, 1 epoch: a run takes about a second once the process has started).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from bench import results, runner
+from bench.config import CONF_DIR, register_configs
+from bench.results_columns import LEADERBOARD_COLUMNS
+from bench.tasks import TaskConfig, load_task
+from bench.train import main_score
+
+register_configs()
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "model=tiny",
+    "task=rt_polarity",
+    "task.max_train_samples=32",
+    "task.max_eval_samples=32",
+    "train.epochs=1",
+    "train.batch_size=16",
+]
+# tiny BERT (2 layers, hidden 32): LoRA-family r on query and value of both layers, plus the 32->2 head
+HEAD_PARAMS = 32 * 2 + 2
+
+
+def lora_params(r: int) -> int:
+    return 2 * 2 * (r * 32 + 32 * r) + HEAD_PARAMS
+
+
+def has_optuna() -> bool:
+    try:
+        import hydra_plugins.hydra_optuna_sweeper  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def bench_env(results_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PEFT_BENCH_RESULTS": str(results_dir),
+        "WANDB_MODE": "disabled",
+        "HYDRA_FULL_ERROR": "1",
+    }
+
+
+def sweep_cmd(*overrides: str) -> list[str]:
+    """`python -m bench.train -m <TINY> <overrides>`, an override replacing TINY's value for the same key."""
+    args = {a.split("=", 1)[0]: a for a in [*TINY, *overrides]}
+    return [sys.executable, "-m", "bench.train", "-m", *args.values()]
+
+
+def sweep(results_dir: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `sweep_cmd(*overrides)` with results in `results_dir`; asserts it exits 0."""
+    cmd = sweep_cmd(*overrides)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=bench_env(results_dir), capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def sweep_dirs(results_dir: Path) -> list[Path]:
+    return sorted(p for p in (results_dir / "sweeps").iterdir() if p.is_dir())
+
+
+def run_metrics(sweep_dir: Path) -> dict[str, dict]:
+    """{run folder name: metrics.json} for every run folder of a sweep that has one, in job order."""
+    paths = sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: int(p.parent.name.split("_")[0]))
+    return {p.parent.name: json.loads(p.read_text()) for p in paths}
+
+
+def csv_rows(results_dir: Path) -> list[dict]:
+    path = results_dir / "leaderboard.csv"
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == LEADERBOARD_COLUMNS
+        return list(reader)
+
+
+def compose_cfg(*overrides: str):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("train", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+# ---------------------------------------------------------------- configs (fast)
+
+# REFERENCE.md part 4, LoRA's RoBERTa-base recipe: task -> (batch size, epochs, lr)
+LORA_PAPER = {
+    "mnli": (16, 30, 5e-4),
+    "sst2": (16, 60, 5e-4),
+    "mrpc": (16, 30, 4e-4),
+    "cola": (32, 80, 4e-4),
+    "qnli": (32, 25, 4e-4),
+    "qqp": (16, 25, 5e-4),
+    "rte": (32, 80, 5e-4),
+    "stsb": (16, 40, 4e-4),
+}
+OFFLINE_TASKS = ["rt_polarity", "rt_rating", "tweet_polarity", "amazon_polarity", "nyt_polarity"]
+ALL_VARIANTS = ["head", "full", "lora", "qlora", "dora", "adalora", "loraplus", "vera"]
+
+
+@pytest.mark.parametrize("task", sorted(LORA_PAPER))
+def test_glue_paper_experiment_uses_the_per_task_recipe(task):
+    cfg = compose_cfg("experiment=glue_paper_roberta_base", f"task={task}")
+    assert (cfg.model.name, cfg.model.max_length, cfg.variant.name) == ("roberta_base", 512, "lora")
+    assert (cfg.variant.r, cfg.variant.alpha, cfg.variant.targets) == (8, 8, "attention")
+    assert cfg.train.warmup_ratio == 0.06
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.variant.lr) == LORA_PAPER[task]
+    params = cfg.hydra.sweeper.params
+    assert params.task.split(",") == ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
+    assert params.seed.split(",") == ["0", "1", "2", "3", "4"]
+
+
+def test_variant_task_applies_only_to_its_pair_and_the_command_line_wins():
+    assert compose_cfg("variant=lora", "task=cola").train.epochs == 80
+    assert compose_cfg("variant=dora", "task=cola").train.epochs == 3  # no dora_cola.yaml
+    assert compose_cfg("variant=lora", "task=rt_polarity").train.epochs == 3  # offline tasks: no recipe
+    cfg = compose_cfg("variant=lora", "task=cola", "train.epochs=2", "variant.lr=1e-3")
+    assert (cfg.train.epochs, cfg.variant.lr, cfg.train.batch_size) == (2, 1e-3, 32)
+
+
+def test_offline_suite_covers_every_offline_task_and_variant():
+    cfg = compose_cfg("experiment=offline_suite")
+    params = cfg.hydra.sweeper.params
+    assert params.task.split(",") == OFFLINE_TASKS
+    assert params.variant.split(",") == ALL_VARIANTS
+    assert params.seed.split(",") == ["0", "1", "2"]
+    assert (cfg.model.name, cfg.model.max_length, cfg.train.epochs) == ("minilm", 64, 2)
+
+
+def test_offline_suite_runs_are_long_enough_for_adalora():
+    """AdaLoRA needs tinit + tfinal below the run's optimizer steps on every task of the suite."""
+    for task in OFFLINE_TASKS:
+        cfg = compose_cfg("experiment=offline_suite", f"task={task}", "variant=adalora")
+        assert cfg.task.source == "vader"
+        task_cfg = TaskConfig(**{k: v for k, v in dict(cfg.task).items()})
+        n = len(load_task(task_cfg).train)
+        steps = -(-n // cfg.train.batch_size) * cfg.train.epochs
+        assert steps > cfg.variant.tinit + cfg.variant.tfinal, (task, n, steps)
+
+
+def test_rank_sweep_grid():
+    cfg = compose_cfg("experiment=rank_sweep")
+    params = cfg.hydra.sweeper.params
+    assert params.variant.split(",") == ["lora", "dora", "loraplus"]
+    assert [int(r) for r in params["variant.r"].split(",")] == [1, 2, 4, 8, 16, 32, 64]
+    assert (cfg.model.name, cfg.task.name, cfg.experiment_name) == ("minilm", "rt_polarity", "rank_sweep")
+
+
+def config_hash_of(*overrides: str) -> str:
+    """The hash runner.run computes for this composition (the job config, without the hydra node)."""
+    cfg = compose_cfg(*overrides)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return results.config_hash(OmegaConf.to_container(job, resolve=True))
+
+
+@pytest.mark.parametrize("variant", ["head", "lora", "vera"])
+def test_demo_offline_suite_and_rank_sweep_share_runs(variant):
+    """Same settings, same config hash: a run done by one experiment is skipped (resume) by the others."""
+    demo = config_hash_of("experiment=demo", f"variant={variant}")
+    assert demo == config_hash_of(
+        "experiment=offline_suite", "task=rt_polarity", f"variant={variant}", "seed=0"
+    )
+    if variant == "lora":
+        assert demo == config_hash_of("experiment=rank_sweep", "variant=lora", "variant.r=8", "seed=0")
+    assert demo != config_hash_of("experiment=demo", f"variant={variant}", "seed=1")
+
+
+@pytest.mark.skipif(not has_optuna(), reason="hydra-optuna-sweeper not installed (the optuna extra)")
+def test_lr_search_is_an_optuna_search_over_lr():
+    cfg = compose_cfg("experiment=lr_search")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler._target_.endswith("TPESampler")
+    assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
+    assert dict(sweeper.params) == {"train.lr": "tag(log, interval(1e-5, 1e-2))"}
+
+
+def test_our_launchers_extend_the_plugins_without_shadowing_them():
+    local = compose_cfg("hydra/launcher=local_parallel").hydra.launcher
+    assert local._target_.endswith("JoblibLauncher") and local.n_jobs == 2
+    slurm = compose_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher")
+    assert (slurm.partition, slurm.gpus_per_node, slurm.timeout_min, slurm.mem_gb) == ("gpu", 1, 240, 32)
+    assert slurm.max_num_timeout == 0
+    # the plugins' own configs keep their defaults
+    assert compose_cfg("hydra/launcher=joblib").hydra.launcher.n_jobs == -1
+    assert compose_cfg("hydra/launcher=submitit_slurm").hydra.launcher.gpus_per_node is None
+    taken = {"basic", "joblib", "submitit_local", "submitit_slurm"}
+    assert not taken & {p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml")}
+
+
+def test_slurm_launcher_renders_a_valid_sbatch_script(tmp_path, monkeypatch):
+    """Our slurm.yaml through submitit, as hydra-submitit-launcher's SlurmLauncher.launch passes it (its
+    parameter mapping is copied here); submitit rejects unknown keys. A fake `srun` stands in for SLURM."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"]
+    params = OmegaConf.to_container(compose_cfg(*overrides).hydra.launcher, resolve=True)
+    params.pop("_target_")
+    executor = submitit.AutoExecutor(
+        cluster="slurm",
+        folder=params.pop("submitit_folder"),
+        slurm_max_num_timeout=params.pop("max_num_timeout"),
+    )
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    script = executor._executor._make_submission_file_text("python -m bench.train", "uid")
+    for line in ["--partition=gpu", "--gpus-per-node=1", "--time=240", "--mem=32GB", "--cpus-per-task=8"]:
+        assert f"#SBATCH {line}\n" in script
+    assert "--account" not in script and "--qos" not in script  # null: the cluster's default
+
+
+# ---------------------------------------------------------------- resume and status helpers (fast)
+
+
+def _write_metrics(folder: Path, cfg_hash: str, status: str) -> None:
+    folder.mkdir(parents=True)
+    results.write_json(folder / "metrics.json", {"config_hash": cfg_hash, "status": status})
+
+
+def test_is_complete_counts_only_completed_runs(tmp_path):
+    _write_metrics(tmp_path / "sweeps/a/0_x", "h1", "failed")
+    _write_metrics(tmp_path / "sweeps/a/1_x", "h2", "diverged")
+    _write_metrics(tmp_path / "sweeps/a/2_x", "h3", "oom")
+    (tmp_path / "sweeps/a/3_killed").mkdir()  # a run killed before it wrote metrics.json
+    assert all(results.is_complete(tmp_path, h) is None for h in ["h1", "h2", "h3", "h4"])
+    _write_metrics(tmp_path / "sweeps/b/0_x", "h2", "completed")
+    assert results.is_complete(tmp_path, "h2") == tmp_path / "sweeps/b/0_x"
+
+
+def test_out_of_memory_errors_are_recognised():
+    assert runner.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert runner.is_out_of_memory(MemoryError())
+    with pytest.raises(RuntimeError) as e:
+        torch.empty(2**60, dtype=torch.uint8)  # more than any address space: the CPU allocator refuses
+    assert runner.is_out_of_memory(e.value)
+    assert not runner.is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not runner.is_out_of_memory(ValueError("out of memory"))
+
+
+def test_main_score_is_none_unless_completed():
+    best = {"accuracy": 0.75, "f1": 0.5}
+    assert main_score({"status": "completed", "main_metric": "accuracy", "best": best}) == 0.75
+    for status in ["diverged", "failed", "oom"]:
+        assert main_score({"status": status, "main_metric": "accuracy", "best": best}) is None
+    assert main_score({"status": "completed", "main_metric": "accuracy", "best": {}}) is None
+
+
+# ---------------------------------------------------------------- launchers (slow)
+
+
+def _check_completed_sweep(results_dir: Path, expected: dict[str, int]) -> Path:
+    """One sweep whose run folders are exactly `expected` ({folder: trainable params}), all completed."""
+    (sweep_dir,) = sweep_dirs(results_dir)
+    metrics = run_metrics(sweep_dir)
+    assert set(metrics) == set(expected)
+    for folder, m in metrics.items():
+        assert m["status"] == "completed" and m["error"] is None, (folder, m["error"])
+        assert m["trainable_params"] == expected[folder]
+        assert m["sweep"] == str(sweep_dir) and m["run_dir"] == str(sweep_dir / folder)
+        assert 0 <= m["best"]["accuracy"] <= 1
+    rows = csv_rows(results_dir)
+    assert len(rows) == len(expected)
+    by_hash = {r["config_hash"]: r for r in rows}
+    assert set(by_hash) == {m["config_hash"] for m in metrics.values()}  # one row per config, all distinct
+    for m in metrics.values():
+        row = by_hash[m["config_hash"]]
+        assert (row["status"], row["run_dir"], row["sweep"]) == ("completed", m["run_dir"], str(sweep_dir))
+        assert float(row["score"]) == m["best"]["accuracy"]
+    return sweep_dir
+
+
+@pytest.mark.slow
+def test_joblib_sweep_with_two_workers(tmp_path):
+    proc = sweep(tmp_path, "hydra/launcher=local_parallel", "variant=lora,vera", "seed=0,1")
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    vera = 4 * (256 + 32) + HEAD_PARAMS  # r 256: lambda_d (256) + lambda_b (32) on 4 layers, plus the head
+    lora = lora_params(8)
+    _check_completed_sweep(
+        tmp_path,
+        {
+            "0_lora-rt_polarity-s0": lora,
+            "1_lora-rt_polarity-s1": lora,
+            "2_vera-rt_polarity-s0": vera,
+            "3_vera-rt_polarity-s1": vera,
+        },
+    )
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(tmp_path):
+    sweep(tmp_path, "hydra/launcher=submitit_local", "variant=lora", "seed=0,1")
+    sweep_dir = _check_completed_sweep(
+        tmp_path, {"0_lora-rt_polarity-s0": lora_params(8), "1_lora-rt_polarity-s1": lora_params(8)}
+    )
+    # each run was its own submitit job, with its own log folder
+    jobs = [p for p in (sweep_dir / ".submitit").iterdir() if p.is_dir() and p.name != "%j"]
+    assert len(jobs) == 2
+    assert all(list(job.glob("*_result.pkl")) for job in jobs)
+
+
+@pytest.mark.slow
+def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
+    """experiment=rank_sweep on the tiny model: the grid's ranks 1..64; r=64 > hidden 32 fails, recorded."""
+    sweep(tmp_path, "experiment=rank_sweep", "variant=lora", "seed=0")
+    (sweep_dir,) = sweep_dirs(tmp_path)
+    assert sweep_dir.name.endswith("_rank_sweep")
+    metrics = run_metrics(sweep_dir)
+    ranks = [1, 2, 4, 8, 16, 32, 64]
+    assert list(metrics) == [f"{i}_lora-rt_polarity-s0" for i in range(7)]
+    for r, m in zip(ranks, metrics.values(), strict=True):
+        assert m["model"] == "tiny"
+        if r < 64:
+            assert m["status"] == "completed" and m["hparams"]["r"] == r
+            assert m["trainable_params"] == lora_params(r)
+        else:
+            assert m["status"] == "failed" and "rank r=64 must be in 1..32" in m["error"]
+    rows = csv_rows(tmp_path)
+    assert sorted(r["status"] for r in rows) == ["completed"] * 6 + ["failed"]
+    assert len({r["config_hash"] for r in rows}) == 7
+
+
+# ---------------------------------------------------------------- isolation (slow)
+
+
+@pytest.mark.slow
+def test_sweep_records_oom_failed_and_diverged_runs_and_goes_on(tmp_path):
+    """hidden 2**40: the embedding cannot be allocated (oom); hidden 30 with 4 heads raises (failed);
+    lr 1e20 makes the loss NaN on the second step (diverged); hidden 32 with lr 1e-3 completes."""
+    sweep(tmp_path, f"model.hidden_size={2**40},30,32", "train.lr=1e-3,1e20")
+    (sweep_dir,) = sweep_dirs(tmp_path)
+    metrics = run_metrics(sweep_dir)
+    expected = ["oom", "oom", "failed", "failed", "completed", "diverged"]
+    assert [m["status"] for m in metrics.values()] == expected
+    assert [int(name.split("_")[0]) for name in metrics] == list(range(6))
+    ms = list(metrics.values())
+    for m in ms[:2]:
+        assert "DefaultCPUAllocator" in m["error"] and "steps" not in m
+    for m in ms[2:4]:
+        assert "not a multiple of the number of attention heads" in m["error"]
+    for i in range(4):
+        assert (sweep_dir / list(metrics)[i] / "error.txt").is_file()
+    assert ms[4]["error"] is None and 0 <= ms[4]["best"]["accuracy"] <= 1
+    assert ms[5]["error"].startswith("non-finite loss nan at step") and ms[5]["best"] == {}
+    assert ms[5]["hparams"]["lr"] == 1e20 and not (sweep_dir / list(metrics)[5] / "error.txt").exists()
+    rows = {r["config_hash"]: r for r in csv_rows(tmp_path)}
+    assert len(rows) == 6
+    for m in ms:
+        row = rows[m["config_hash"]]
+        assert row["status"] == m["status"] and row["error"] == " ".join((m["error"] or "").split())[:500]
+    assert rows[ms[4]["config_hash"]]["score"] != "" and rows[ms[5]["config_hash"]]["score"] == ""
+
+
+# ---------------------------------------------------------------- resume (slow)
+
+
+@pytest.mark.slow
+def test_resume_after_a_killed_sweep(tmp_path):
+    """SIGKILL a sweep once its first run completed; the same command skips the completed runs, runs the
+    rest, and the CSV ends with exactly one completed row per config. force=true reruns a completed one."""
+    grid = ["task.max_train_samples=64", "train.batch_size=8", "seed=0,1,2,3"]
+    proc = subprocess.Popen(
+        sweep_cmd(*grid),
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(
+                json.loads(p.read_text()).get("status") == "completed"
+                for p in tmp_path.glob("sweeps/*/*/metrics.json")
+            ):
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a scheduler would
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
+    (first,) = sweep_dirs(tmp_path)
+    before = run_metrics(first)
+    completed = {m["config_hash"] for m in before.values() if m["status"] == "completed"}
+    assert 1 <= len(completed) < 4 and all(m["status"] == "completed" for m in before.values())
+    # the kill may land between a run's metrics.json and its CSV row: the resume below repairs that
+    rows_before = csv_rows(tmp_path) if (tmp_path / "leaderboard.csv").exists() else []
+    assert {r["config_hash"] for r in rows_before} <= completed
+
+    time.sleep(1.1)  # a new sweep folder (its name has a one-second timestamp)
+    proc = sweep(tmp_path, *grid)
+    second = next(d for d in sweep_dirs(tmp_path) if d != first)
+    rerun = run_metrics(second)
+    assert len(rerun) == 4 - len(completed)
+    assert all(m["status"] == "completed" for m in rerun.values())
+    assert not {m["config_hash"] for m in rerun.values()} & completed
+    log = proc.stdout + proc.stderr
+    assert all(f"config {h} already completed in" in log for h in completed)
+    # a skipped run's folder holds only resumed.json, pointing at the run that completed it
+    resumed = {
+        json.loads(p.read_text())["config_hash"]: json.loads(p.read_text())["completed_in"]
+        for p in second.glob("*/resumed.json")
+    }
+    assert resumed == {m["config_hash"]: m["run_dir"] for m in before.values()}
+
+    def check_one_completed_row_per_config() -> list[dict]:
+        rows = csv_rows(tmp_path)
+        assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
+        assert {r["config_hash"] for r in rows} == completed | {m["config_hash"] for m in rerun.values()}
+        assert sorted(int(r["seed"]) for r in rows) == [0, 1, 2, 3]
+        return rows
+
+    rows = check_one_completed_row_per_config()
+
+    # lose one row on purpose (what a kill between metrics.json and the CSV does): a resume restores it
+    path = tmp_path / "leaderboard.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2] + lines[3:]))
+    time.sleep(1.1)
+    sweep(tmp_path, *grid)  # all four skipped
+    restored = check_one_completed_row_per_config()
+    assert sorted(restored, key=lambda r: r["config_hash"]) == sorted(rows, key=lambda r: r["config_hash"])
+
+    time.sleep(1.1)
+    sweep(tmp_path, *grid[:-1], "seed=0", "force=true")
+    rows = csv_rows(tmp_path)
+    assert len(rows) == 5 and all(r["status"] == "completed" for r in rows)
+    seed0 = [r for r in rows if r["seed"] == "0"]
+    assert len(seed0) == 2 and seed0[0]["config_hash"] == seed0[1]["config_hash"]
+    assert seed0[0]["run_dir"] != seed0[1]["run_dir"]
+    assert len(sweep_dirs(tmp_path)) == 4
+
+
+# ---------------------------------------------------------------- Optuna (slow)
+
+
+def trial_lr(run_dir: Path) -> float:
+    """The lr Optuna asked for in a trial, from the run's .hydra/overrides.yaml."""
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    (lr,) = [o.split("=", 1)[1] for o in overrides if o.startswith("train.lr=")]
+    return float(lr)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_optuna(), reason="hydra-optuna-sweeper not installed (the optuna extra)")
+def test_optuna_lr_search_reports_failed_trials_and_reuses_completed_ones(tmp_path):
+    """experiment=lr_search (TPE, seed 0) over lr in {1e-3, 1e20}, 3 trials: lr 1e20 diverges (told to
+    Optuna as FAIL, rerun when asked again), lr 1e-3 trains once and is the best. Run again: the 1e-3
+    trial is skipped (resume) and still reports its score to Optuna."""
+    search = ["experiment=lr_search", "train.lr=choice(1e-3,1e20)", "hydra.sweeper.n_trials=3"]
+    proc = sweep(tmp_path, *search)
+    (first,) = sweep_dirs(tmp_path)
+    assert first.name.endswith("_lr_search")
+    trials = sorted(d for d in first.iterdir() if d.is_dir() and not d.name.startswith("."))
+    assert len(trials) == 3
+    lrs = [trial_lr(d) for d in trials]
+    assert set(lrs) == {1e-3, 1e20}, f"TPE seed 0 asked {lrs}; the test needs both values"
+    metrics = run_metrics(first)
+    done = [m for m in metrics.values() if m["status"] == "completed"]
+    assert len(done) == 1 and done[0]["hparams"]["lr"] == 1e-3  # a repeated 1e-3 is skipped, not retrained
+    diverged = [m for m in metrics.values() if m["status"] == "diverged"]
+    assert len(diverged) == lrs.count(1e20) and all(m["hparams"]["lr"] == 1e20 for m in diverged)
+    assert len({m["config_hash"] for m in diverged}) == 1  # the same config, rerun because it never completed
+    best = yaml.safe_load((first / "optimization_results.yaml").read_text())
+    assert best["best_params"] == {"train.lr": 1e-3}
+    assert best["best_value"] == done[0]["best"]["accuracy"]
+    log = proc.stdout + proc.stderr
+    assert log.count("Return value must be float-castable. Got 'None'") == lrs.count(1e20)  # told as FAIL
+
+    time.sleep(1.1)
+    proc = sweep(tmp_path, *search)
+    second = next(d for d in sweep_dirs(tmp_path) if d != first)
+    assert f"config {done[0]['config_hash']} already completed" in proc.stdout + proc.stderr
+    assert {m["status"] for m in run_metrics(second).values()} == {"diverged"}
+    best = yaml.safe_load((second / "optimization_results.yaml").read_text())
+    assert best["best_params"] == {"train.lr": 1e-3}
+    assert best["best_value"] == done[0]["best"]["accuracy"]
