@@ -62,10 +62,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start this run's peak from now, so earlier runs in the same process (a sweep) do not count."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: "5" resets the process's resident-memory high-water mark (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """CUDA: max allocated by torch. CPU: the process's peak resident memory."""
+    """CUDA: max allocated by torch. Elsewhere: the process's peak resident memory (VmHWM) in this run."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -171,10 +190,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     targets = resolve_targets(model_cfg, variant.config.targets)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
-    if device.type == "cuda":
-        gc.collect()  # what an earlier run in this process (a sweep worker) left must not count or crowd
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
 
     task_data = load_task(task_cfg)
     regression = task_cfg.num_labels == 1
@@ -260,7 +276,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         train_time_s=round(out.train_time_s, 3),
         train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
         peak_memory_mb=round(peak_memory_mb(device), 1),
-        memory_kind="cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+        memory_kind="cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
         adapter_mb=round(adapter_bytes / 2**20, 4),
         device=str(device),
         variant_summary=variant.summary(model),
