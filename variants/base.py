@@ -91,14 +91,19 @@ class AdapterLayer(nn.Module):
         """W after merging; DoRA overrides (its update is not additive)."""
         return self.base_weight() + self.delta_weight()
 
+    def finite_merged_weight(self) -> torch.Tensor:
+        """merged_weight(), refusing a non-finite result (a merge must never corrupt the model)."""
+        new = self.merged_weight()
+        if not torch.isfinite(new).all():
+            raise ValueError(f"refusing to merge {type(self).__name__}: the merged weight is not finite")
+        return new
+
     @torch.no_grad()
     def merge(self) -> None:
         """Fold the update into the base weight. Idempotent; refuses a non-finite result."""
         if self.merged:
             return
-        new = self.merged_weight()
-        if not torch.isfinite(new).all():
-            raise ValueError(f"refusing to merge {type(self).__name__}: the merged weight is not finite")
+        new = self.finite_merged_weight()
         self._unmerged_weight = self.base_layer.weight.data.clone()
         self.base_layer.weight.data.copy_(new.to(self.base_layer.weight.dtype))
         self.merged = True

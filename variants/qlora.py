@@ -129,9 +129,7 @@ class QLoRALinear(LoRALinear):
         """Swap the quantized base for a dense nn.Linear holding dequant(W) + s B A, in W's original dtype."""
         if self.merged:
             return
-        new = self.merged_weight()
-        if not torch.isfinite(new).all():
-            raise ValueError(f"refusing to merge {type(self).__name__}: the merged weight is not finite")
+        new = self.finite_merged_weight()
         quantized = self.base_layer
         dense = nn.Linear(self.in_features, self.out_features, bias=False, device="meta")
         dense.weight = nn.Parameter(new.to(quantized.weight_dtype), requires_grad=False)
