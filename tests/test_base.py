@@ -1,0 +1,49 @@
+"""The contract's shared pieces: target matching, merge safety, strict adapter loading."""
+
+import pytest
+import torch
+from torch import nn
+
+import variants
+from variants.base import Targets, matches, wrap_linears
+from variants.lora import LoRALinear
+
+
+def test_matches_like_peft():
+    assert matches("bert.encoder.layer.0.attention.self.query", ["query"])
+    assert matches("query", ["query"])
+    assert not matches("bert.encoder.layer.0.attention.self.query_proj", ["query"])
+    assert matches("x.attention.output.dense", ["attention.output.dense"])
+
+
+def test_merge_refuses_a_non_finite_weight_and_leaves_w_untouched():
+    layer = LoRALinear(nn.Linear(8, 8), r=2, alpha=2, dropout=0.0, use_rslora=False, init="kaiming")
+    w = layer.base_layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.lora_B.fill_(float("inf"))
+    with pytest.raises(ValueError, match="not finite"):
+        layer.merge()
+    assert torch.equal(layer.base_layer.weight, w) and not layer.merged
+
+
+def test_no_matching_target_names_the_layers(tiny_bert):
+    with pytest.raises(ValueError, match=r"target modules \['nope'\] match no linear layer.*query"):
+        wrap_linears(tiny_bert(), Targets(["nope"]), lambda name, linear: linear)
+
+
+def test_load_adapter_state_dict_is_strict(tiny_bert, attention_targets):
+    variant = variants.build("lora", {"r": 2})
+    model = variant.apply(tiny_bert(), attention_targets)
+    sd = variant.adapter_state_dict(model)
+    missing = dict(list(sd.items())[1:])
+    with pytest.raises(KeyError, match="missing"):
+        variant.load_adapter_state_dict(model, missing)
+    with pytest.raises(KeyError, match="unexpected"):
+        variant.load_adapter_state_dict(model, {**sd, "base_model.model.extra": torch.zeros(1)})
+
+
+def test_unknown_variant_and_option_errors():
+    with pytest.raises(KeyError, match="unknown variant 'lorra'; available: .*lora"):
+        variants.get("lorra")
+    with pytest.raises(TypeError, match=r"variant 'lora' has no option\(s\) \['rr'\]"):
+        variants.build("lora", {"rr": 3})
