@@ -1,6 +1,6 @@
 """``python -m bench <command> [args]``: train, leaderboard, report, new_variant, speed."""
 
-import importlib
+import runpy
 import sys
 
 COMMANDS = {
@@ -17,8 +17,8 @@ def main() -> None:
         given = sys.argv[1] if len(sys.argv) > 1 else ""
         sys.exit(f"unknown command {given!r}; usage: python -m bench {{{','.join(COMMANDS)}}} [args]")
     name = sys.argv.pop(1)
-    sys.argv[0] = f"python -m bench {name}"
-    importlib.import_module(COMMANDS[name]).main()
+    # Exactly as `python -m bench.<command>` (Hydra finds conf/ relative to the module run as __main__).
+    runpy.run_module(COMMANDS[name], run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bench import runner
-from bench.config import register_configs
+from bench.config import CONF_DIR, register_configs
 
 log = logging.getLogger("peft-bench")
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+# An absolute path: the same conf/ whether run as `python -m bench.train`, `python -m bench train` or
+# the console script `peft-bench-train` (a relative one resolves differently for each).
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Run one configuration; returns the main metric at the best epoch (for sweepers such as Optuna).
 

@@ -210,3 +210,16 @@ def test_help_and_cfg_job(tmp_path):
     job = train(tmp_path, "variant=vera", "task=cola", "--cfg", "job").stdout
     assert "name: vera" in job and "name: cola" in job and "d_initial: 0.1" in job
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[str(Path(sys.executable).parent / "peft-bench-train")], [sys.executable, "-m", "bench", "train"]],
+    ids=["console_script", "python_-m_bench_train"],
+)
+def test_other_entry_points_compose_the_same_config(command, tmp_path):
+    proc = subprocess.run(
+        [*command, "variant=vera", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "name: vera" in proc.stdout and "name: rt_polarity" in proc.stdout
