@@ -15,29 +15,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 import variants
+from bench.loop import TrainConfig
 from bench.models import ModelConfig
 from bench.tasks import TaskConfig
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-
-@dataclass
-class TrainConfig:
-    """The training loop's settings (`train.*`)."""
-
-    lr: float | None = None  # None: the variant's recommended lr (variant.lr)
-    epochs: int = 3
-    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    eval_every_steps: int = 0  # 0: evaluate at the end of every epoch only
-    length_grouping: bool = True  # batches of similar length (less padding)
-    num_workers: int = 0
-    save_adapter: bool = True
 
 
 @dataclass

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import variants
 from bench import data, loop, results
-from bench.config import TrainConfig
+from bench.loop import TrainConfig
 from bench.metrics import compute_metrics
 from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
 from bench.tasks import TaskConfig, load_task

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import TrainConfig
+from bench.loop import TrainConfig
 from bench.loop import fit, linear_schedule, total_steps
 from variants.full import Full
 

@@ -33,8 +33,8 @@ class VariantConfig:
     # Learning rate the paper recommends for this method; `optim.lr` overrides it when set.
     lr: float = 5e-4
     # Which linear layers to adapt: a preset the model config defines (attention = q,v; attention_all;
-    # all_linear) or a comma-separated list of module-name suffixes.
-    targets: str = "attention"
+    # all_linear), a list of module-name suffixes ('[key,value]'), or those suffixes comma-separated.
+    targets: Any = "attention"
 
 
 @dataclass
