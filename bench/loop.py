@@ -1,28 +1,35 @@
 """The training loop: a plain PyTorch loop where every call a variant hooks into is visible, in order.
 
-    for each optimizer step:
-        for each of grad_accum micro-batches:
-            loss = task_loss + variant.extra_loss(model)       (bf16 autocast on CUDA, fp32 elsewhere)
-            (loss / grad_accum).backward()
-        clip_grad_norm_; optimizer.step(); scheduler.step()
-        variant.on_step_end(model, step, total_steps)
-        optimizer.zero_grad()
-        evaluate every `eval_every_steps` and at the end of every epoch; track the best evaluation
+``train_step`` is the one optimizer step of the project: the loop, the speed benchmark, the variant
+test-kit and the tests all call it, so a benchmark times what training does.
 
-A non-finite loss stops the run with status ``diverged``.
+    for each optimizer step (train_step):
+        for each of grad_accum micro-batches:
+            loss = task_loss + hooks.extra_loss(model)       (bf16 autocast on CUDA, fp32 elsewhere)
+            (loss / micro-batches).backward()
+        clip_grad_norm_; optimizer.step(); scheduler.step()
+        hooks.on_step_end(model, step, total_steps)
+        optimizer.zero_grad()
+    evaluate every `eval_every_steps` and at the end of every epoch; track the best evaluation
+
+A non-finite loss stops the run with status ``diverged``. This module imports neither Hydra nor datasets.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from variants.base import Variant
+Batch = dict[str, Tensor]
 
 Evaluate = Callable[[], tuple[dict[str, float], dict]]
 Log = Callable[[dict[str, float], int], None]
@@ -45,6 +52,7 @@ class TrainConfig:
     length_grouping: bool = True  # batches of similar length (less padding)
     num_workers: int = 0
     save_adapter: bool = True
+    progress: str = "auto"  # auto: a bar on a terminal, else log lines | bar | log | off
 
 
 @dataclass
@@ -59,6 +67,61 @@ class LoopResult:
     samples_seen: int = 0
     train_time_s: float = 0.0
     error: str | None = None
+
+
+PROGRESS = ("auto", "bar", "log", "off")
+log = logging.getLogger("peft-bench")
+
+
+class StepHooks(Protocol):
+    """What a training step calls besides the model: a ``Variant`` (or peft's side in bench.speed)."""
+
+    def extra_loss(self, model: nn.Module) -> Tensor | None: ...
+
+    def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None: ...
+
+
+class Diverged(Exception):
+    """The loss was not finite; nothing was applied from that micro-batch."""
+
+
+def train_step(
+    model: nn.Module,
+    hooks: StepHooks,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Sequence[Batch],
+    step: int,
+    total_steps: int,
+    device: torch.device,
+    max_grad_norm: float = 0.0,
+    scheduler=None,
+    trainable: list[nn.Parameter] | None = None,
+) -> list[float]:
+    """One optimizer step over ``micro_batches`` (gradient accumulation); returns each micro-batch's loss.
+
+    ``step`` is 1-based. Clipping (when max_grad_norm > 0) covers ``trainable`` (default: every parameter
+    that requires grad). Raises Diverged on a non-finite loss, before its backward.
+    """
+    losses = []
+    for batch in micro_batches:
+        with autocast(device):
+            loss = model(**batch).loss
+            extra = hooks.extra_loss(model)
+            if extra is not None:
+                loss = loss + extra
+        if not torch.isfinite(loss):
+            raise Diverged(f"non-finite loss {loss.item()} at step {step}")
+        (loss / len(micro_batches)).backward()
+        losses.append(loss.item())
+    if max_grad_norm:
+        params = trainable if trainable is not None else [p for p in model.parameters() if p.requires_grad]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    hooks.on_step_end(model, step, total_steps)
+    optimizer.zero_grad(set_to_none=True)
+    return losses
 
 
 def total_steps(batches_per_epoch: int, cfg: TrainConfig) -> int:
@@ -84,16 +147,63 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, enabled=False)
 
 
+def groups_of(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
+    """Consecutive groups of ``size`` batches (the last one of an epoch may be shorter)."""
+    group: list[Batch] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+class Progress:
+    """Progress of the optimizer steps: a tqdm bar on a terminal, else a log line every tenth of the run."""
+
+    def __init__(self, total: int, mode: str):
+        if mode not in PROGRESS:
+            raise ValueError(f"unknown train.progress {mode!r}; choose one of {', '.join(PROGRESS)}")
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "log"
+        self.total, self.mode, self.done, self.postfix = total, mode, 0, ""
+        self.every = max(1, math.ceil(total / 10))
+        self.bar = tqdm(total=total, desc="train", unit="step", mininterval=1.0) if mode == "bar" else None
+
+    def update(self, metrics: str | None = None) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.mode == "log" and (self.done % self.every == 0 or self.done == self.total):
+            log.info("train: step %d/%d%s", self.done, self.total, self.postfix)
+
+    def show(self, text: str) -> None:
+        self.postfix = f", {text}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Trainable(StepHooks, Protocol):
+    """What ``fit`` needs of a variant: the step hooks and the optimizer groups."""
+
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]: ...
+
+
 def fit(
-    model: torch.nn.Module,
-    variant: Variant,
+    model: nn.Module,
+    variant: Trainable,
     loader,
     evaluate: Evaluate,
     cfg: TrainConfig,
     lr: float,
     device: torch.device,
     main_metric: str,
-    log: Log,
+    log_metrics: Log,
 ) -> LoopResult:
     steps_total = total_steps(len(loader), cfg)
     optimizer = torch.optim.AdamW(variant.param_groups(model, lr, cfg.weight_decay))
@@ -101,7 +211,7 @@ def fit(
     trainable = [p for p in model.parameters() if p.requires_grad]
     result = LoopResult()
     step, micro, running = 0, 0, []
-    bar = tqdm(total=steps_total, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
+    progress = Progress(steps_total, cfg.progress)
 
     def run_eval() -> None:
         metrics, outputs = evaluate()
@@ -114,39 +224,31 @@ def fit(
         result.final, result.final_outputs = metrics, outputs
         if not result.best or metrics[main_metric] > result.best[main_metric]:
             result.best, result.best_epoch = metrics, row["epoch"]
-        log({f"eval/{k}": v for k, v in metrics.items()} | {"epoch": row["epoch"]}, step)
-        bar.set_postfix({main_metric: f"{metrics[main_metric]:.4f}"}, refresh=False)
+        log_metrics({f"eval/{k}": v for k, v in metrics.items()} | {"epoch": row["epoch"]}, step)
+        progress.show(f"{main_metric}={metrics[main_metric]:.4f}")
 
     start = time.perf_counter()
     eval_time = 0.0
     model.train()
-    while step < steps_total:
-        for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "idx"}
-            with autocast(device):
-                loss = model(**batch).loss
-                extra = variant.extra_loss(model)
-                if extra is not None:
-                    loss = loss + extra
-            if not torch.isfinite(loss):
-                result.status, result.error = "diverged", f"non-finite loss {loss.item()} at step {step + 1}"
+    while step < steps_total and result.status == "completed":
+        for group in groups_of(loader, cfg.grad_accum):
+            group = [{k: v.to(device, non_blocking=True) for k, v in b.items() if k != "idx"} for b in group]
+            try:
+                losses = train_step(
+                    model, variant, optimizer, group, step + 1, steps_total, device,
+                    cfg.max_grad_norm, scheduler, trainable,
+                )  # fmt: skip
+            except Diverged as e:
+                result.status, result.error = "diverged", str(e)
                 break
-            (loss / cfg.grad_accum).backward()
-            running.append(loss.item())
-            result.samples_seen += batch["labels"].shape[0]
-            micro += 1
-            if micro % cfg.grad_accum:
-                continue
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
+            running += losses
+            result.samples_seen += sum(b["labels"].shape[0] for b in group)
+            micro += len(group)
             step += 1
-            variant.on_step_end(model, step, steps_total)
-            optimizer.zero_grad(set_to_none=True)
-            bar.update(1)
+            progress.update()
             if step % 10 == 0 or step == steps_total:
-                log({"train/loss": _mean(running[-10 * cfg.grad_accum :]), "train/lr": _lr(optimizer)}, step)
+                recent = running[-10 * cfg.grad_accum :]
+                log_metrics({"train/loss": _mean(recent), "train/lr": _lr(optimizer)}, step)
             if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and step < steps_total:
                 t = time.perf_counter()
                 run_eval()
@@ -158,7 +260,7 @@ def fit(
         t = time.perf_counter()
         run_eval()
         eval_time += time.perf_counter() - t
-    bar.close()
+    progress.close()
     result.steps = step
     result.train_time_s = time.perf_counter() - start - eval_time
     return result

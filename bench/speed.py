@@ -2,24 +2,26 @@
 
     python -m bench.speed --shape roberta_base --variants lora,dora,vera,adalora --batch 32 --seq 128
 
-For each variant it times one whole optimizer step, exactly what ``bench.loop`` does per step:
+For each variant it times one whole optimizer step, ``bench.loop.train_step`` (what training runs):
 
     loss = model(**batch).loss + extra_loss;  backward;  clip_grad_norm_;  optimizer.step();
     on_step_end(step, total);  zero_grad
 
 for our implementation and, where peft has the method, for peft's: ``get_peft_model`` with the peft config
-our variant saves as ``adapter_config.json``; LoRA+ through ``create_loraplus_optimizer``; AdaLoRA's
-orthogonal loss from peft's forward and its budget from ``update_and_allocate``; QLoRA on a bitsandbytes
-NF4 base (CUDA only). Both start from the same base weights, seed and batch, and their steps are
+our variant saves as ``adapter_config.json``, and the variant's ``peft_*`` hooks for the rest (the base
+peft starts from, the optimizer a peft user would make, what runs after each step): LoRA+ through
+``create_loraplus_optimizer``, AdaLoRA's budget through ``update_and_allocate`` (its orthogonal loss comes
+from peft's forward), QLoRA on a bitsandbytes NF4 base (CUDA only).
+Both start from the same base weights, seed and batch, and their steps are
 interleaved (ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are
 the anchors (``full`` is always timed: the ratios need it). Reported: the median ms per step over
 ``--steps`` after ``--warmup``, with ``torch.cuda.synchronize`` around each step and bf16 autocast on CUDA
 (as in training), fp32 elsewhere.
 
 Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on the
-``--targets`` layers; a rank above the hidden size (only the tiny shape) is capped at it. AdaLoRA runs
-with ``tinit = tfinal = 0`` and ``total_step`` = the run's step count, so every timed step is in its
-budget phase (importance update and masking: its costliest phase).
+``--targets`` layers, plus its ``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every timed
+step updates importance and masks: its costliest phase); a rank above the hidden size (only the tiny
+shape) is capped at it.
 
 The FLOP floor ("vs floor" = ours / floor). For N base parameters and T tokens, full fine-tuning costs
 about 6 N T FLOPs per step: forward 2 N T, input gradients 2 N T, weight gradients 2 N T. An adapter step
@@ -40,12 +42,9 @@ import argparse
 import copy
 import csv
 import gc
-import importlib.util
 import statistics
-import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import variants
-from bench.loop import autocast
+from bench.loop import StepHooks, train_step
 from bench.models import BERT_TARGETS, TINY_VOCAB, ModelConfig, resolve_targets
-from variants.base import Targets, Variant, is_head, matches
+from variants.base import NO_PEFT_METHOD, Targets, Variant
 
 Device = torch.device
 Batch = dict[str, Tensor]
@@ -70,7 +69,6 @@ DEFAULT_VARIANTS = "lora,dora,vera,adalora,loraplus,qlora,full,head"
 ANCHOR = "full"
 FLOOR_FRACTION = {"full": 1.0, "head": 1 / 3}  # every other variant (an adapter): 2 / 3
 ADAPTER_FLOOR = 2 / 3
-NO_PEFT_METHOD = "peft has no such method"
 COLUMNS = [
     "variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "floor_ms", "vs_floor", "peft_note",
     "shape", "targets", "batch", "seq", "steps", "warmup", "device",
@@ -106,12 +104,24 @@ class Run:
     label: str  # e.g. "lora/peft"
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    extra_loss: Callable[[], Tensor | None]
-    on_step_end: Callable[[int, int], None]
+    hooks: StepHooks
     trainable: list[nn.Parameter] = field(init=False)  # for clipping, listed once as bench.loop does
 
     def __post_init__(self) -> None:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+
+
+class PeftHooks:
+    """peft's side of a step: its forward adds any extra loss; the variant says what follows a step."""
+
+    def __init__(self, variant: Variant):
+        self.variant = variant
+
+    def extra_loss(self, model: nn.Module) -> Tensor | None:
+        return None
+
+    def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
+        self.variant.peft_on_step_end(model, step, total_steps)
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -193,11 +203,11 @@ def make_batch(shape: Shape, batch: int, seq: int, seed: int, device: Device) ->
 
 
 def variant_options(name: str, total_steps: int, shape: Shape) -> dict[str, Any]:
-    """Each variant's defaults, but AdaLoRA's schedule and a rank above the hidden size (see the top)."""
-    if name == "adalora":
-        return {"tinit": 0, "tfinal": 0, "total_step": total_steps}
-    rank = getattr(variants.get(name).Config(), "r", None)
-    return {"r": shape.hidden} if isinstance(rank, int) and rank > shape.hidden else {}
+    """Each variant's defaults and benchmark_options, a rank above the hidden size capped (see the top)."""
+    cls = variants.get(name)
+    rank = getattr(cls.Config(), "r", None)
+    capped = {"r": shape.hidden} if isinstance(rank, int) and rank > shape.hidden else {}
+    return {**capped, **cls.benchmark_options(total_steps)}
 
 
 def our_run(
@@ -208,105 +218,31 @@ def our_run(
     torch.manual_seed(SEED)
     variant.apply(model, targets)
     optimizer = torch.optim.AdamW(variant.param_groups(model, variant.config.lr, WEIGHT_DECAY))
-    return variant, Run(
-        label=f"{name}/ours",
-        model=model,
-        optimizer=optimizer,
-        extra_loss=lambda: variant.extra_loss(model),
-        on_step_end=lambda step, total: variant.on_step_end(model, step, total),
-    )
+    return variant, Run(label=f"{name}/ours", model=model, optimizer=optimizer, hooks=variant)
 
 
 # -- peft's side ---------------------------------------------------------------------------------
-def peft_skip_reason(name: str, device: Device) -> str | None:
-    """Why peft's version of ``name`` cannot be timed here (None: it can)."""
-    cls = variants.get(name)
-    if cls.peft_type is None:
-        return NO_PEFT_METHOD
-    if name == "qlora":
-        if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
-            return f"peft's QLoRA needs CUDA and bitsandbytes (device: {device.type})"
-    return None
-
-
-def peft_run(variant: Variant, ours: nn.Module, base: nn.Module, targets: Targets, device: Device) -> Run:
+def peft_run(variant: Variant, ours: nn.Module, base: nn.Module, device: Device) -> Run:
     """peft's version of ``variant`` on a copy of ``base``, from the peft config our variant saves."""
     from peft import get_peft_config, get_peft_model
-    from peft.optimizers import create_loraplus_optimizer
 
     config = variant.adapter_config(ours, "")
     config.update(inference_mode=False)  # a saved adapter is frozen; this one trains
     for key in ("base_model_name_or_path", "rank_pattern"):  # no checkpoint; AdaLoRA's pattern: from training
         config.pop(key, None)
-    if variant.name == "qlora":
-        model = quantized_copy(base, targets, device)
-    else:
-        model = copy.deepcopy(base).to(device)
+    model = variant.peft_base(base, device)
     torch.manual_seed(SEED)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations, raised inside peft
         model = get_peft_model(model, get_peft_config(config)).train()
-    lr = variant.config.lr
-    if variant.name == "loraplus":
-        ratio = variant.config.loraplus_lr_ratio
-        optimizer = create_loraplus_optimizer(
-            model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=ratio, loraplus_weight_decay=WEIGHT_DECAY
-        )
-    else:  # the same grouping as ours: decay on matrices, none on 1-D tensors
-        optimizer = torch.optim.AdamW(Variant.param_groups(variant, model, lr, WEIGHT_DECAY))
-    allocate = getattr(model.base_model, "update_and_allocate", None)  # AdaLoRA's budget (0-based step)
-    return Run(
-        label=f"{variant.name}/peft",
-        model=model,
-        optimizer=optimizer,
-        extra_loss=lambda: None,  # AdaLoRA's orthogonal loss is added by peft's forward
-        on_step_end=(lambda step, total: allocate(step - 1)) if allocate else (lambda step, total: None),
-    )
-
-
-def quantized_copy(base: nn.Module, targets: Targets, device: Device) -> nn.Module:
-    """``base`` reloaded through transformers' bitsandbytes NF4 path (double quant, bf16 compute), with
-    exactly the target linears quantized, as our QLoRA does."""
-    from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
-
-    skip = [
-        n
-        for n, m in base.named_modules()
-        if isinstance(m, nn.Linear) and (not matches(n, targets.modules) or is_head(n, targets.head))
-    ]
-    quant = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
-        llm_int8_skip_modules=skip,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        base.save_pretrained(tmp)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            tmp, quantization_config=quant, device_map={"": device}
-        )
-    return model.train()
+    optimizer = variant.peft_optimizer(model, variant.config.lr, WEIGHT_DECAY)
+    return Run(label=f"{variant.name}/peft", model=model, optimizer=optimizer, hooks=PeftHooks(variant))
 
 
 # -- timing --------------------------------------------------------------------------------------
 def sync(device: Device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def train_step(run: Run, batch: Batch, step: int, total: int, device: Device) -> None:
-    """One optimizer step, as ``bench.loop.fit`` does it."""
-    with autocast(device):
-        loss = run.model(**batch).loss
-        extra = run.extra_loss()
-        if extra is not None:
-            loss = loss + extra
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(run.trainable, MAX_GRAD_NORM)
-    run.optimizer.step()
-    run.on_step_end(step, total)
-    run.optimizer.zero_grad(set_to_none=True)
 
 
 def time_runs(
@@ -320,7 +256,10 @@ def time_runs(
             bar.set_description(run.label)
             sync(device)
             start = time.perf_counter()
-            train_step(run, batch, step, total, device)
+            train_step(
+                run.model, run.hooks, run.optimizer, [batch], step, total, device, MAX_GRAD_NORM,
+                trainable=run.trainable,
+            )  # fmt: skip
             sync(device)
             if step > warmup:
                 ms.append(1e3 * (time.perf_counter() - start))
@@ -342,14 +281,16 @@ def measure(args: argparse.Namespace, device: Device) -> Measured:
     base = base_model(shape, args.seq, SEED)
     batch = make_batch(shape, args.batch, args.seq, SEED, device)
     total = args.warmup + args.steps
-    skips = {n: "--no-peft" if args.no_peft else peft_skip_reason(n, device) for n in args.variants}
+    skips = {
+        n: "--no-peft" if args.no_peft else variants.get(n)().peft_unavailable(device) for n in args.variants
+    }
     n_runs = sum(1 if skips[n] else 2 for n in args.variants)
     measured = {}
-    with tqdm(total=n_runs * total, unit="step", dynamic_ncols=True) as bar:
+    with tqdm(total=n_runs * total, unit="step", dynamic_ncols=True, disable=None) as bar:
         for name in args.variants:
             options = variant_options(name, total, shape)
             variant, ours = our_run(name, options, base, targets, device)
-            runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, targets, device)]
+            runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, device)]
             medians = time_runs(runs, batch, args.warmup, args.steps, device, bar)
             peft_ms = medians[1] if len(medians) > 1 else None
             measured[name] = (medians[0], peft_ms, skips[name] or "")

@@ -1,50 +1,99 @@
-"""The variant contract test-kit: one call checks that a variant (built-in or plugin) behaves.
+"""The variant contract test-kit: named checks that a variant (built-in or plugin) behaves.
 
-    from bench.testing import check_variant
-    check_variant("myvariant")                      # or check_variant(MyVariant, {"r": 4})
+    from bench.testing import check_variant, run_check, CHECKS
+    check_variant("myvariant")                      # every check; or check_variant(MyVariant, {"r": 4})
+    run_check("myvariant", "merge_equals_unmerged") # one check by name (a parametrised test per check)
 
-On a tiny random BERT (seconds, offline) it checks: the output at initialisation equals the base
-model's; after a few training steps only trainable parameters changed (and some did); merged forward
-equals unmerged forward; merging twice equals merging once; unmerge restores every weight; the saved
-adapter (peft's file format) loads into a fresh model and reproduces the logits; ``param_groups``
-partitions the trainable parameters; the reported trainable-parameter count equals the count saved
-in the adapter file.
+Each check builds a tiny random BERT (seconds, offline) whose biases and LayerNorm parameters are
+randomised (at their zero / one init a bias bug would go unseen), adapts it on the variant's own targets
+(``Config.targets`` resolved against the tiny model's presets), and trains it with ``bench.loop.train_step``.
+The variant class's ``check_options`` supply its options and tolerances; explicit arguments win.
 Each failure raises AssertionError naming the check and the numbers.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 import variants
-from bench.models import ModelConfig, load_tokenizer, tiny_model
+from bench.loop import train_step
+from bench.models import ModelConfig, load_tokenizer, resolve_targets, tiny_model
 from bench.results import save_adapter
-from variants.base import Targets, Variant
+from variants.base import Targets, Variant, is_norm
 
 TINY = ModelConfig(name="tiny", source="tiny")
 SENTENCES = ["a gripping, funny film.", "dull and far too long", "i loved it!", "not worth the ticket"]
+LABELS = [1, 0, 1, 0]
 
 
-def _batch() -> dict[str, torch.Tensor]:
-    return dict(load_tokenizer(TINY)(SENTENCES, padding=True, return_tensors="pt"))
-
-
-def _build(cls: type[Variant], options: dict[str, Any], targets: Targets, seed: int = 0):
-    variant = cls(cls.Config(**{"name": cls.name, **options}))
-    model = tiny_model(TINY, num_labels=2, seed=seed)
-    torch.manual_seed(seed)  # adapter initialisation
-    variant.apply(model, targets)
-    return variant, model.eval()
-
-
-def _logits(model, batch) -> torch.Tensor:
+def perturb_biases_and_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random biases and norm parameters (seeded), so that bugs in how a variant treats them show."""
+    generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
-        return model(**batch).logits
+        for module in model.modules():
+            for name, p in module.named_parameters(recurse=False):
+                noise = 0.2 * torch.randn(p.shape, generator=generator)
+                if is_norm(module) and name == "weight":
+                    p.copy_(1 + noise)
+                elif name == "bias":
+                    p.copy_(noise)
+    return model
+
+
+@dataclass
+class Subject:
+    """A variant under test and the settings of its checks."""
+
+    cls: type[Variant]
+    options: dict[str, Any] = field(default_factory=dict)
+    targets: Targets | None = None  # None: the variant's own Config.targets on the tiny model
+    init_atol: float = 1e-6  # output at init vs the base model (0 in exact arithmetic for additive updates)
+    atol: float = 1e-5  # merged vs unmerged, reloaded vs trained
+    steps: int = 3
+    lr: float = 1e-2
+    perturb_base: bool = True  # False: the tiny model's zero biases and unit norms, as initialised
+
+    def __post_init__(self) -> None:
+        assert issubclass(self.cls.Config, variants.VariantConfig), (
+            f"{self.cls.__name__}.Config must subclass VariantConfig"
+        )
+        if self.targets is None:
+            config = self.cls.Config(**{"name": self.cls.name, **self.options})
+            self.targets = resolve_targets(TINY, config.targets)
+        self.batch = dict(load_tokenizer(TINY)(SENTENCES, padding=True, return_tensors="pt"))
+
+    def base(self, seed: int = 0) -> nn.Module:
+        model = tiny_model(TINY, num_labels=2, seed=seed)
+        return (perturb_biases_and_norms(model, seed) if self.perturb_base else model).eval()
+
+    def build(self, seed: int = 0) -> tuple[Variant, nn.Module]:
+        variant = self.cls(self.cls.Config(**{"name": self.cls.name, **self.options}))
+        model = self.base(seed)
+        torch.manual_seed(seed)  # adapter initialisation
+        variant.apply(model, self.targets)
+        return variant, model.eval()
+
+    def trained(self) -> tuple[Variant, nn.Module]:
+        """A built variant after ``steps`` AdamW steps of the project's train_step (no decay, no clip)."""
+        variant, model = self.build()
+        optimizer = torch.optim.AdamW(variant.param_groups(model, self.lr, 0.0))
+        batch = {**self.batch, "labels": torch.tensor(LABELS)}
+        model.train()
+        for step in range(1, self.steps + 1):
+            train_step(model, variant, optimizer, [batch], step, self.steps, torch.device("cpu"))
+        return variant, model.eval()
+
+    def logits(self, model: nn.Module) -> torch.Tensor:
+        with torch.no_grad():
+            return model(**self.batch).logits
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float, rtol: float = 1e-5) -> None:
@@ -52,101 +101,130 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float, rtol: float
     assert torch.allclose(a, b, atol=atol, rtol=rtol), f"{what}: max abs difference {err:.3g} > atol {atol:g}"
 
 
-def _train(model, variant: Variant, batch, steps: int, lr: float) -> None:
-    labels = torch.tensor([1, 0, 1, 0])
-    optimizer = torch.optim.AdamW(variant.param_groups(model, lr, 0.0))
-    model.train()
-    for step in range(1, steps + 1):
-        loss = model(**batch, labels=labels).loss
-        extra = variant.extra_loss(model)
-        (loss if extra is None else loss + extra).backward()
-        optimizer.step()
-        variant.on_step_end(model, step, steps)
-        optimizer.zero_grad()
-    model.eval()
+def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def check_variant(
-    variant: str | type[Variant],
-    options: dict[str, Any] | None = None,
-    targets: Targets | None = None,
-    init_atol: float = 1e-6,
-    atol: float = 1e-5,
-    steps: int = 3,
-    lr: float = 1e-2,
-) -> None:
-    """Run the whole contract on a tiny model; raises AssertionError on the first broken check.
+# -- the checks ------------------------------------------------------------------------------------
+def output_at_init_equals_base(s: Subject) -> None:
+    _, model = s.build()
+    _close(s.logits(model), s.logits(s.base()), "output at initialisation vs the base model", s.init_atol)
 
-    ``options`` are config values for the variant (its defaults otherwise); ``init_atol`` is how far the
-    output at initialisation may be from the base model's (0 in exact arithmetic for additive adapters;
-    larger for a quantized base).
-    """
-    cls = variants.get(variant) if isinstance(variant, str) else variant
-    options = dict(options or {})
-    targets = targets or Targets(modules=["query", "value"], head=["classifier"])
-    assert issubclass(cls.Config, variants.VariantConfig), (
-        f"{cls.__name__}.Config must subclass VariantConfig"
-    )
-    batch = _batch()
 
-    base_logits = _logits(tiny_model(TINY, num_labels=2, seed=0).eval(), batch)
-    v, model = _build(cls, options, targets)
-    _close(_logits(model, batch), base_logits, "output at initialisation vs the base model", init_atol)
-
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+def param_groups_partition_trainable(s: Subject) -> None:
+    variant, model = s.build()
+    trainable = _trainable(model)
     assert trainable, "the variant left no trainable parameter"
-    grouped = [p for g in v.param_groups(model, 1e-3, 0.01) for p in g["params"]]
+    grouped = [p for g in variant.param_groups(model, 1e-3, 0.01) for p in g["params"]]
     assert len(grouped) == len({id(p) for p in grouped}), "param_groups lists a parameter twice"
     assert {id(p) for p in grouped} == {id(p) for p in trainable.values()}, (
         "param_groups must hold exactly the trainable parameters"
     )
 
-    # The count the runner reports (trainable parameters after apply) is what the adapter saves before
-    # training changes anything (AdaLoRA then saves fewer: only the ranks it keeps). Saved tensors that
-    # are frozen in the model (VeRA's shared projections) are not trainable parameters.
-    n_trainable = sum(p.numel() for p in trainable.values())
+
+def trainable_count_equals_saved(s: Subject) -> None:
+    """The count the runner reports (trainable parameters after apply) is what the adapter saves before
+    training (AdaLoRA then saves fewer: only the ranks it keeps). Saved tensors that are frozen in the
+    model (VeRA's shared projections) are not trainable parameters."""
+    variant, model = s.build()
+    n_trainable = sum(p.numel() for p in _trainable(model).values())
     frozen = {t.data_ptr() for t in model.buffers()} | {
         p.data_ptr() for p in model.parameters() if not p.requires_grad
     }
-    n_saved = sum(t.numel() for t in v.adapter_state_dict(model).values() if t.data_ptr() not in frozen)
+    saved = variant.adapter_state_dict(model).values()
+    n_saved = sum(t.numel() for t in saved if t.data_ptr() not in frozen)
     assert n_trainable == n_saved, (
         f"reported trainable params {n_trainable} != params in the saved adapter {n_saved}"
     )
 
-    before = {k: t.clone() for k, t in model.state_dict().items()}
-    _train(model, v, batch, steps, lr)
-    after = model.state_dict()
-    frozen_changed = [
-        k for k in before if not _is_trainable(k, trainable) and not torch.equal(before[k], after[k])
-    ]
-    assert not frozen_changed, f"frozen tensors changed in training: {frozen_changed[:5]}"
-    assert any(not torch.equal(before[k], after[k]) for k in before if _is_trainable(k, trainable)), (
-        "no trainable parameter changed after training"
-    )
 
-    trained = _logits(model, batch)
+def training_changes_only_trainable(s: Subject) -> None:
+    _, model = s.build()
+    trainable = _trainable(model)
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+    _, model = s.trained()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    frozen_changed = sorted(changed - set(trainable))
+    assert not frozen_changed, f"frozen tensors changed in training: {frozen_changed[:5]}"
+    assert changed & set(trainable), "no trainable parameter changed after training"
+
+
+def merge_equals_unmerged(s: Subject) -> None:
+    variant, model = s.trained()
+    trained = s.logits(model)
+    variant.merge(model)
+    _close(s.logits(model), trained, "merged forward vs unmerged forward", s.atol)
+
+
+def merge_twice_equals_once(s: Subject) -> None:
+    variant, model = s.trained()
+    variant.merge(model)
+    once = s.logits(model)
+    variant.merge(model)
+    assert torch.equal(s.logits(model), once), "merging twice differs from merging once"
+
+
+def unmerge_restores_weights(s: Subject) -> None:
+    variant, model = s.trained()
+    trained = s.logits(model)
     weights = {k: t.clone() for k, t in model.state_dict().items()}
-    v.merge(model)
-    merged_once = _logits(model, batch)
-    _close(merged_once, trained, "merged forward vs unmerged forward", atol)
-    v.merge(model)
-    assert torch.equal(_logits(model, batch), merged_once), "merging twice differs from merging once"
-    v.unmerge(model)
+    variant.merge(model)
+    variant.unmerge(model)
     restored = model.state_dict()
     changed = [k for k in weights if not torch.equal(weights[k], restored[k])]
     assert not changed, f"unmerge did not restore: {changed[:5]}"
-    _close(_logits(model, batch), trained, "forward after unmerge", 0.0, 0.0)
+    _close(s.logits(model), trained, "forward after unmerge", 0.0, 0.0)
 
-    sd = v.adapter_state_dict(model)
+
+def save_load_round_trip(s: Subject) -> None:
+    variant, model = s.trained()
     with tempfile.TemporaryDirectory() as tmp:
-        save_adapter(Path(tmp), sd, v.adapter_config(model, "tiny-bert"))
+        save_adapter(Path(tmp), variant.adapter_state_dict(model), variant.adapter_config(model, "tiny-bert"))
         loaded = load_file(str(Path(tmp) / "adapter_model.safetensors"))
-    fresh_v, fresh = _build(cls, options, targets, seed=0)
-    fresh_v.load_adapter_state_dict(fresh, loaded)
-    for k, t in fresh_v.adapter_state_dict(fresh).items():
+    fresh_variant, fresh = s.build()
+    fresh_variant.load_adapter_state_dict(fresh, loaded)
+    for k, t in fresh_variant.adapter_state_dict(fresh).items():
         assert torch.equal(t, loaded[k]), f"adapter tensor {k} did not round-trip"
-    _close(_logits(fresh, batch), trained, "logits after save -> load into a fresh model", atol)
+    _close(s.logits(fresh), s.logits(model), "logits after save -> load into a fresh model", s.atol)
 
 
-def _is_trainable(state_key: str, trainable: dict[str, torch.nn.Parameter]) -> bool:
-    return state_key in trainable
+CHECKS: dict[str, Callable[[Subject], None]] = {
+    check.__name__: check
+    for check in (
+        output_at_init_equals_base,
+        param_groups_partition_trainable,
+        trainable_count_equals_saved,
+        training_changes_only_trainable,
+        merge_equals_unmerged,
+        merge_twice_equals_once,
+        unmerge_restores_weights,
+        save_load_round_trip,
+    )
+}
+
+
+def subject(variant: str | type[Variant], options: dict[str, Any] | None = None, **settings) -> Subject:
+    """The Subject of ``variant``: its class's ``check_options``, overridden by the arguments given."""
+    cls = variants.get(variant) if isinstance(variant, str) else variant
+    merged = {**cls.check_options, **settings}
+    merged["options"] = {**cls.check_options.get("options", {}), **(options or {})}
+    return Subject(cls, **merged)
+
+
+def run_check(variant: str | type[Variant], check: str, options: dict[str, Any] | None = None, **settings):
+    """Run one named check (a key of CHECKS); raises AssertionError when it fails."""
+    if check not in CHECKS:
+        raise KeyError(f"unknown check {check!r}; checks: {', '.join(CHECKS)}")
+    CHECKS[check](subject(variant, options, **settings))
+
+
+def check_variant(variant: str | type[Variant], options: dict[str, Any] | None = None, **settings) -> None:
+    """Run every check in order; raises AssertionError on the first broken one.
+
+    ``options`` are config values for the variant (its defaults otherwise); ``settings`` are Subject
+    fields: targets, init_atol, atol, steps, lr, perturb_base.
+    """
+    s = subject(variant, options, **settings)
+    for check in CHECKS.values():
+        check(s)

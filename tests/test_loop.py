@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.loop import TrainConfig
-from bench.loop import fit, linear_schedule, total_steps
+from bench.loop import TrainConfig, fit, linear_schedule, total_steps
+from variants.base import Targets
 from variants.full import Full
 
 
@@ -37,7 +37,7 @@ def batches(n_batches: int, size: int) -> list[dict]:
 
 def run(model, loader, cfg, evals=None):
     variant = Full()
-    variant.apply(model, targets=None)
+    variant.apply(model, Targets(modules=["lin"], head=[]))
     scores = iter(evals or [0.5] * 100)
     return fit(
         model,

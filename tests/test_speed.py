@@ -11,6 +11,7 @@ import pytest
 import torch
 from tqdm.auto import tqdm
 
+import variants
 from bench import speed
 from bench.models import ModelConfig, resolve_targets
 
@@ -85,7 +86,7 @@ def test_peft_twin_trains_the_same_parameters(name):
     base = speed.base_model(shape, 8, speed.SEED)
     targets = resolve_targets(ModelConfig(name="tiny"), "attention")
     variant, ours = speed.our_run(name, speed.variant_options(name, 3, shape), base, targets, CPU)
-    theirs = speed.peft_run(variant, ours.model, base, targets, CPU)
+    theirs = speed.peft_run(variant, ours.model, base, CPU)
 
     def groups(run):
         return sorted(
@@ -104,9 +105,9 @@ def test_peft_twin_trains_the_same_parameters(name):
 
 
 def test_peft_qlora_is_skipped_with_a_reason_off_cuda():
-    assert "needs CUDA and bitsandbytes" in speed.peft_skip_reason("qlora", CPU)
-    assert speed.peft_skip_reason("lora", CPU) is None
-    assert speed.peft_skip_reason("head", CPU) == speed.NO_PEFT_METHOD
+    assert "needs CUDA and bitsandbytes" in variants.get("qlora")().peft_unavailable(CPU)
+    assert variants.get("lora")().peft_unavailable(CPU) is None
+    assert variants.get("head")().peft_unavailable(CPU) == speed.NO_PEFT_METHOD
 
 
 @pytest.mark.parametrize(

@@ -1,87 +1,19 @@
-"""The open variant registry.
-
-Built-in variants are the modules of this package: each registers itself on import with ``@register``,
-so a new file here (plus ``conf/variant/<name>.yaml``) is picked up with no central list to edit.
-Outside packages register through the entry-point group ``peft_bench.variants``: each entry point names a
-``Variant`` subclass (or a module that registers some on import).
+"""Fine-tuning methods: the contract (``variants.base``), the registry (``variants.registry``) and one
+module per method. The registry's functions are re-exported here: ``variants.available()``,
+``variants.get(name)``, ``variants.build(name, options)``.
 """
 
-from __future__ import annotations
-
-import importlib
-import pkgutil
-from importlib.metadata import entry_points
-from types import ModuleType
-from typing import Any
-
 from variants.base import AdapterLayer, Targets, Variant, VariantConfig
+from variants.registry import available, broken, build, get, register
 
-ENTRY_POINT_GROUP = "peft_bench.variants"
-_REGISTRY: dict[str, type[Variant]] = {}
-_ORIGIN: dict[str, str] = {}
-_discovered = False
-
-__all__ = ["AdapterLayer", "Targets", "Variant", "VariantConfig", "available", "build", "get", "register"]
-
-
-def register(cls: type[Variant], origin: str | None = None) -> type[Variant]:
-    """Add a Variant subclass to the registry under ``cls.name`` (usable as a class decorator)."""
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"{cls!r} needs a class attribute `name` that is an identifier, got {name!r}")
-    origin = origin or f"{cls.__module__}.{cls.__qualname__}"
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not cls:
-        raise ValueError(
-            f"variant name {name!r} from {origin} collides with the registered variant {_ORIGIN[name]}; "
-            "rename one of them"
-        )
-    _REGISTRY[name] = cls
-    _ORIGIN[name] = origin
-    return cls
-
-
-def discover() -> None:
-    """Import every built-in variant module and every installed plugin (once per process)."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    for info in pkgutil.iter_modules(__path__):
-        if info.name not in {"base"} and not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = f"package {ep.dist.name} {ep.dist.version}, " if ep.dist is not None else ""
-        origin = f"plugin ({dist}entry point {ep.name} = {ep.value})"
-        try:
-            obj = ep.load()
-        except Exception as e:
-            raise ImportError(f"could not load the variant {origin}: {type(e).__name__}: {e}") from e
-        if isinstance(obj, type) and issubclass(obj, Variant):
-            register(obj, origin=origin)
-        elif not isinstance(obj, ModuleType):
-            raise TypeError(f"the variant {origin} names {obj!r}, not a Variant subclass or a module")
-
-
-def available() -> list[str]:
-    discover()
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> type[Variant]:
-    discover()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown variant {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name]
-
-
-def build(name: str, options: dict[str, Any] | None = None) -> Variant:
-    """Instantiate variant ``name`` from a plain dict of config options (unknown keys raise)."""
-    cls = get(name)
-    options = dict(options or {})
-    options.setdefault("name", name)
-    fields = set(cls.Config.__dataclass_fields__)
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise TypeError(f"variant {name!r} has no option(s) {unknown}; its options: {sorted(fields)}")
-    return cls(cls.Config(**options))
+__all__ = [
+    "AdapterLayer",
+    "Targets",
+    "Variant",
+    "VariantConfig",
+    "available",
+    "broken",
+    "build",
+    "get",
+    "register",
+]

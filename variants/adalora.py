@@ -36,23 +36,14 @@ kept ranks per layer ("rank pattern") are saved like peft: A, E, B pruned to the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from variants import register
-from variants.base import (
-    PEFT_PREFIX,
-    AdapterLayer,
-    Targets,
-    Variant,
-    VariantConfig,
-    adapter_layers,
-    freeze_all_but_head,
-    wrap_linears,
-)
+from variants.base import PEFT_PREFIX, AdapterLayer, Variant, VariantConfig, adapter_layers
+from variants.registry import register
 
 Tensors = dict[str, torch.Tensor]
 EPS = 1e-5  # added to r0 in the scale, as peft and the authors' loralib do
@@ -179,12 +170,15 @@ class AdaLoRA(Variant):
     name = "adalora"
     Config = AdaLoRAConfig
     peft_type = "ADALORA"
+    key_hparams: ClassVar[tuple[str, ...]] = ("init_r", "target_r")
+    # A schedule that fits the kit's few steps: no warm-up, one final step.
+    check_options: ClassVar[dict[str, Any]] = {"options": {"tinit": 0, "tfinal": 1}}
     config: AdaLoRAConfig
+    layers: dict[str, SVDLinear]
 
     def __init__(self, config: AdaLoRAConfig | None = None):
         super().__init__(config)
         validate(self.config)
-        self.layers: dict[str, SVDLinear] = {}  # set by apply()
         self.total_steps: int | None = None  # T of the schedule, set by the first on_step_end
         self.budget: int | None = None  # rank budget after the last step
         self._ema_ipt: list[torch.Tensor] | None = None  # per adapter tensor, in order A, E, B of each layer
@@ -193,12 +187,6 @@ class AdaLoRA(Variant):
     def make_layer(self, name: str, linear: nn.Linear) -> SVDLinear:
         c = self.config
         return SVDLinear(linear, c.init_r, c.alpha, c.dropout)
-
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        self.targets = targets
-        freeze_all_but_head(model, targets.head)
-        self.layers = wrap_linears(model, targets, self.make_layer)
-        return model
 
     def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
         if self.config.orth_reg_weight == 0:
@@ -303,15 +291,12 @@ class AdaLoRA(Variant):
         for name, mask in kept.items():
             layers[name].kept = mask.to(layers[name].kept.device)
 
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any]:
-        c, t = self.config, self.targets
+    def peft_options(self, model: nn.Module) -> dict[str, Any]:
+        c = self.config
         pattern = {f"{name}.lora_E": layer.kept.tolist() for name, layer in adapter_layers(model).items()}
         # peft validates total_step even for inference: never trained, write the shortest valid schedule.
         total = self.total_steps or c.total_step or c.tinit + c.tfinal + 1
         return {
-            "peft_type": "ADALORA",
-            "task_type": "SEQ_CLS",
-            "base_model_name_or_path": base_model_name_or_path,
             "init_r": c.init_r,
             "target_r": c.target_r,
             "rank_pattern": pattern,
@@ -324,10 +309,13 @@ class AdaLoRA(Variant):
             "orth_reg_weight": c.orth_reg_weight,
             "lora_alpha": c.alpha,
             "lora_dropout": c.dropout,
-            "target_modules": list(t.modules),
-            "modules_to_save": list(t.head),
-            "bias": "none",
-            "fan_in_fan_out": False,
             "init_lora_weights": True,
-            "inference_mode": True,
         }
+
+    def peft_on_step_end(self, peft_model: nn.Module, step: int, total_steps: int) -> None:
+        peft_model.base_model.update_and_allocate(step - 1)  # peft's global_step is 0-based
+
+    @classmethod
+    def benchmark_options(cls, total_steps: int) -> dict[str, Any]:
+        """No warm-up or final phase: every step updates importance and masks (the costliest phase)."""
+        return {"tinit": 0, "tfinal": 0, "total_step": total_steps}

@@ -1,21 +1,23 @@
 """The variant contract: what every fine-tuning method (built-in or plugin) implements.
 
-A variant receives a plain dataclass config (never Hydra), wraps the target linear layers of an already
-loaded model in place, and tells the training loop which parameters to optimise and how. The loop calls,
-in this order, per optimizer step:
+A variant receives a plain dataclass config (never Hydra). ``Variant.apply`` is a template: it freezes the
+model but its head (``freeze``) and wraps each target linear layer in place with ``make_layer``, so most
+methods write only their ``AdapterLayer`` and ``make_layer``. The training step
+(``bench.loop.train_step``) calls, in this order, per optimizer step:
 
     loss = task_loss + variant.extra_loss(model)     # e.g. AdaLoRA's orthogonality term
     loss.backward(); clip; optimizer.step()
     variant.on_step_end(model, step, total_steps)    # e.g. AdaLoRA's rank budget
     optimizer.zero_grad()
 
-Adapter tensors are found structurally (every ``AdapterLayer`` in the model, plus the head modules) and
-named in peft's on-disk format (``base_model.model.<module>.lora_A.weight``) so a saved adapter loads
-with ``peft.PeftModel.from_pretrained``.
+Saved tensors are found structurally (every ``AdapterLayer`` in the model, plus the head modules; see
+``Variant.saved_tensors``) and named in peft's on-disk format (``base_model.model.<module>.lora_A.weight``)
+so a saved adapter loads with ``peft.PeftModel.from_pretrained``.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 PEFT_PREFIX = "base_model.model."
+NO_PEFT_METHOD = "peft has no such method"
 
 
 @dataclass
@@ -54,12 +57,25 @@ def is_head(name: str, head: list[str]) -> bool:
     return any(name == h or name.startswith(h + ".") for h in head)
 
 
+def check_finite(t: torch.Tensor, layer: nn.Module, what: str) -> torch.Tensor:
+    """``t``, or ValueError when it holds inf or nan (a merge must never corrupt the model)."""
+    if not torch.isfinite(t).all():
+        raise ValueError(f"refusing to merge {type(layer).__name__}: the merged {what} is not finite")
+    return t
+
+
 class AdapterLayer(nn.Module):
     """A wrapper around a frozen base linear layer that adds a learned update.
 
-    Subclasses define ``delta_weight()`` (the dense update of W, out x in) and ``adapter_tensors()``
-    (peft-named trainable tensors, relative to this module). Merging folds the update into W.
+    Subclasses define ``delta_weight()`` (the dense update of W, out x in), ``adapter_tensors()``
+    (peft-named trainable tensors, relative to this module) and, when the update also changes the bias
+    (IA3's l * (W x + b)), ``delta_bias()``. The forward's update must equal
+    ``F.linear(x, delta_weight(), delta_bias())``: merging folds both into the base layer.
     """
+
+    # Keys of adapter_tensors() trained without weight decay: vectors and scales that start away from
+    # zero (DoRA's magnitude, VeRA's lambdas), which decay would pull towards 0 instead of their start.
+    decay_exempt: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, base_layer: nn.Linear):
         super().__init__()
@@ -83,6 +99,10 @@ class AdapterLayer(nn.Module):
     def delta_weight(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def delta_bias(self) -> torch.Tensor | None:
+        """The update of the bias (out), or None when the method leaves the bias alone (the default)."""
+        return None
+
     def adapter_tensors(self) -> dict[str, torch.Tensor]:
         """Trainable tensors under peft's names relative to this module, e.g. {'lora_A.weight': A}."""
         raise NotImplementedError
@@ -92,29 +112,42 @@ class AdapterLayer(nn.Module):
         return self.base_weight() + self.delta_weight()
 
     def finite_merged_weight(self) -> torch.Tensor:
-        """merged_weight(), refusing a non-finite result (a merge must never corrupt the model)."""
-        new = self.merged_weight()
-        if not torch.isfinite(new).all():
-            raise ValueError(f"refusing to merge {type(self).__name__}: the merged weight is not finite")
-        return new
+        """merged_weight(), refusing a non-finite result."""
+        return check_finite(self.merged_weight(), self, "weight")
+
+    def finite_merged_bias(self) -> torch.Tensor | None:
+        """b + delta_bias() (None when there is no bias update), refusing a non-finite result."""
+        delta = self.delta_bias()
+        if delta is None:
+            return None
+        bias = self.base_layer.bias
+        if bias is None:
+            raise ValueError(f"{type(self).__name__} updates the bias of a layer that has none")
+        return check_finite(bias + delta, self, "bias")
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Fold the update into the base weight. Idempotent; refuses a non-finite result."""
+        """Fold the update into the base weight (and bias). Idempotent; refuses a non-finite result."""
         if self.merged:
             return
-        new = self.finite_merged_weight()
-        self._unmerged_weight = self.base_layer.weight.data.clone()
-        self.base_layer.weight.data.copy_(new.to(self.base_layer.weight.dtype))
+        weight, bias = self.finite_merged_weight(), self.finite_merged_bias()
+        base = self.base_layer
+        self._unmerged = (base.weight.data.clone(), None if bias is None else base.bias.data.clone())
+        base.weight.data.copy_(weight.to(base.weight.dtype))
+        if bias is not None:
+            base.bias.data.copy_(bias.to(base.bias.dtype))
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Restore the base weight exactly as it was before merge()."""
+        """Restore the base weight (and bias) exactly as they were before merge()."""
         if not self.merged:
             return
-        self.base_layer.weight.data.copy_(self._unmerged_weight)
-        del self._unmerged_weight
+        weight, bias = self._unmerged
+        self.base_layer.weight.data.copy_(weight)
+        if bias is not None:
+            self.base_layer.bias.data.copy_(bias)
+        del self._unmerged
         self.merged = False
 
 
@@ -125,7 +158,8 @@ def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer]:
 def wrap_linears(model: nn.Module, targets: Targets, make) -> dict[str, AdapterLayer]:
     """Replace every target nn.Linear (outside the head) with ``make(name, linear)``; return the new layers.
 
-    Raises when nothing matches, naming the suffixes and a few of the model's linear layers.
+    ``make`` may return None to leave a layer as it is. Raises when no linear layer matches the targets,
+    naming the suffixes and a few of the model's linear layers.
     """
     found = [
         (name, m)
@@ -140,9 +174,11 @@ def wrap_linears(model: nn.Module, targets: Targets, make) -> dict[str, AdapterL
         )
     wrapped = {}
     for name, linear in found:
+        layer = make(name, linear)
+        if layer is None:
+            continue
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        layer = make(name, linear)
         setattr(parent, child, layer)
         wrapped[name] = layer
     return wrapped
@@ -153,6 +189,24 @@ def freeze_all_but_head(model: nn.Module, head: list[str]) -> None:
         p.requires_grad_(is_head(name, head))
 
 
+def is_norm(module: nn.Module) -> bool:
+    """A normalisation layer (LayerNorm, RMSNorm, BatchNorm, ... of any library), by its type's name."""
+    return "norm" in type(module).__name__.lower()
+
+
+def no_decay_params(model: nn.Module) -> set[int]:
+    """ids of the parameters trained without weight decay, chosen by what they are: biases, the weights
+    of normalisation layers, and the tensors an AdapterLayer lists in ``decay_exempt``."""
+    ids = set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if name == "bias" or is_norm(module):
+                ids.add(id(p))
+        if isinstance(module, AdapterLayer):
+            ids |= {id(t) for key, t in module.adapter_tensors().items() if key in module.decay_exempt}
+    return ids
+
+
 class Variant:
     """Base class of every fine-tuning method. Subclasses set ``name`` and ``Config`` and override hooks."""
 
@@ -160,10 +214,16 @@ class Variant:
     Config: ClassVar[type[VariantConfig]] = VariantConfig
     # peft's adapter_config "peft_type" of the saved adapter (None: not a peft adapter, e.g. `full`).
     peft_type: ClassVar[str | None] = None
+    # Options that name a configuration in leaderboards, beside the learning rate (e.g. LoRA's rank).
+    key_hparams: ClassVar[tuple[str, ...]] = ()
+    # Keyword arguments of bench.testing.check_variant for this method (options, tolerances), so the
+    # contract matrix runs a plugin too without an edit to the harness's tests.
+    check_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: VariantConfig | None = None):
         self.config = config if config is not None else self.Config(name=self.name)
         self.targets: Targets | None = None
+        self.layers: dict[str, AdapterLayer] = {}
 
     # -- setup -------------------------------------------------------------------------------
     def load_kwargs(self) -> dict[str, Any]:
@@ -171,18 +231,30 @@ class Variant:
         return {}
 
     def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        """Adapt ``model`` in place: wrap target linears, freeze all but adapter and head parameters."""
-        raise NotImplementedError
+        """Adapt ``model`` in place: remember the targets, ``freeze`` it, wrap each target linear layer
+        with ``make_layer``. Subclasses extend it (``super().apply``) rather than repeat it."""
+        self.targets = targets
+        self.freeze(model)
+        self.layers = wrap_linears(model, targets, self.make_layer)
+        return model
+
+    def freeze(self, model: nn.Module) -> None:
+        """Which base parameters train: by default only the head's (``targets.head``)."""
+        freeze_all_but_head(model, self.targets.head)
+
+    def make_layer(self, name: str, linear: nn.Linear) -> AdapterLayer | None:
+        """The adapter layer that wraps the target ``linear`` called ``name``; None leaves it as it is
+        (the baselines adapt no layer)."""
+        return None
 
     # -- training hooks ----------------------------------------------------------------------
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
-        """Optimizer groups: weight decay on matrices, none on 1-D tensors (biases, norms, vectors)."""
+        """Optimizer groups: weight decay on weights, none on what ``no_decay_params`` names."""
+        exempt = no_decay_params(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
         return [
-            {"params": decay, "lr": lr, "weight_decay": weight_decay},
-            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+            {"params": [p for p in params if id(p) not in exempt], "lr": lr, "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) in exempt], "lr": lr, "weight_decay": 0.0},
         ]
 
     def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
@@ -205,34 +277,83 @@ class Variant:
             layer.unmerge()
 
     # -- saving in peft's format -------------------------------------------------------------
-    def adapter_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Every trained tensor under peft's key names: adapter tensors plus the head's parameters."""
-        return {k: v.detach() for k, v in self._live_tensors(model).items()}
-
-    def load_adapter_state_dict(self, model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
-        """Copy a saved adapter into an adapted model; raises on missing or unexpected keys."""
-        own = self.adapter_state_dict(model)
-        missing = sorted(set(own) - set(sd))
-        unexpected = sorted(set(sd) - set(own))
-        if missing or unexpected:
-            raise KeyError(f"adapter keys do not match: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        live = self._live_tensors(model)
-        with torch.no_grad():
-            for k, v in sd.items():
-                live[k].copy_(v.to(live[k].dtype))
-
-    def _live_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """The trained tensors themselves (not copies), keyed by peft's names."""
+    def saved_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The tensors the adapter file holds, live (not copies), under peft's key names: every
+        AdapterLayer's ``adapter_tensors()`` plus the head's parameters. Override it when a method keeps
+        what it trains elsewhere (full fine-tuning) or saves more (VeRA's shared projections)."""
+        if self.targets is None:
+            raise RuntimeError(f"{type(self).__name__}: call apply(model, targets) first")
         live = {}
         for name, layer in adapter_layers(model).items():
             for key, t in layer.adapter_tensors().items():
                 live[f"{PEFT_PREFIX}{name}.{key}"] = t
-        head = self.targets.head if self.targets else []
         for name, p in model.named_parameters():
-            if is_head(name, head):
+            if is_head(name, self.targets.head):
                 live[PEFT_PREFIX + name] = p
         return live
 
+    def adapter_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Detached ``saved_tensors``: what ``adapter_model.safetensors`` holds."""
+        return {k: v.detach() for k, v in self.saved_tensors(model).items()}
+
+    def load_adapter_state_dict(self, model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
+        """Copy a saved adapter into an adapted model; raises on missing or unexpected keys."""
+        live = self.saved_tensors(model)
+        missing = sorted(set(live) - set(sd))
+        unexpected = sorted(set(sd) - set(live))
+        if missing or unexpected:
+            raise KeyError(f"adapter keys do not match: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        with torch.no_grad():
+            for k, v in sd.items():
+                live[k].copy_(v.to(live[k].dtype))
+
     def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any] | None:
-        """peft's adapter_config.json for the saved adapter; None when the variant has no peft form."""
-        return None
+        """peft's adapter_config.json: the fields every peft adapter has, plus ``peft_options``; None when
+        the variant has no peft form (``peft_type`` None)."""
+        if self.peft_type is None:
+            return None
+        return {
+            "peft_type": self.peft_type,
+            "task_type": "SEQ_CLS",
+            "base_model_name_or_path": base_model_name_or_path,
+            "target_modules": list(self.targets.modules),
+            "modules_to_save": list(self.targets.head),
+            "bias": "none",
+            "fan_in_fan_out": False,
+            "inference_mode": True,
+            **self.peft_options(model),
+        }
+
+    def peft_options(self, model: nn.Module) -> dict[str, Any]:
+        """The method's own fields of peft's adapter config (e.g. LoRA's r, lora_alpha)."""
+        return {}
+
+    # -- peft's equivalent, for bench.speed ---------------------------------------------------
+    def peft_unavailable(self, device: torch.device) -> str | None:
+        """Why peft's version cannot run here (None: it can)."""
+        return None if self.peft_type else NO_PEFT_METHOD
+
+    def peft_base(self, base: nn.Module, device: torch.device) -> nn.Module:
+        """The base model peft's version starts from: a copy of ``base`` (QLoRA: quantized)."""
+        return copy.deepcopy(base).to(device)
+
+    def peft_optimizer(self, peft_model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """The optimizer a peft user would make (LoRA+: peft's create_loraplus_optimizer). peft's tensors
+        carry no roles, so rank stands in: decay on matrices, none on vectors, which is the split
+        ``param_groups`` makes for every built-in method (bench.speed's tests check it)."""
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(
+            [
+                {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+            ],
+            lr=lr,
+        )
+
+    def peft_on_step_end(self, peft_model: nn.Module, step: int, total_steps: int) -> None:
+        """What a peft user calls after each optimizer step (AdaLoRA: update_and_allocate)."""
+
+    @classmethod
+    def benchmark_options(cls, total_steps: int) -> dict[str, Any]:
+        """Options that put every timed step of bench.speed in the method's costliest phase."""
+        return {}

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from variants import register
 from variants.base import AdapterLayer
 from variants.lora import LoRA, LoRAConfig, LoRALinear
+from variants.registry import register
 
 
 @dataclass
@@ -38,6 +38,8 @@ class DoRAConfig(LoRAConfig):
 
 
 class DoRALinear(LoRALinear):
+    decay_exempt = frozenset({"lora_magnitude_vector"})  # m starts at ||W||_row, not at zero
+
     def __init__(
         self, base_layer: nn.Linear, r: int, alpha: float, dropout: float, use_rslora: bool, init: str
     ):
@@ -81,8 +83,7 @@ class DoRA(LoRA):
     config: DoRAConfig
 
     def make_layer(self, name: str, linear: nn.Linear) -> AdapterLayer:
-        c = self.config
-        return DoRALinear(linear, c.r, c.alpha, c.dropout, c.use_rslora, c.init)
+        return DoRALinear(linear, **self.lora_options())
 
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any]:
-        return {**super().adapter_config(model, base_model_name_or_path), "use_dora": True}
+    def peft_options(self, model: nn.Module) -> dict[str, Any]:
+        return {**super().peft_options(model), "use_dora": True}

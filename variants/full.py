@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from variants import register
-from variants.base import PEFT_PREFIX, Targets, Variant, VariantConfig
+from variants.base import PEFT_PREFIX, Variant, VariantConfig
+from variants.registry import register
 
 
 @dataclass
@@ -21,11 +21,10 @@ class Full(Variant):
     name = "full"
     Config = FullConfig
 
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        self.targets = targets
+    def freeze(self, model: nn.Module) -> None:
+        """Nothing is frozen."""
         for p in model.parameters():
             p.requires_grad_(True)
-        return model
 
-    def _live_tensors(self, model: nn.Module):
+    def saved_tensors(self, model: nn.Module):
         return {PEFT_PREFIX + n: p for n, p in model.named_parameters()}

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from variants import register
-from variants.base import Targets, Variant, VariantConfig, freeze_all_but_head
+from variants.base import Variant, VariantConfig
+from variants.registry import register
 
 
 @dataclass
@@ -20,8 +18,3 @@ class HeadConfig(VariantConfig):
 class Head(Variant):
     name = "head"
     Config = HeadConfig
-
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        self.targets = targets
-        freeze_all_but_head(model, targets.head)
-        return model

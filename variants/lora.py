@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from variants import register
-from variants.base import AdapterLayer, Targets, Variant, VariantConfig, freeze_all_but_head, wrap_linears
+from variants.base import AdapterLayer, Variant, VariantConfig
+from variants.registry import register
 
 
 @dataclass
@@ -76,33 +76,24 @@ class LoRA(Variant):
     name = "lora"
     Config = LoRAConfig
     peft_type = "LORA"
+    key_hparams: ClassVar[tuple[str, ...]] = ("r",)
     config: LoRAConfig
 
-    def make_layer(self, name: str, linear: nn.Linear) -> AdapterLayer:
+    def lora_options(self) -> dict[str, Any]:
+        """LoRALinear's keyword arguments from the config (shared by DoRA and QLoRA)."""
         c = self.config
-        return LoRALinear(linear, c.r, c.alpha, c.dropout, c.use_rslora, c.init)
+        return dict(r=c.r, alpha=c.alpha, dropout=c.dropout, use_rslora=c.use_rslora, init=c.init)
 
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        self.targets = targets
-        freeze_all_but_head(model, targets.head)
-        wrap_linears(model, targets, self.make_layer)
-        return model
+    def make_layer(self, name: str, linear: nn.Linear) -> AdapterLayer:
+        return LoRALinear(linear, **self.lora_options())
 
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any]:
-        c, t = self.config, self.targets
+    def peft_options(self, model: nn.Module) -> dict[str, Any]:
+        c = self.config
         return {
-            "peft_type": "LORA",
-            "task_type": "SEQ_CLS",
-            "base_model_name_or_path": base_model_name_or_path,
             "r": c.r,
             "lora_alpha": c.alpha,
             "lora_dropout": c.dropout,
             "use_rslora": c.use_rslora,
             "use_dora": False,
-            "target_modules": list(t.modules),
-            "modules_to_save": list(t.head),
-            "bias": "none",
-            "fan_in_fan_out": False,
             "init_lora_weights": True if c.init == "kaiming" else "gaussian",
-            "inference_mode": True,
         }

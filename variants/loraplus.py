@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
-from variants import register
 from variants.base import adapter_layers
 from variants.lora import LoRA, LoRAConfig, LoRALinear
+from variants.registry import register
 
 
 @dataclass
@@ -52,3 +53,11 @@ class LoRAPlus(LoRA):
             for key, params in groups.items()
             if params
         ]
+
+    def peft_optimizer(self, peft_model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        from peft.optimizers import create_loraplus_optimizer
+
+        ratio = self.config.loraplus_lr_ratio
+        return create_loraplus_optimizer(
+            peft_model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=ratio, loraplus_weight_decay=weight_decay
+        )

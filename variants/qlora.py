@@ -20,16 +20,18 @@ storage back. Saved as a peft LoRA adapter (``peft_type: LORA``, ``lora_A.weight
 
 from __future__ import annotations
 
+import importlib.util
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from variants import register
-from variants.base import Targets, adapter_layers
+from variants.base import Targets, adapter_layers, is_head, matches
 from variants.lora import LoRA, LoRAConfig, LoRALinear
 from variants.nf4 import NF4Linear
+from variants.registry import register
 
 BACKENDS = ("ours", "bnb")
 
@@ -153,6 +155,9 @@ class QLoRALinear(LoRALinear):
 class QLoRA(LoRA):
     name = "qlora"
     Config = QLoRAConfig
+    # A quantized base differs from the fp32 base by the NF4 rounding error at initialisation; the
+    # recipe's r=64 is wider than the kit's tiny model (hidden 32).
+    check_options: ClassVar[dict[str, Any]] = {"options": {"r": 8}, "init_atol": 5e-2}
     config: QLoRAConfig
 
     def __init__(self, config: QLoRAConfig | None = None):
@@ -160,9 +165,7 @@ class QLoRA(LoRA):
         check_backend_name(self.config.backend)  # the requirements of 'bnb' are checked in apply()
 
     def make_layer(self, name: str, linear: nn.Linear) -> QLoRALinear:
-        c = self.config
-        lora = dict(r=c.r, alpha=c.alpha, dropout=c.dropout, use_rslora=c.use_rslora, init=c.init)
-        return QLoRALinear(linear, c.backend, **lora)
+        return QLoRALinear(linear, self.config.backend, **self.lora_options())
 
     def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
         check_backend(self.config.backend)
@@ -179,3 +182,34 @@ class QLoRA(LoRA):
             "quantized_bytes": nbytes,
             "bits_per_quantized_param": 8 * nbytes / params if params else 0.0,
         }
+
+    # -- peft's equivalent: a bitsandbytes NF4 base, through transformers ---------------------
+    def peft_unavailable(self, device: torch.device) -> str | None:
+        if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
+            return f"peft's QLoRA needs CUDA and bitsandbytes (device: {device.type})"
+        return None
+
+    def peft_base(self, base: nn.Module, device: torch.device) -> nn.Module:
+        """``base`` reloaded through transformers' bitsandbytes NF4 path (double quant, bf16 compute),
+        with exactly the target linears quantized, as ours."""
+        from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
+
+        t = self.targets
+        skip = [
+            n
+            for n, m in base.named_modules()
+            if isinstance(m, nn.Linear) and (not matches(n, t.modules) or is_head(n, t.head))
+        ]
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            llm_int8_skip_modules=skip,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            base.save_pretrained(tmp)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                tmp, quantization_config=quant, device_map={"": device}
+            )
+        return model.train()

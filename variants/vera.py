@@ -15,14 +15,14 @@ and ``base_model.vera_B`` when ``save_projection``; without them peft regenerate
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from variants import register
-from variants.base import AdapterLayer, Targets, Variant, VariantConfig, freeze_all_but_head, wrap_linears
+from variants.base import AdapterLayer, Targets, Variant, VariantConfig
+from variants.registry import register
 
 # Where peft's adapter_model.safetensors keeps the shared projections.
 PROJECTION_KEYS = {"vera_A": "base_model.vera_A", "vera_B": "base_model.vera_B"}
@@ -57,6 +57,8 @@ class SharedProjections(nn.Module):
 
 
 class VeRALinear(AdapterLayer):
+    decay_exempt = frozenset({"vera_lambda_b", "vera_lambda_d"})  # scaling vectors (lambda_d starts at 0.1)
+
     def __init__(self, base_layer: nn.Linear, shared: SharedProjections, d_initial: float, dropout: float):
         super().__init__(base_layer)
         device = base_layer.weight.device
@@ -98,46 +100,39 @@ class VeRA(Variant):
     name = "vera"
     Config = VeRAConfig
     peft_type = "VERA"
+    key_hparams: ClassVar[tuple[str, ...]] = ("r",)
     config: VeRAConfig
 
     def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
+        """Wrap the targets around one shared pair A, B, drawn once the largest layer sizes are known."""
         c = self.config
         if c.r < 1:
             raise ValueError(f"VeRA rank r={c.r} must be a positive integer")
-        self.targets = targets
-        freeze_all_but_head(model, targets.head)
-        shared = SharedProjections(c.r, c.projection_prng_key)
-
-        def make(name: str, linear: nn.Linear) -> VeRALinear:
-            return VeRALinear(linear, shared, c.d_initial, c.dropout)
-
-        layers = list(wrap_linears(model, targets, make).values())
+        self.shared = SharedProjections(c.r, c.projection_prng_key)
+        super().apply(model, targets)
+        layers = list(self.layers.values())
         max_out, max_in = max(m.out_features for m in layers), max(m.in_features for m in layers)
-        shared.generate(max_out, max_in, layers[0].base_layer.weight.device)
+        self.shared.generate(max_out, max_in, layers[0].base_layer.weight.device)
         return model
 
-    def _live_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        live = super()._live_tensors(model)
+    def make_layer(self, name: str, linear: nn.Linear) -> VeRALinear:
+        return VeRALinear(linear, self.shared, self.config.d_initial, self.config.dropout)
+
+    def saved_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The lambdas and the head, plus the shared projections when ``save_projection`` (as peft)."""
+        live = super().saved_tensors(model)
         if self.config.save_projection:
             shared = shared_projections(model)
             live.update({key: getattr(shared, attr) for attr, key in PROJECTION_KEYS.items()})
         return live
 
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any]:
-        c, t = self.config, self.targets
+    def peft_options(self, model: nn.Module) -> dict[str, Any]:
+        c = self.config
         return {
-            "peft_type": "VERA",
-            "task_type": "SEQ_CLS",
-            "base_model_name_or_path": base_model_name_or_path,
             "r": c.r,
             "d_initial": c.d_initial,
             "vera_dropout": c.dropout,
             "projection_prng_key": c.projection_prng_key,
             "save_projection": c.save_projection,
-            "target_modules": list(t.modules),
-            "modules_to_save": list(t.head),
-            "bias": "none",
-            "fan_in_fan_out": False,
             "init_weights": True,
-            "inference_mode": True,
         }
