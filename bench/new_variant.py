@@ -88,15 +88,12 @@ class ${Class}Linear(AdapterLayer):
 ${decorator}class $Class(Variant):
     name = "$name"
     Config = ${Class}Config
+    key_hparams = ("r",)  # EDIT HERE: the options that name a configuration in leaderboards (besides lr)
     config: ${Class}Config
 
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        """Freeze all but the head, then wrap each target linear layer in place."""
-        self.targets = targets
-        freeze_all_but_head(model, targets.head)
-        c = self.config
-        wrap_linears(model, targets, lambda name, linear: ${Class}Linear(linear, c.r, c.alpha))
-        return model
+    def make_layer(self, name: str, linear: nn.Linear) -> ${Class}Linear:
+        """The adapter layer around each target linear layer (Variant.apply freezes the rest)."""
+        return ${Class}Linear(linear, self.config.r, self.config.alpha)
 
     # More hooks, inherited from Variant until overridden (docs/adding-a-variant.md says when each runs):
     #   load_kwargs()                               extra from_pretrained kwargs (e.g. a quantized base)
@@ -104,19 +101,15 @@ ${decorator}class $Class(Variant):
     #   extra_loss(model)                           added to the task loss (e.g. AdaLoRA's orthogonality)
     #   on_step_end(model, step, total_steps)       after optimizer.step() (e.g. AdaLoRA's rank budget)
     #   summary(model)                              facts for metrics.json's variant_summary
-    #   adapter_config(model, base_model_name)      peft's adapter_config.json, if peft can load the adapter
+    #   peft_type, peft_options(model)              peft's adapter_config.json, if peft can load the adapter
+    #   check_options                               options and tolerances for bench.testing.check_variant
 ''')
 
 YAML = Template("""\
-# EDIT HERE: the method and the source of these defaults (e.g. the paper's GLUE recipe).
+# $Class: the defaults are ${Class}Config's in variants/$name.py (the one place they are stated).
 defaults:
   - ${name}_schema
   - _self_
-
-lr: 5e-4
-r: 8
-alpha: 8
-targets: attention
 """)
 
 TEST = Template('''\
@@ -130,9 +123,10 @@ def test_registered():
     assert variants.get("$name") is $Class
 
 
-def test_contract():
-    # EDIT HERE: options and tolerances, e.g. check_variant($Class, {"r": 4}, init_atol=1e-5)
-    check_variant($Class)
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_contract(check):
+    # EDIT HERE: options and tolerances go in $Class.check_options, e.g. {"options": {"r": 4}}
+    run_check($Class, check)
 
 
 def test_trainable_parameter_count():
@@ -223,13 +217,13 @@ def plan(name: str, out: Path, package: bool) -> dict[Path, str]:
     """The files to write (path -> text) for variant ``name``."""
     cls = class_name(name)
     torch_imports = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
-    base_import = "from variants.base import " + ", ".join(
-        ["AdapterLayer", "Targets", "Variant", "VariantConfig", "freeze_all_but_head", "wrap_linears"]
-    )
+    base_import = "from variants.base import AdapterLayer, Variant, VariantConfig"
     test_imports = [
+        "import pytest",
+        "",
         "import variants",
         "from bench.models import ModelConfig, tiny_model",
-        "from bench.testing import check_variant",
+        "from bench.testing import CHECKS, run_check",
         "from variants.base import Targets",
     ]
     v = {"name": name, "Class": cls, "dist": name.replace("_", "-")}
@@ -258,13 +252,13 @@ def plan(name: str, out: Path, package: bool) -> dict[Path, str]:
             v,
             decorator="@register\n",
             registration_note="",
-            imports=torch_imports + "\nfrom variants import register\n" + base_import,
+            imports=torch_imports + "\n" + base_import + "\nfrom variants.registry import register",
         ),
         out / "conf" / "variant" / f"{name}.yaml": YAML.substitute(v),
         out / "tests" / f"test_{name}.py": TEST.substitute(
             v,
             imports="\n".join(
-                test_imports[:1] + sorted([*test_imports[1:], f"from variants.{name} import {cls}"])
+                test_imports[:3] + sorted([*test_imports[3:], f"from variants.{name} import {cls}"])
             ),
             registered=registered(name, f"variants/{name}.py was not found: run from the repository root"),
         ),
