@@ -1,8 +1,18 @@
-"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds)."""
+"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), and Hydra's compose.
+
+Plain functions shared by several test modules live in tests/helpers/ (imported as ``helpers``); this
+file holds fixtures only and is never imported by name.
+"""
+
+from collections.abc import Sequence
 
 import pytest
-import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 
+from bench.config import CONF_DIR, register_configs
 from bench.models import ModelConfig, load_tokenizer, tiny_model
 from variants.base import Targets
 
@@ -32,19 +42,27 @@ def attention_targets():
     return Targets(modules=["query", "value"], head=["classifier"])
 
 
-def train_a_few_steps(model, variant, batch, steps: int = 3, lr: float = 1e-2, seed: int = 0):
-    """Make adapter weights non-zero with a few AdamW steps on random labels (for reference checks)."""
-    torch.manual_seed(seed)
-    labels = torch.randint(0, model.config.num_labels, (batch["input_ids"].shape[0],))
-    opt = torch.optim.AdamW(variant.param_groups(model, lr, 0.0))
-    model.train()
-    for step in range(1, steps + 1):
-        loss = model(**batch, labels=labels).loss
-        extra = variant.extra_loss(model)
-        if extra is not None:
-            loss = loss + extra
-        loss.backward()
-        opt.step()
-        variant.on_step_end(model, step, steps)
-        opt.zero_grad()
-    return model.eval()
+@pytest.fixture
+def compose():
+    """Factory: compose(overrides, *, config_name="train", return_hydra_config=False) -> DictConfig.
+
+    The configs in conf/ (bench.config.CONF_DIR) composed the way ``python -m bench.train`` composes them,
+    with every schema registered (register_configs). ``config_name=None`` composes from the overrides
+    alone (``+task=sst2``). Hydra's global state is cleared before each call and after the test.
+    """
+    register_configs()
+
+    def _compose(
+        overrides: Sequence[str] = (), *, config_name: str | None = "train", return_hydra_config: bool = False
+    ) -> DictConfig:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                return hydra_compose(
+                    config_name, overrides=list(overrides), return_hydra_config=return_hydra_config
+                )
+        finally:
+            GlobalHydra.instance().clear()
+
+    yield _compose
+    GlobalHydra.instance().clear()

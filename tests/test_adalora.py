@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.training import train_a_few_steps
 from safetensors.torch import load_file, save_file
 
 import variants
-from tests.conftest import train_a_few_steps
 
 peft = pytest.importorskip("peft")
 from peft import AdaLoraConfig, PeftModel, get_peft_model  # noqa: E402

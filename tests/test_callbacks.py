@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 import wandb
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers.results import write_results
+from helpers.wandb_offline import offline_run, read_records
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bench.callbacks import LeaderboardCallback, sweep_group
 from bench.leaderboard import load_runs
-from tests.test_leaderboard import write_results
-from tests.wandb_offline import offline_run, read_records
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
 SWEEP = "2024-05-03_09-00-00_cola"  # the sweep of the cola runs in write_results
 
 
@@ -54,13 +51,8 @@ def test_sweep_group_is_the_sweep_folder_name():
     assert sweep_group(Path("/abs/sweeps/x/")) == "x"
 
 
-def test_callback_yaml_instantiates_the_callback():
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(overrides=["hydra/callbacks=leaderboard"], return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+def test_callback_yaml_instantiates_the_callback(compose):
+    cfg = compose(["hydra/callbacks=leaderboard"], config_name=None, return_hydra_config=True)
     assert cfg.hydra.callbacks.leaderboard._target_ == "bench.callbacks.LeaderboardCallback"
     assert isinstance(instantiate(cfg.hydra.callbacks.leaderboard), LeaderboardCallback)
 

@@ -3,15 +3,11 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import variants
-from bench.config import CONF_DIR, register_configs
-
-register_configs()
+from bench.config import CONF_DIR
 
 
 def options(group: str) -> list[str]:
@@ -19,16 +15,9 @@ def options(group: str) -> list[str]:
 
 
 @pytest.fixture
-def compose_cfg(tmp_path):
-    def _compose(*overrides: str):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(
-                "train", overrides=[f"paths.results={tmp_path}", *overrides], return_hydra_config=True
-            )
-
-    yield _compose
-    GlobalHydra.instance().clear()
+def compose_cfg(compose, tmp_path):
+    """compose_cfg(*overrides): conftest's compose of train.yaml, hydra node included, results in tmp_path."""
+    return lambda *overrides: compose([f"paths.results={tmp_path}", *overrides], return_hydra_config=True)
 
 
 def test_default_config(compose_cfg):

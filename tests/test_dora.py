@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_lora_reference import (
+from helpers.peft_reference import (
     RTOL,
     assert_matches_peft,
     assert_same_outputs,

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-from peft.optimizers import create_loraplus_optimizer
-from test_lora_reference import (
+from helpers.peft_reference import (
     assert_matches_peft,
     live_by_key,
     lora_config,
@@ -16,6 +15,7 @@ from test_lora_reference import (
     save_adapter_for_test,
     trained,
 )
+from peft.optimizers import create_loraplus_optimizer
 
 from variants import build
 from variants.base import Targets, adapter_layers

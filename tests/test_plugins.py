@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import csv
 import importlib
 import io
 import json
@@ -25,6 +24,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from helpers.runs import ROOT, lora_params, read_rows
 from omegaconf import OmegaConf
 
 import variants
@@ -32,7 +32,6 @@ from bench import leaderboard, new_variant, report
 from bench.testing import check_variant
 from variants.lora import LoRALinear
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plugin-pissa"
 RUN = [
     "model=tiny",
@@ -42,7 +41,7 @@ RUN = [
     "train.epochs=1",
 ]
 # tiny BERT: 2 layers x (query, value) of 32 x 32 with rank-4 factors A, B, plus the 32 -> 2 head
-PARAMS_R4 = 2 * 2 * (4 * 32 + 32 * 4) + (32 * 2 + 2)
+PARAMS_R4 = lora_params(4)
 COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     "results",
@@ -94,11 +93,6 @@ def pip_install(site: Path, *packages: Path) -> None:
             *map(str, packages),
         ]
     )
-
-
-def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def composed_variant(run_dir: str | Path) -> dict:

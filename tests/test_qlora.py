@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_a_few_steps
+from helpers.training import train_a_few_steps
 from omegaconf import OmegaConf
 from torch import nn
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.results import write_results
 from matplotlib import image as mpimg
 
 from bench import report
-from tests.test_leaderboard import write_results
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 PLOTS = [

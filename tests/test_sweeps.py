@@ -19,19 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers.runs import HEAD_PARAMS, ROOT, lora_params
 from omegaconf import OmegaConf
 
 from bench import results, runner
-from bench.config import CONF_DIR, register_configs
+from bench.config import CONF_DIR
 from bench.results_columns import LEADERBOARD_COLUMNS
 from bench.tasks import TaskConfig, load_task
 from bench.train import main_score
 
-register_configs()
-
-ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "model=tiny",
     "task=rt_polarity",
@@ -40,12 +36,6 @@ TINY = [
     "train.epochs=1",
     "train.batch_size=16",
 ]
-# tiny BERT (2 layers, hidden 32): LoRA-family r on query and value of both layers, plus the 32->2 head
-HEAD_PARAMS = 32 * 2 + 2
-
-
-def lora_params(r: int) -> int:
-    return 2 * 2 * (r * 32 + 32 * r) + HEAD_PARAMS
 
 
 def has_optuna() -> bool:
@@ -99,13 +89,10 @@ def csv_rows(results_dir: Path) -> list[dict]:
         return list(reader)
 
 
-def compose_cfg(*overrides: str):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("train", overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+@pytest.fixture
+def compose_cfg(compose):
+    """compose_cfg(*overrides): conftest's compose of train.yaml, hydra node included."""
+    return lambda *overrides: compose(overrides, return_hydra_config=True)
 
 
 # ---------------------------------------------------------------- configs (fast)
@@ -126,7 +113,7 @@ ALL_VARIANTS = ["head", "full", "lora", "qlora", "dora", "adalora", "loraplus", 
 
 
 @pytest.mark.parametrize("task", sorted(LORA_PAPER))
-def test_glue_paper_experiment_uses_the_per_task_recipe(task):
+def test_glue_paper_experiment_uses_the_per_task_recipe(task, compose_cfg):
     cfg = compose_cfg("experiment=glue_paper_roberta_base", f"task={task}")
     assert (cfg.model.name, cfg.model.max_length, cfg.variant.name) == ("roberta_base", 512, "lora")
     assert (cfg.variant.r, cfg.variant.alpha, cfg.variant.targets) == (8, 8, "attention")
@@ -137,7 +124,7 @@ def test_glue_paper_experiment_uses_the_per_task_recipe(task):
     assert params.seed.split(",") == ["0", "1", "2", "3", "4"]
 
 
-def test_variant_task_applies_only_to_its_pair_and_the_command_line_wins():
+def test_variant_task_applies_only_to_its_pair_and_the_command_line_wins(compose_cfg):
     assert compose_cfg("variant=lora", "task=cola").train.epochs == 80
     assert compose_cfg("variant=dora", "task=cola").train.epochs == 3  # no dora_cola.yaml
     assert compose_cfg("variant=lora", "task=rt_polarity").train.epochs == 3  # offline tasks: no recipe
@@ -145,7 +132,7 @@ def test_variant_task_applies_only_to_its_pair_and_the_command_line_wins():
     assert (cfg.train.epochs, cfg.variant.lr, cfg.train.batch_size) == (2, 1e-3, 32)
 
 
-def test_offline_suite_covers_every_offline_task_and_variant():
+def test_offline_suite_covers_every_offline_task_and_variant(compose_cfg):
     cfg = compose_cfg("experiment=offline_suite")
     params = cfg.hydra.sweeper.params
     assert params.task.split(",") == OFFLINE_TASKS
@@ -154,7 +141,7 @@ def test_offline_suite_covers_every_offline_task_and_variant():
     assert (cfg.model.name, cfg.model.max_length, cfg.train.epochs) == ("minilm", 64, 2)
 
 
-def test_offline_suite_runs_are_long_enough_for_adalora():
+def test_offline_suite_runs_are_long_enough_for_adalora(compose_cfg):
     """AdaLoRA needs tinit + tfinal below the run's optimizer steps on every task of the suite."""
     for task in OFFLINE_TASKS:
         cfg = compose_cfg("experiment=offline_suite", f"task={task}", "variant=adalora")
@@ -165,7 +152,7 @@ def test_offline_suite_runs_are_long_enough_for_adalora():
         assert steps > cfg.variant.tinit + cfg.variant.tfinal, (task, n, steps)
 
 
-def test_rank_sweep_grid():
+def test_rank_sweep_grid(compose_cfg):
     cfg = compose_cfg("experiment=rank_sweep")
     params = cfg.hydra.sweeper.params
     assert params.variant.split(",") == ["lora", "dora", "loraplus"]
@@ -173,15 +160,19 @@ def test_rank_sweep_grid():
     assert (cfg.model.name, cfg.task.name, cfg.experiment_name) == ("minilm", "rt_polarity", "rank_sweep")
 
 
-def config_hash_of(*overrides: str) -> str:
-    """The hash runner.run computes for this composition (the job config, without the hydra node)."""
-    cfg = compose_cfg(*overrides)
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    return results.config_hash(OmegaConf.to_container(job, resolve=True))
+@pytest.fixture
+def config_hash_of(compose_cfg):
+    def hash_of(*overrides: str) -> str:
+        """The hash runner.run computes for this composition (the job config, without the hydra node)."""
+        cfg = compose_cfg(*overrides)
+        job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return results.config_hash(OmegaConf.to_container(job, resolve=True))
+
+    return hash_of
 
 
 @pytest.mark.parametrize("variant", ["head", "lora", "vera"])
-def test_demo_offline_suite_and_rank_sweep_share_runs(variant):
+def test_demo_offline_suite_and_rank_sweep_share_runs(variant, config_hash_of):
     """Same settings, same config hash: a run done by one experiment is skipped (resume) by the others."""
     demo = config_hash_of("experiment=demo", f"variant={variant}")
     assert demo == config_hash_of(
@@ -193,7 +184,7 @@ def test_demo_offline_suite_and_rank_sweep_share_runs(variant):
 
 
 @pytest.mark.skipif(not has_optuna(), reason="hydra-optuna-sweeper not installed (the optuna extra)")
-def test_lr_search_is_an_optuna_search_over_lr():
+def test_lr_search_is_an_optuna_search_over_lr(compose_cfg):
     cfg = compose_cfg("experiment=lr_search")
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.sampler._target_.endswith("TPESampler")
@@ -201,7 +192,7 @@ def test_lr_search_is_an_optuna_search_over_lr():
     assert dict(sweeper.params) == {"train.lr": "tag(log, interval(1e-5, 1e-2))"}
 
 
-def test_our_launchers_extend_the_plugins_without_shadowing_them():
+def test_our_launchers_extend_the_plugins_without_shadowing_them(compose_cfg):
     local = compose_cfg("hydra/launcher=local_parallel").hydra.launcher
     assert local._target_.endswith("JoblibLauncher") and local.n_jobs == 2
     slurm = compose_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu").hydra.launcher
@@ -215,7 +206,7 @@ def test_our_launchers_extend_the_plugins_without_shadowing_them():
     assert not taken & {p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml")}
 
 
-def test_slurm_launcher_renders_a_valid_sbatch_script(tmp_path, monkeypatch):
+def test_slurm_launcher_renders_a_valid_sbatch_script(tmp_path, monkeypatch, compose_cfg):
     """Our slurm.yaml through submitit, as hydra-submitit-launcher's SlurmLauncher.launch passes it (its
     parameter mapping is copied here); submitit rejects unknown keys. A fake `srun` stands in for SLURM."""
     import submitit

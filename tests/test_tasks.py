@@ -5,16 +5,12 @@ from pathlib import Path
 
 import datasets
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from bench.config import CONF_DIR as CONF
 from bench.metrics import metric_names
 from bench.tasks import TaskConfig, check_config, load_task
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 GLUE = Path(__file__).parent / "fixtures" / "glue"
 LOCAL = Path(__file__).parent / "fixtures" / "local"
 GLUE_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
@@ -69,23 +65,17 @@ def test_config_files_match_the_glue_conventions(name):
     check_config(cfg)
 
 
-def test_hydra_composes_every_task_with_the_schema():
+def test_hydra_composes_every_task_with_the_schema(compose):
     """MNLI's eval_splits must replace, not merge with, a default (the schema leaves it mandatory)."""
-    ConfigStore.instance().store(group="task", name="task_schema", node=TaskConfig)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            for name in SPECS:
-                cfg = compose(config_name=None, overrides=[f"+task={name}"]).task
-                assert OmegaConf.to_object(cfg) == task_cfg(name)
-            mnli = compose(config_name=None, overrides=["+task=mnli"]).task
-            assert list(mnli.eval_splits) == ["validation_matched", "validation_mismatched"]
-            with pytest.raises(Exception, match="Could not override 'task.text_feild'"):
-                compose(config_name=None, overrides=["+task=sst2", "task.text_feild=[x]"])
-            with pytest.raises(Exception, match="Error merging override task.num_labels=two"):
-                compose(config_name=None, overrides=["+task=sst2", "task.num_labels=two"])
-    finally:
-        GlobalHydra.instance().clear()
+    for name in SPECS:
+        cfg = compose(config_name=None, overrides=[f"+task={name}"]).task
+        assert OmegaConf.to_object(cfg) == task_cfg(name)
+    mnli = compose(config_name=None, overrides=["+task=mnli"]).task
+    assert list(mnli.eval_splits) == ["validation_matched", "validation_mismatched"]
+    with pytest.raises(Exception, match="Could not override 'task.text_feild'"):
+        compose(config_name=None, overrides=["+task=sst2", "task.text_feild=[x]"])
+    with pytest.raises(Exception, match="Error merging override task.num_labels=two"):
+        compose(config_name=None, overrides=["+task=sst2", "task.num_labels=two"])
 
 
 # -- GLUE TSV files ----------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """End to end: `python -m bench.train` on the tiny model and real rt_polarity data, every output checked."""
 
-import csv
 import json
 import os
 import subprocess
@@ -10,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.runs import ROOT, read_rows
+from helpers.wandb_offline import offline_run
 from safetensors.torch import load_file
 
 from bench.models import ModelConfig, load_tokenizer, tiny_model
 from bench.results_columns import LEADERBOARD_COLUMNS
 from bench.tasks import TaskConfig, load_task
-from tests.wandb_offline import offline_run
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
 RUN_ARGS = [
     "model=tiny",
@@ -51,11 +50,6 @@ def lora_run(tmp_path_factory):
     train(results, *RUN_ARGS, "logger=both")
     (run_dir,) = (results / "runs").iterdir()
     return results, run_dir
-
-
-def read_rows(path: Path) -> list[dict]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.slow

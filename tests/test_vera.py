@@ -6,9 +6,7 @@ import json
 
 import pytest
 import torch
-from peft import VeraConfig, get_peft_model
-from safetensors.torch import load_file
-from test_lora_reference import (
+from helpers.peft_reference import (
     RTOL,
     assert_matches_peft,
     assert_same_outputs,
@@ -18,6 +16,8 @@ from test_lora_reference import (
     train_mode_outputs,
     trained,
 )
+from peft import VeraConfig, get_peft_model
+from safetensors.torch import load_file
 
 from variants import build
 from variants.base import PEFT_PREFIX, Targets, adapter_layers

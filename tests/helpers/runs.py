@@ -1,0 +1,23 @@
+"""What the end-to-end tests share: the repository root (their subprocesses' working directory), the
+tiny BERT's trainable-parameter counts, and reading back the CSV files a run writes."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]  # tests/helpers/runs.py -> the repository root
+
+# tiny BERT (2 layers, hidden 32): LoRA-family r on query and value of both layers, plus the 32->2 head
+HEAD_PARAMS = 32 * 2 + 2
+
+
+def lora_params(r: int) -> int:
+    """Trainable parameters of LoRA rank ``r`` on the tiny BERT's attention (query, value) plus its head."""
+    return 2 * 2 * (r * 32 + 32 * r) + HEAD_PARAMS
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV file (leaderboard.csv, predictions.csv) as dicts of strings."""
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
