@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -160,13 +161,17 @@ def groups_of(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
 
 
 class Progress:
-    """Progress of the optimizer steps: a tqdm bar on a terminal, else a log line every tenth of the run."""
+    """Progress of the optimizer steps: a tqdm bar on a terminal, else a log line every tenth of the run.
+
+    ``auto`` draws the bar only in a main process writing to a terminal: parallel launchers' workers
+    (joblib) share the terminal, and their bars would overwrite each other.
+    """
 
     def __init__(self, total: int, mode: str):
         if mode not in PROGRESS:
             raise ValueError(f"unknown train.progress {mode!r}; choose one of {', '.join(PROGRESS)}")
         if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "log"
+            mode = "bar" if sys.stderr.isatty() and multiprocessing.parent_process() is None else "log"
         self.total, self.mode, self.done, self.postfix = total, mode, 0, ""
         self.every = max(1, math.ceil(total / 10))
         self.bar = tqdm(total=total, desc="train", unit="step", mininterval=1.0) if mode == "bar" else None

@@ -99,3 +99,16 @@ def test_non_finite_loss_stops_the_run_as_diverged():
     assert result.status == "diverged" and "step 3" in result.error
     assert result.steps == 2 and model.calls == 3
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_progress_logs_a_line_per_tenth_when_not_a_terminal(caplog):
+    caplog.set_level("INFO", logger="peft-bench")
+    run(Toy(), batches(20, 2), TrainConfig(epochs=1, progress="auto"))  # pytest's stderr is no terminal
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train: step")]
+    assert lines[0] == "train: step 2/20" and lines[-1] == "train: step 20/20"
+    assert len(lines) == 10
+
+
+def test_progress_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="unknown train.progress 'loud'; choose one of auto, bar, log, off"):
+        run(Toy(), batches(2, 2), TrainConfig(epochs=1, progress="loud"))
