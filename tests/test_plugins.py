@@ -140,7 +140,7 @@ def sweep(plugins, tmp_path_factory):
 def test_plugins_sweep_in_joblib_workers_into_the_csv(sweep):
     results, log = sweep
     assert "Joblib.Parallel(n_jobs=2" in log and "is launching 4 jobs" in log
-    rows = read_rows(results / "leaderboard.csv")
+    rows = read_rows(results / "runs.csv")
     assert sorted((r["variant"], r["seed"]) for r in rows) == [
         ("pissa", "0"),
         ("pissa", "1"),
@@ -288,7 +288,7 @@ def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
         "r": 4,
         "alpha": 8.0,
     }
-    (row,) = read_rows(results / "leaderboard.csv")
+    (row,) = read_rows(results / "runs.csv")
     assert (row["variant"], row["status"], float(row["lr"])) == ("scaled", "completed", 1e-3)
 
 
