@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from bench.results import default_results, recorded_path
-from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
+from bench.results_columns import RUNS_COLUMNS
 from bench.runs_csv import RUNS_CSV, locate, run_row
 
 FORMATS = ("md", "csv", "html")
@@ -83,12 +83,10 @@ def load_runs(csv_path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"no runs CSV at {path}; {HOW_TO_PRODUCE}")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in RUNS_COLUMNS if c not in df.columns and c not in ADDED_COLUMNS]
+    missing = [c for c in RUNS_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} is not a peft-bench runs CSV: missing columns {', '.join(missing)}")
-    return prepare(
-        df.reindex(columns=[*df.columns, *(c for c in ADDED_COLUMNS if c not in df)], fill_value="")
-    )
+    return prepare(df)
 
 
 def is_sweep_folder(folder: Path) -> bool:
