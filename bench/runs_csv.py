@@ -77,8 +77,8 @@ def _upgrade(path: Path) -> None:
         legacy.rename(path)
         print(f"peft-bench: renamed the runs CSV {legacy} to {path} (its new name)", file=sys.stderr)
     columns = header(path)
-    if columns in (None, RUNS_COLUMNS) or not is_runs_table(columns):
-        return
+    if columns in (None, RUNS_COLUMNS) or not is_runs_table(columns) or not set(columns) <= set(RUNS_COLUMNS):
+        return  # current, not a runs CSV, or from a newer version: left as it is
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     tmp = path.with_name(f".{path.name}.tmp")

@@ -129,43 +129,12 @@ def write_results(root: Path, missing_history: tuple[str, ...] = ("lora-mrpc-s1"
                 for e in history(score, seed)
             ]
             (run_dir / "history.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        rows.append(
-            {
-                "timestamp": ts,
-                "run_name": name,
-                "status": status,
-                "variant": variant,
-                "task": task,
-                "model": "roberta_base",
-                "seed": seed,
-                "main_metric": main,
-                "score": score,
-                "best_epoch": metrics["best_epoch"],
-                "final_score": score,
-                "metrics": json.dumps(best),
-                "final_metrics": json.dumps(best),
-                "hparams": json.dumps(hparams),
-                "label_hparams": json.dumps(LABEL[variant]),
-                "lr": lr,
-                "trainable_params": params,
-                "total_params": TOTAL.get(variant),
-                "pct_trainable": pct,
-                "peak_memory_mb": mem,
-                "train_time_s": secs,
-                "train_samples_per_s": sps,
-                "adapter_mb": mb,
-                "config_hash": h,
-                "sweep": str(sweep) if in_sweep else "",
-                "run_dir": str(run_dir),
-                "git_commit": "abc123",
-                "error": metrics["error"],
-            }
-        )
+        rows.append(run_row(metrics))  # what RunsCsv writes when the run ends
     path = root / "runs.csv"
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RUNS_COLUMNS)
         w.writeheader()
-        w.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
+        w.writerows(rows)
     return path
 
 

@@ -113,3 +113,9 @@ def test_make_sinks_always_starts_with_the_runs_csv(tmp_path):
         TypeError, match=r"logger.odd \(dict\) is not a Sink: it lacks start, log, finish, recover"
     ):
         make_sinks(OmegaConf.create(bad))
+
+
+def test_a_runs_csv_with_unknown_columns_is_left_as_it_is(tmp_path):
+    text = ",".join([*RUNS_COLUMNS, "from_a_newer_version"]) + "\r\n"
+    (tmp_path / "runs.csv").write_text(text)
+    assert locate(tmp_path / "runs.csv").read_text() == text
