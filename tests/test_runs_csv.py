@@ -116,6 +116,6 @@ def test_make_sinks_always_starts_with_the_runs_csv(tmp_path):
 
 
 def test_a_runs_csv_with_unknown_columns_is_left_as_it_is(tmp_path):
-    text = ",".join([*RUNS_COLUMNS, "from_a_newer_version"]) + "\r\n"
+    text = ",".join([*RUNS_COLUMNS, "from_a_newer_version"]) + "\n"
     (tmp_path / "runs.csv").write_text(text)
     assert locate(tmp_path / "runs.csv").read_text() == text
