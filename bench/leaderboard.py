@@ -71,9 +71,8 @@ def load(source: str | Path) -> pd.DataFrame:
     source = Path(source)
     if source.is_file() or source.suffix == ".csv":
         return load_runs(source)
-    csv_path = locate(source / RUNS_CSV)
-    if csv_path.is_file() or not is_sweep_folder(source):
-        return load_runs(csv_path)
+    if (source / RUNS_CSV).is_file() or not is_sweep_folder(source):
+        return load_runs(source / RUNS_CSV)  # a legacy leaderboard.csv is migrated there
     return load_sweep(source)
 
 
