@@ -38,4 +38,4 @@ lint: $(VENV)/.installed-dev
 	$(PY) -m ruff format --check bench variants tests
 
 clean:
-	rm -rf $(VENV) results/runs results/sweeps results/leaderboard.csv
+	rm -rf $(VENV) results/runs results/sweeps results/runs.csv results/.runs.csv.lock

@@ -1,8 +1,8 @@
 """Hydra callback: when a sweep ends, write, print and (with W&B on) log its aggregated leaderboard.
 
 Wired in through ``conf/hydra/callbacks/leaderboard.yaml``. It reads the sweep folder from
-``hydra.sweep.dir``, the CSV from ``paths.leaderboard`` and the W&B settings from ``logger.wandb``; the
-sweep's W&B group is ``sweep_group(hydra.sweep.dir)``, the same group its training runs use.
+``hydra.sweep.dir``, the runs CSV from ``paths.runs_csv`` and the W&B settings from ``logger.wandb``;
+the sweep's W&B group is ``sweep_group(hydra.sweep.dir)``, the same group its training runs use.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ class LeaderboardCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            md = write_sweep_leaderboard(sweep_dir, config.paths.leaderboard)
-        except (FileNotFoundError, ValueError) as e:  # e.g. logger=wandb only: no CSV rows to aggregate
+            md = write_sweep_leaderboard(sweep_dir, config.paths.runs_csv)
+        except (FileNotFoundError, ValueError) as e:  # e.g. every run was killed before its CSV row
             warnings.warn(f"no sweep leaderboard written: {e}", stacklevel=2)
             return
         print(md.read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 import variants
 from bench.loop import TrainConfig
@@ -24,8 +25,10 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 @dataclass
 class PathsConfig:
-    results: str = "results"
-    leaderboard: str = "results/leaderboard.csv"
+    """Where results go; the values are set once, in conf/train.yaml's ``paths:``."""
+
+    results: str = MISSING  # $PEFT_BENCH_RESULTS, else results
+    runs_csv: str = MISSING  # <results>/runs.csv: one row per run (bench.runs_csv)
 
 
 @dataclass

@@ -1,11 +1,15 @@
-"""The leaderboard: the CSV of runs aggregated per configuration, rendered as Markdown, CSV or HTML.
+"""The leaderboard: runs aggregated per configuration, rendered as Markdown, CSV or HTML.
 
-One row per (task, variant, model, key hyperparameters): number of seeds, mean / std / median of the main
-metric (x100, as papers print them), the task's other metrics, the cost columns and the rank within the
-task. Score = main metric at the best epoch, as the papers report. Reruns of one config hash count once
-(the latest completed row); runs that failed, diverged or ran out of memory are counted, never
-averaged. A GLUE-style average per (variant, model) takes the best configuration of each task, over
-the tasks present.
+The runs come from a results folder's runs CSV (``<results>/runs.csv``), a runs CSV given as a file, or
+a sweep folder's run folders (their metrics.json; ``resumed.json`` points at a run completed elsewhere).
+One row per (task, variant, model, hyperparameter label): number of seeds, mean / std / median of the
+main metric (x100, as papers print them), the task's other metrics, the cost columns and the rank
+within the task. The label shows each run's ``label_hparams`` (lr and the variant's key options) plus
+the hparams that vary between runs of the variant. Score = main metric at the best epoch, as the papers
+report. Reruns of one config hash count once (the latest completed row); runs that failed, diverged or
+ran out of memory are counted, never averaged. A GLUE-style average per (variant, model) takes the
+best configuration of each task, over the tasks present. Tasks are in alphabetical order, the average
+last.
 
     python -m bench.leaderboard --task sst2 --format md --with-reference
 """
@@ -21,11 +25,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results_columns import LEADERBOARD_COLUMNS
+from bench.results import default_results, recorded_path
+from bench.results_columns import RUNS_COLUMNS
+from bench.runs_csv import RUNS_CSV, locate, run_row
 
 FORMATS = ("md", "csv", "html")
-GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
-TASK_ORDER = (*GLUE_TASKS, "wnli")
 AVG_TASK = "avg"
 JSON_COLUMNS = ("metrics", "final_metrics", "hparams")
 NUMERIC_COLUMNS = (
@@ -50,25 +54,60 @@ COST_COLUMNS = (
     "train_samples_per_s",
     "adapter_mb",
 )
-ALWAYS_SHOWN_HPARAMS = ("lr", "r", "rank", "init_r", "target_r")
 NOT_METRICS = ("epoch", "step")
 GROUP = ["task", "variant", "model", "hp_label"]
+RESULTS_HELP = (
+    "results folder (reads its runs.csv) or sweep folder (reads its run folders); "
+    "default: $PEFT_BENCH_RESULTS, else results"
+)
 HOW_TO_PRODUCE = (
     "train first, e.g. `python -m bench.train variant=lora task=sst2` (or `make demo`), "
-    "or point --csv / --results at an existing leaderboard"
+    "or point --results at a results or sweep folder, or --csv at a runs CSV"
 )
 
 
+def load(source: str | Path) -> pd.DataFrame:
+    """The runs of a runs CSV file, a results folder (its runs.csv) or a sweep folder (its run folders)."""
+    source = Path(source)
+    if source.is_file() or source.suffix == ".csv":
+        return load_runs(source)
+    if (source / RUNS_CSV).is_file() or not is_sweep_folder(source):
+        return load_runs(source / RUNS_CSV)  # a legacy leaderboard.csv is migrated there
+    return load_sweep(source)
+
+
 def load_runs(csv_path: str | Path) -> pd.DataFrame:
-    """The runs of a CSV leaderboard: JSON columns parsed, one row per config hash (see ``latest_runs``)."""
-    path = Path(csv_path)
+    """The runs of a runs CSV: JSON columns parsed, one row per config hash (see ``latest_runs``)."""
+    path = locate(csv_path)
     if not path.is_file():
-        raise FileNotFoundError(f"no leaderboard CSV at {path}; {HOW_TO_PRODUCE}")
+        raise FileNotFoundError(f"no runs CSV at {path}; {HOW_TO_PRODUCE}")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in LEADERBOARD_COLUMNS if c not in df.columns]
+    missing = [c for c in RUNS_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path} is not a peft-bench leaderboard: missing columns {', '.join(missing)}")
+        raise ValueError(f"{path} is not a peft-bench runs CSV: missing columns {', '.join(missing)}")
     return prepare(df)
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    """A folder with run folders in it (``*/metrics.json`` or ``*/resumed.json``)."""
+    return any(folder.glob("*/metrics.json")) or any(folder.glob("*/resumed.json"))
+
+
+def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
+    """The runs of a sweep folder: each run folder's metrics.json, or for a run skipped by resume, the
+    metrics.json of the run its ``resumed.json`` points at; flattened by ``run_row`` like the CSV."""
+    sweep_dir = Path(sweep_dir)
+    rows = []
+    for run_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        path = run_dir / "metrics.json"
+        if not path.is_file() and (run_dir / "resumed.json").is_file():
+            done = json.loads((run_dir / "resumed.json").read_text())["completed_in"]
+            path = recorded_path(done, sweep_dir) / "metrics.json"
+        if path.is_file():
+            rows.append(run_row(json.loads(path.read_text())))
+    if not rows:
+        raise FileNotFoundError(f"no run folders with metrics.json in {sweep_dir}; {HOW_TO_PRODUCE}")
+    return prepare(pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(str))
 
 
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
@@ -78,16 +117,18 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in JSON_COLUMNS:
         df[col] = df[col].map(_parse_json)
+    df["label_hparams"] = df["label_hparams"].map(lambda v: list(_parse_json(v, [])))
     df = latest_runs(df)
     df["hp_label"] = hparam_labels(df)
     return df
 
 
-def _parse_json(value: Any) -> dict:
-    if isinstance(value, dict):
+def _parse_json(value: Any, empty: Any = None) -> Any:
+    """A JSON cell parsed (an already parsed value as is); ``empty`` (default ``{}``) for a blank cell."""
+    if isinstance(value, (dict, list)):
         return value
     if not isinstance(value, str) or not value.strip():
-        return {}
+        return {} if empty is None else empty
     return json.loads(value)
 
 
@@ -108,7 +149,7 @@ def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
     return kept.drop(columns=["_done", "_time", "_row"]).reset_index(drop=True)
 
 
-def key_hparams(row: pd.Series) -> dict[str, Any]:
+def row_hparams(row: pd.Series) -> dict[str, Any]:
     """The hyperparameters that define a configuration: the flattened hparams JSON without the seed."""
     hp = {k: v for k, v in _flatten(row["hparams"]).items() if _leaf(k) != "seed"}
     if not any(_leaf(k) == "lr" for k in hp) and pd.notna(row["lr"]):
@@ -131,20 +172,24 @@ def _leaf(key: str) -> str:
 
 
 def hparam_labels(df: pd.DataFrame) -> pd.Series:
-    """A short label per row: lr and rank always, plus the hparams that differ between runs of its variant."""
-    hps = [key_hparams(row) for _, row in df.iterrows()]
+    """A short label per row: its variant's ``label_hparams`` (lr and the key options, as the runs
+    recorded them), plus the hparams that differ between runs of a variant."""
+    hps = [row_hparams(row) for _, row in df.iterrows()]
     varying: set[str] = set()
-    for _, idx in df.groupby("variant", sort=False).groups.items():
-        dicts = [hps[i] for i in df.index.get_indexer(idx) if hps[i]]
+    shown: dict[str, set[str]] = {}
+    for variant, idx in df.groupby("variant", sort=False).groups.items():
+        positions = df.index.get_indexer(idx)
+        shown[variant] = set().union(*(df["label_hparams"].iloc[i] for i in positions))
+        dicts = [hps[i] for i in positions if hps[i]]
         keys = set().union(*dicts) if dicts else set()
         varying |= {k for k in keys if len({json.dumps(d.get(k), default=str) for d in dicts}) > 1}
     labels = [
         " ".join(
             f"{k}={_fmt_value(v)}"
             for k, v in sorted(hp.items())
-            if _leaf(k) in ALWAYS_SHOWN_HPARAMS or k in varying
+            if _leaf(k) in shown[variant] or k in varying
         )
-        for hp in hps
+        for hp, variant in zip(hps, df["variant"], strict=True)
     ]
     return pd.Series([label or "(no hparams)" for label in labels], index=df.index, dtype=object)
 
@@ -225,12 +270,8 @@ def glue_average(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def sort_tasks(tasks) -> list[str]:
-    """GLUE order first (cola, sst2, ...), then other tasks alphabetically, the average last."""
-
-    def key(t: str) -> tuple[int, str]:
-        return (TASK_ORDER.index(t), t) if t in TASK_ORDER else (len(TASK_ORDER) + (t == AVG_TASK), t)
-
-    return sorted(set(tasks), key=key)
+    """Tasks in alphabetical order, the average last."""
+    return sorted(set(tasks), key=lambda t: (t == AVG_TASK, t))
 
 
 def tidy(table: pd.DataFrame) -> pd.DataFrame:
@@ -278,7 +319,11 @@ def reference_dir(results: str | Path) -> Path:
 
 
 def load_reference(folder: str | Path) -> pd.DataFrame:
-    """Published numbers: every ``*.csv`` of the folder (columns REFERENCE_COLUMNS; '#' starts a comment)."""
+    """Published numbers: every ``*.csv`` of the folder (columns REFERENCE_COLUMNS; '#' starts a comment).
+
+    An optional ``tasks`` column names the tasks of a published average (comma-separated) when its
+    per-task rows are not in the tables.
+    """
     files = sorted(Path(folder).glob("*.csv"))
     if not files:
         raise FileNotFoundError(f"no published numbers (*.csv) in {folder}")
@@ -289,19 +334,36 @@ def load_reference(folder: str | Path) -> pd.DataFrame:
     return ref
 
 
-def _reference_key(row: pd.Series) -> tuple[str, str, str] | None:
-    """Our row's (task, variant, model); an average only matches when it covers the 8 GLUE tasks too."""
-    if row["task"] == AVG_TASK and set(str(row.get("tasks", "")).split(",")) != set(GLUE_TASKS):
-        return None
+def averaged_tasks(ref: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    """Per (variant, model) with a published average: the tasks it covers, from its ``tasks`` cell when
+    given, else the tasks the reference tables have rows for."""
+    out = {}
+    for r in ref[ref["task"] == AVG_TASK].itertuples():
+        named = getattr(r, "tasks", None)
+        if isinstance(named, str) and named.strip():
+            out[(r.variant, r.model)] = {t.strip() for t in named.split(",")}
+        else:
+            mine = ref[(ref["variant"] == r.variant) & (ref["model"] == r.model) & (ref["task"] != AVG_TASK)]
+            out[(r.variant, r.model)] = set(mine["task"])
+    return out
+
+
+def _reference_key(row: pd.Series, covered: dict[tuple[str, str], set[str]]) -> tuple[str, str, str] | None:
+    """Our row's (task, variant, model); an average only matches one over exactly the same tasks."""
+    if row["task"] == AVG_TASK:
+        ours = set(str(row.get("tasks", "")).split(","))
+        if ours != covered.get((row["variant"], row["model"])):
+            return None
     return row["task"], row["variant"], row["model"]
 
 
 def add_reference(table: pd.DataFrame, ref: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     """Published numbers beside ours (``published``); the rest as rows marked ``reference``."""
+    covered = averaged_tasks(ref)
     if task is not None:
         ref = ref[ref["task"] == task]
     lookup = {(r.task, r.variant, r.model): r for r in ref.itertuples()}
-    keys = [_reference_key(row) for _, row in table.iterrows()]
+    keys = [_reference_key(row, covered) for _, row in table.iterrows()]
     matched = set(keys)
     ours = table.assign(
         source="ours",
@@ -345,8 +407,9 @@ def notes(table: pd.DataFrame) -> list[str]:
         )
     if "published" in table.columns:
         lines.append(
-            "published: the papers' numbers (percent; results/reference/README.md cites them); "
-            "source = reference marks published rows with no run of ours."
+            "published: the papers' numbers (percent; results/reference/README.md cites them); an avg "
+            "row gets one only when it covers the same tasks as the paper's average; source = reference "
+            "marks published rows with no run of ours."
         )
     return lines
 
@@ -416,8 +479,8 @@ def _same_path(value: str, path: Path) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peft-bench-leaderboard", description=__doc__.split("\n\n")[0])
-    p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--csv", help="leaderboard CSV (default: <results>/leaderboard.csv)")
+    p.add_argument("--results", default=default_results(), help=RESULTS_HELP)
+    p.add_argument("--csv", help="a runs CSV to read instead of --results")
     p.add_argument("--task", help="only this task")
     p.add_argument("--format", default="md", choices=FORMATS, help="output format (default: md)")
     p.add_argument("--with-reference", action="store_true", help="add the published numbers")
@@ -428,9 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    csv_path = Path(args.csv) if args.csv else Path(args.results) / "leaderboard.csv"
     try:
-        table = aggregate(load_runs(csv_path), task=args.task)
+        table = aggregate(load(args.csv or args.results), task=args.task)
         if args.with_reference:
             table = add_reference(table, load_reference(reference_dir(args.results)), args.task)
     except (FileNotFoundError, ValueError) as e:

@@ -15,6 +15,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
+from bench.plural import plural
+
 if TYPE_CHECKING:
     from bench.tasks import TaskConfig
 
@@ -101,7 +103,9 @@ def compute_metrics(cfg: TaskConfig, outputs: dict[str, tuple[np.ndarray, np.nda
         preds = predictions(logits, cfg.num_labels)
         labels = np.asarray(labels).reshape(-1)
         if len(preds) != len(labels) or len(labels) == 0:
-            raise ValueError(f"split {split!r}: {len(preds)} predictions for {len(labels)} labels")
+            raise ValueError(
+                f"split {split!r}: {plural(len(preds), 'prediction')} for {plural(len(labels), 'label')}"
+            )
         for m in cfg.metrics:
             results[metric_key(m, cfg.eval_splits[split])] = METRICS[m](preds, labels)
     return results

@@ -3,7 +3,8 @@
 Plots (PNG, embedded as base64): the main metric against trainable parameters, peak memory and train time
 per task with the Pareto frontier marked; bars per variant with seed error bars; learning curves from
 each run's ``history.jsonl`` (mean over seeds). Then the leaderboard table (``bench.leaderboard``). Each
-configuration point is the mean over seeds of the main metric at the best epoch, x100.
+configuration point is the mean over seeds of the main metric at the best epoch, x100. The runs come from
+a results folder's runs.csv, a sweep folder's run folders, or a runs CSV (``--csv``).
 
     python -m bench.report --results results --out results/report.html
 """
@@ -25,6 +26,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench import leaderboard
+from bench.plural import plural
+from bench.results import default_results, recorded_path
 
 COST_AXES = (  # column, axis label, log scale
     ("trainable_params", "trainable parameters", True),
@@ -161,12 +164,6 @@ def bars_figure(best: pd.DataFrame, style: Style) -> Figure:
     return fig
 
 
-def run_path(run_dir: str, csv_path: Path) -> Path:
-    """A run folder as recorded, else relative to the CSV's folder or its parent."""
-    candidates = [Path(run_dir), csv_path.parent / run_dir, csv_path.parent.parent / run_dir]
-    return next((p for p in candidates if p.is_dir()), candidates[0])
-
-
 def read_curve(path: Path, metric: str) -> pd.DataFrame | None:
     """(step, metric) of one history.jsonl, or None when the file or the metric is missing."""
     if not path.is_file():
@@ -177,11 +174,11 @@ def read_curve(path: Path, metric: str) -> pd.DataFrame | None:
     return hist[["step", metric]].dropna()
 
 
-def seed_curves(runs: pd.DataFrame, metric: str, csv_path: Path) -> tuple[list[pd.Series], list[str]]:
+def seed_curves(runs: pd.DataFrame, metric: str, source: Path) -> tuple[list[pd.Series], list[str]]:
     """The main-metric curve (x100, indexed by step) of each run, and a line per run without one."""
     curves, missing = [], []
     for _, run in runs.iterrows():
-        path = run_path(run["run_dir"], csv_path) / "history.jsonl"
+        path = recorded_path(run["run_dir"], source) / "history.jsonl"
         curve = read_curve(path, metric)
         if curve is None:
             missing.append(f"{run['run_name']}: no {metric!r} curve in {path}")
@@ -191,7 +188,7 @@ def seed_curves(runs: pd.DataFrame, metric: str, csv_path: Path) -> tuple[list[p
 
 
 def curves_figure(
-    runs: pd.DataFrame, best: pd.DataFrame, csv_path: Path, style: Style
+    runs: pd.DataFrame, best: pd.DataFrame, source: Path, style: Style
 ) -> tuple[Figure | None, list[str]]:
     """Main metric vs step for each variant's best configuration, mean ± std over seeds; lists the gaps."""
     done = dict(list(runs[runs["status"] == "completed"].groupby(leaderboard.GROUP)))
@@ -203,7 +200,7 @@ def curves_figure(
         configs = best[best["task"] == task]
         for _, cfg in configs.iterrows():
             key = (cfg["task"], cfg["variant"], cfg["model"], cfg["hparams"])
-            curves, lost = seed_curves(done[key], cfg["main_metric"], csv_path)
+            curves, lost = seed_curves(done[key], cfg["main_metric"], source)
             missing += lost
             if not curves:
                 continue
@@ -232,7 +229,7 @@ def note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def plot_sections(runs: pd.DataFrame, table: pd.DataFrame, csv_path: Path) -> list[str]:
+def plot_sections(runs: pd.DataFrame, table: pd.DataFrame, source: Path) -> list[str]:
     configs = scored_configs(table)
     if configs.empty:
         return [
@@ -251,7 +248,7 @@ def plot_sections(runs: pd.DataFrame, table: pd.DataFrame, csv_path: Path) -> li
         png(bars_figure(best, style), "score per variant"),
         "<h2>Learning curves (mean ± std over seeds)</h2>",
     ]
-    fig, missing = curves_figure(runs, best, csv_path, style)
+    fig, missing = curves_figure(runs, best, source, style)
     out.append(png(fig, "learning curves") if fig else note("No learning curve to draw."))
     if missing:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
@@ -259,21 +256,21 @@ def plot_sections(runs: pd.DataFrame, table: pd.DataFrame, csv_path: Path) -> li
     return out
 
 
-def build_report(csv_path: str | Path) -> str:
-    """The whole page as a string."""
-    csv_path = Path(csv_path)
-    runs = leaderboard.load_runs(csv_path)
+def build_report(source: str | Path) -> str:
+    """The whole page as a string; ``source``: a results or sweep folder, or a runs CSV."""
+    source = Path(source)
+    runs = leaderboard.load(source)
     table = leaderboard.aggregate(runs)
     done = int((runs["status"] == "completed").sum())
     summary = (
-        f"{len(runs)} runs ({done} completed, {len(runs) - done} failed, diverged or oom) on "
-        f"{', '.join(leaderboard.sort_tasks(runs['task']))}; from {csv_path}, "
+        f"{plural(len(runs), 'run')} ({done:,} completed, {len(runs) - done:,} failed, diverged or oom) on "
+        f"{', '.join(leaderboard.sort_tasks(runs['task']))}; from {source}, "
         f"{datetime.now():%Y-%m-%d %H:%M}. Score = main metric at the best epoch, as the papers "
         f"report; points and bars are means over seeds, ×100."
     )
     body = [
         f"<h1>peft-bench report</h1><p>{html.escape(summary)}</p>",
-        *plot_sections(runs, table, csv_path),
+        *plot_sections(runs, table, source),
         "<h2>Leaderboard</h2>",
         f'<div class="wide">{leaderboard.render(table, "html")}</div>',
     ]
@@ -285,14 +282,17 @@ def build_report(csv_path: str | Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="peft-bench-report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--csv", help="leaderboard CSV (default: <results>/leaderboard.csv)")
+    parser.add_argument(
+        "--results",
+        default=default_results(),
+        help=leaderboard.RESULTS_HELP,
+    )
+    parser.add_argument("--csv", help="a runs CSV to read instead of --results")
     parser.add_argument("--out", help="HTML file (default: <results>/report.html)")
     args = parser.parse_args(argv)
-    csv_path = Path(args.csv) if args.csv else Path(args.results) / "leaderboard.csv"
     out = Path(args.out) if args.out else Path(args.results) / "report.html"
     try:
-        page = build_report(csv_path)
+        page = build_report(args.csv or args.results)
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,28 +1,41 @@
-"""The run folder and the CSV leaderboard: results flow one way, runner -> run folder -> sinks.
+"""The run folder: results flow one way, runner -> run folder -> sinks (``bench.sinks``).
 
 A run folder holds the composed config (``config.yaml``), ``metrics.json``, ``history.jsonl``,
-``predictions.csv`` and ``adapter/`` (peft's format). ``is_complete`` is the one function that reads
-earlier results to decide what a run does (resume).
+``predictions.csv`` and ``adapter/`` (peft's format); a run skipped by resume holds ``resumed.json``.
+``is_complete`` is the one function that reads earlier results to decide what a run does (resume).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock
 from safetensors.torch import save_file
 
-from bench.results_columns import LEADERBOARD_COLUMNS
-
+RESULTS_ENV = "PEFT_BENCH_RESULTS"  # the results folder, when set (conf/train.yaml reads it too)
 HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name")
+
+
+def default_results() -> str:
+    """The results folder: ``$PEFT_BENCH_RESULTS``, else ``results``."""
+    return os.environ.get(RESULTS_ENV, "results")
+
+
+def recorded_path(recorded: str | Path, near: Path) -> Path:
+    """A path as a run recorded it: as is when it exists, else relative to ``near`` or a folder above it.
+
+    Run folders are recorded relative to where training ran (``results/runs/...``); reading them from
+    elsewhere finds them from the CSV's or the sweep's folder.
+    """
+    candidates = [Path(recorded)] + [base / recorded for base in (near, *near.parents)]
+    return next((p for p in candidates if p.exists()), candidates[0])
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
@@ -77,7 +90,11 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-    """One row per evaluated example: split, idx, label, prediction, logit_0..logit_{k-1}."""
+    """One row per evaluated example: split, idx, label, prediction, logit_0..logit_{k-1}.
+
+    ``idx`` is the example's index in its source split; rows are in idx order per split. Logits are
+    written with 9 significant digits, so float32 values read back exactly.
+    """
     with path.open("w", newline="") as f:
         w = None
         for split, (logits, labels, idx) in outputs.items():
@@ -91,7 +108,7 @@ def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarra
                 )
             for i in range(len(labels)):
                 w.writerow(
-                    [split, int(idx[i]), labels[i].item(), preds[i].item(), *(f"{x:.6g}" for x in logits[i])]
+                    [split, int(idx[i]), labels[i].item(), preds[i].item(), *(f"{x:.9g}" for x in logits[i])]
                 )
 
 
@@ -103,60 +120,3 @@ def save_adapter(folder: Path, state_dict: dict[str, torch.Tensor], adapter_conf
     if adapter_config is not None:
         write_json(folder / "adapter_config.json", adapter_config)
     return (folder / "adapter_model.safetensors").stat().st_size
-
-
-def leaderboard_row(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Flatten a run's metrics.json into one leaderboard row (JSON for the nested parts)."""
-    main = metrics.get("main_metric")
-    row = {c: metrics.get(c, "") for c in LEADERBOARD_COLUMNS}
-    row["score"] = metrics.get("best", {}).get(main, "")
-    row["final_score"] = metrics.get("final", {}).get(main, "")
-    row["metrics"] = json.dumps(metrics.get("best", {}), sort_keys=True)
-    row["final_metrics"] = json.dumps(metrics.get("final", {}), sort_keys=True)
-    row["hparams"] = json.dumps(metrics.get("hparams", {}), sort_keys=True, default=str)
-    row["lr"] = metrics.get("hparams", {}).get("lr", "")
-    row["error"] = " ".join(str(metrics.get("error") or "").split())[:500]
-    return {k: "" if v is None else v for k, v in row.items()}
-
-
-class CsvLeaderboard:
-    """Appends one row per run to a CSV file, under a file lock (parallel writers are safe).
-
-    The row is formatted in memory and written with a single write while the lock is held, so a crash
-    never leaves half a row, and the header is written only by the writer that creates the file.
-    """
-
-    def __init__(self, path: str):
-        self.path = Path(path)
-
-    def start(self, run: dict[str, Any]) -> None:
-        """Nothing to stream: the CSV gets one row when the run ends."""
-
-    def log(self, values: dict[str, float], step: int) -> None:
-        """Nothing to stream: the CSV gets one row when the run ends."""
-
-    def finish(self, metrics: dict[str, Any]) -> None:
-        append_row(self.path, leaderboard_row(metrics))
-
-    def recover(self, metrics: dict[str, Any]) -> None:
-        """Resume: add an earlier run's row if the CSV lacks it (killed between metrics.json and its row)."""
-        append_row(self.path, leaderboard_row(metrics), unless_run_dir_present=True)
-
-
-def append_row(path: Path, row: dict[str, Any], unless_run_dir_present: bool = False) -> bool:
-    """Append one row under the file lock; returns False when `unless_run_dir_present` found its run_dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    csv.DictWriter(buf, fieldnames=LEADERBOARD_COLUMNS).writerow(row)
-    with FileLock(str(path) + ".lock", timeout=120):
-        new = not path.exists() or path.stat().st_size == 0
-        if unless_run_dir_present and not new:
-            with path.open(newline="") as f:
-                if any(r.get("run_dir") == row["run_dir"] for r in csv.DictReader(f)):
-                    return False
-        with path.open("a", newline="") as f:
-            if new:
-                f.write(",".join(LEADERBOARD_COLUMNS) + "\r\n")
-            f.write(buf.getvalue())
-            f.flush()
-    return True

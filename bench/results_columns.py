@@ -1,6 +1,6 @@
-"""The columns of the CSV leaderboard, one row per run, in this order."""
+"""The columns of the runs CSV (``<results>/runs.csv``), one row per run, in this order."""
 
-LEADERBOARD_COLUMNS = [
+RUNS_COLUMNS = [
     "timestamp",  # ISO time the run ended
     "run_name",  # variant-task-s<seed>
     "status",  # completed | failed | diverged | oom
@@ -15,6 +15,7 @@ LEADERBOARD_COLUMNS = [
     "metrics",  # JSON: every metric at the best epoch
     "final_metrics",  # JSON: every metric at the last evaluation
     "hparams",  # JSON: key hyperparameters (lr, epochs, batch size, the variant's options)
+    "label_hparams",  # JSON list: the hparams naming its configuration (lr, key_hparams)
     "lr",
     "trainable_params",
     "total_params",
@@ -29,3 +30,4 @@ LEADERBOARD_COLUMNS = [
     "git_commit",
     "error",  # one line, for failed runs
 ]
+ADDED_COLUMNS = ("label_hparams",)  # absent from CSVs written before them: read as empty

@@ -1,6 +1,7 @@
 """One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
 
-run(cfg, run_dir) -> metrics (the dict written to metrics.json)
+run(cfg, run_dir) -> metrics (the dict written to metrics.json). Every run appends its row to the runs
+CSV; ``logger=...`` adds sinks (``bench.sinks``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import dataclasses
 import datetime as dt
 import gc
 import json
+import logging
 import random
 import resource
 import sys
@@ -18,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import variants
@@ -26,8 +27,12 @@ from bench import data, loop, results
 from bench.loop import TrainConfig
 from bench.metrics import compute_metrics
 from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
+from bench.plural import plural
+from bench.sinks import make_sinks
 from bench.tasks import TaskConfig, load_task
 from variants.base import adapter_layers
+
+log = logging.getLogger("peft-bench")
 
 
 class RunSkipped(Exception):
@@ -92,6 +97,33 @@ def make_dataclass(cls, values: dict[str, Any]):
     return cls(**{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
+def label_hparams(variant_name: str) -> list[str]:
+    """The hparams that name a run's configuration: lr, then the variant class's ``key_hparams``."""
+    try:
+        cls = variants.get(variant_name)
+    except KeyError:  # recorded as a failed run by _train, which builds the variant
+        return ["lr"]
+    return ["lr", *getattr(cls, "key_hparams", ())]
+
+
+def run_header(
+    variant: str,
+    task: str,
+    model: str,
+    device: torch.device,
+    n_train: int,
+    n_eval: int,
+    epochs: int,
+    steps: int,
+) -> str:
+    """One line before training, e.g. "lora on rt_polarity with minilm, cpu: 2,000 train / 1,000 eval
+    examples, 2 epochs, 126 steps"."""
+    return (
+        f"{variant} on {task} with {model}, {device}: {n_train:,} train / {plural(n_eval, 'eval example')}, "
+        f"{plural(epochs, 'epoch')}, {plural(steps, 'step')}"
+    )
+
+
 def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
     """A function that evaluates every eval split and returns (metrics, {split: (logits, labels, idx)})."""
 
@@ -132,9 +164,8 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
         if done is not None:
             results.write_json(run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)})
             previous = json.loads((done / "metrics.json").read_text())
-            for sink in (instantiate(s) for s in (cfg.logger or {}).values()):
-                if hasattr(sink, "recover"):  # a kill between metrics.json and the sinks lost its CSV row
-                    sink.recover(previous)
+            for sink in make_sinks(cfg):  # a kill between metrics.json and the sinks lost its CSV row
+                sink.recover(previous)
             raise RunSkipped(
                 f"config {cfg_hash} already completed in {done} (force=true reruns it)", previous
             )
@@ -167,9 +198,10 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
         "run_dir": str(run_dir),
         "started_at": dt.datetime.now().isoformat(timespec="seconds"),
         "hparams": hparams,
+        "label_hparams": label_hparams(variant_name),
     }
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    sinks = [instantiate(s) for s in (cfg.logger or {}).values()]
+    sinks = make_sinks(cfg)
     try:
         _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir)
     except Exception as e:
@@ -238,10 +270,22 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         "run_dir": str(run_dir),
         "config": container,
     }
+    log.info(
+        run_header(
+            metrics["variant"],
+            task_cfg.name,
+            model_cfg.name,
+            device,
+            len(task_data.train),
+            sum(len(ds) for ds in task_data.evals.values()),
+            train_cfg.epochs,
+            loop.total_steps(len(train_dl), train_cfg),
+        )
+    )
     for sink in sinks:
         sink.start(run_info)
 
-    def log(values, step):
+    def log_values(values, step):
         for sink in sinks:
             sink.log(values, step)
 
@@ -254,7 +298,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         lr,
         device,
         task_cfg.main_metric,
-        log,
+        log_values,
     )
     results.write_history(run_dir / "history.jsonl", out.history)
     if out.final_outputs:

@@ -1,8 +1,8 @@
-"""Weights & Biases sink: streams train loss, lr and eval metrics; writes summary, config and tags.
+"""Weights & Biases sink (``logger=wandb``): streams train loss, lr and eval metrics; summary, config, tags.
 
 Runs are named ``<variant>-<task>-s<seed>`` and grouped by sweep. Without an API key the run is
 offline (``wandb sync <run dir>/wandb/offline-run-*`` uploads it later). Every call is guarded: a W&B
-failure prints a warning and turns the sink off; it never loses the run, its folder or its CSV row.
+failure prints a warning and turns the sink off; it never loses the run, its folder or its runs-CSV row.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def default_mode() -> str:
 
 
 class WandbSink:
+    """A ``bench.sinks.Sink``: one W&B run per training run."""
+
     def __init__(
         self,
         project: str = "peft-bench",
@@ -97,3 +99,6 @@ class WandbSink:
 
         self._guard("finish", summarise)
         self.run = None
+
+    def recover(self, metrics: dict[str, Any]) -> None:
+        """Nothing to restore: a W&B run is written while it trains, not when it ends (a no-op)."""

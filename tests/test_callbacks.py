@@ -20,13 +20,11 @@ SWEEP = "2024-05-03_09-00-00_cola"  # the sweep of the cola runs in write_result
 
 def sweep_config(root: Path, wandb_cfg: dict | None = None):
     """The parts of a composed sweep config the callback reads."""
-    logger = {"csv": {"_target_": "bench.results.CsvLeaderboard", "path": str(root / "leaderboard.csv")}}
-    if wandb_cfg is not None:
-        logger["wandb"] = wandb_cfg
+    logger = {} if wandb_cfg is None else {"wandb": wandb_cfg}
     return OmegaConf.create(
         {
             "hydra": {"sweep": {"dir": str(root / "sweeps" / SWEEP), "subdir": "${hydra.job.num}"}},
-            "paths": {"results": str(root), "leaderboard": str(root / "leaderboard.csv")},
+            "paths": {"results": str(root), "runs_csv": str(root / "runs.csv")},
             "logger": logger,
         }
     )
@@ -115,11 +113,11 @@ def test_wandb_failure_only_warns(tmp_path, offline_wandb, monkeypatch):
 
 
 def test_multirun_end_without_runs_of_the_sweep_warns_and_does_not_fail(tmp_path):
-    """A sweep with no CSV rows (e.g. logger=wandb only) ends normally, with a warning naming the sweep."""
+    """A sweep with no rows in the runs CSV (every run killed) ends normally, with a warning naming it."""
     write_results(tmp_path)
     cfg = sweep_config(tmp_path)
     cfg.hydra.sweep.dir = str(tmp_path / "sweeps" / "other")
-    with pytest.warns(UserWarning, match=r"no runs of sweep .*other in .*leaderboard.csv; sweeps there: "):
+    with pytest.warns(UserWarning, match=r"no runs of sweep .*other in .*runs.csv; sweeps there: "):
         LeaderboardCallback().on_multirun_end(cfg)
     assert not (tmp_path / "sweeps" / "other" / "leaderboard.md").exists()
 
@@ -130,7 +128,7 @@ def test_sweep_leaderboard_includes_runs_resumed_from_an_earlier_sweep(tmp_path)
     cfg = sweep_config(tmp_path)
     rerun = tmp_path / "sweeps" / "rerun"
     (rerun / "0_job").mkdir(parents=True)
-    runs = load_runs(tmp_path / "leaderboard.csv")
+    runs = load_runs(tmp_path / "runs.csv")
     done = runs[runs["status"] == "completed"].iloc[0]
     (rerun / "0_job" / "resumed.json").write_text(json.dumps({"config_hash": done["config_hash"]}))
     cfg.hydra.sweep.dir = str(rerun)

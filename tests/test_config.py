@@ -24,8 +24,8 @@ def test_default_config(compose_cfg):
     cfg = compose_cfg()
     assert (cfg.model.name, cfg.task.name, cfg.variant.name) == ("minilm", "rt_polarity", "lora")
     assert cfg.variant.r == 8 and cfg.variant.targets == "attention"
-    assert list(cfg.logger) == ["csv"]
-    assert cfg.paths.leaderboard.endswith("leaderboard.csv")
+    assert list(cfg.logger) == []  # logger=none: only the always-on runs CSV
+    assert cfg.paths.runs_csv.endswith("runs.csv")
 
 
 @pytest.mark.parametrize("variant", options("variant"))
@@ -64,7 +64,7 @@ def test_every_model_composes(compose_cfg, model):
 @pytest.mark.parametrize("logger", options("logger"))
 def test_every_logger_composes(compose_cfg, logger):
     cfg = compose_cfg(f"logger={logger}")
-    expected = {"csv": ["csv"], "wandb": ["wandb"], "both": ["csv", "wandb"]}[logger]
+    expected = {"none": [], "wandb": ["wandb"]}[logger]
     assert sorted(cfg.logger) == expected
     assert all("_target_" in cfg.logger[k] for k in cfg.logger)
 

@@ -135,7 +135,7 @@ def sweep(plugins, tmp_path_factory):
 def test_plugins_sweep_in_joblib_workers_into_the_csv(sweep):
     results, log = sweep
     assert "Joblib.Parallel(n_jobs=2" in log and "is launching 4 jobs" in log
-    rows = read_rows(results / "leaderboard.csv")
+    rows = read_rows(results / "runs.csv")
     assert sorted((r["variant"], r["seed"]) for r in rows) == [
         ("pissa", "0"),
         ("pissa", "1"),
@@ -253,7 +253,9 @@ def test_broken_plugins_only_break_the_runs_that_ask_for_them(tmp_path):
     assert "ModuleNotFoundError: No module named 'a_module_that_is_not_installed'" in ok.stderr
     (run_dir,) = (results / "runs").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
-    asked = python(["-m", "bench.train", "variant=broken", *RUN], path=[tmp_path / "site"], check=False)
+    asked = python(
+        ["-m", "bench.train", "variant=broken", *RUN], path=[tmp_path / "site"], results=results, check=False
+    )
     assert asked.returncode != 0
     assert "could not load the variant plugin (package peft-bench-broken 0.1.0, entry point broken" in (
         asked.stderr
@@ -302,7 +304,7 @@ def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
         "r": 4,
         "alpha": 8.0,
     }
-    (row,) = read_rows(results / "leaderboard.csv")
+    (row,) = read_rows(results / "runs.csv")
     assert (row["variant"], row["status"], float(row["lr"])) == ("scaled", "completed", 1e-3)
 
 

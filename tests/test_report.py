@@ -88,7 +88,7 @@ def test_report_is_self_contained_with_all_plots(tmp_path, capsys):
         assert pixels.shape[0] > 200 and pixels.shape[1] > 400, alt
         assert pixels[..., :3].std() > 0.05, f"{alt} looks blank"
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script" not in page
-    assert "18 runs (15 completed, 3 failed, diverged or oom) on cola, sst2, mrpc, rte" in page
+    assert "18 runs (15 completed, 3 failed, diverged or oom) on cola, mrpc, rte, sst2" in page
     assert "lora-mrpc-s1: no &#x27;accuracy&#x27; curve in" in page  # the run without history.jsonl
     assert "<td>92.00</td>" in page and "<td>81.33</td>" in page  # the leaderboard table
     assert "score = main metric at the best epoch, as the papers report" in page
@@ -120,7 +120,7 @@ def test_report_without_memory_skips_that_plot(tmp_path):
 def test_report_missing_csv(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report.main(["--results", str(tmp_path)])
-    assert "no leaderboard CSV at" in capsys.readouterr().err
+    assert f"no runs CSV at {tmp_path / 'runs.csv'}" in capsys.readouterr().err
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
@@ -161,3 +161,20 @@ def test_report_renders_in_headless_chromium(tmp_path):
     not_white = (pixels < 0.95).any(axis=-1).mean()
     coloured = (pixels.max(axis=-1) - pixels.min(axis=-1) > 0.3).mean()  # the plots' markers and bars
     assert not_white > 0.05 and coloured > 0.005, (not_white, coloured)
+
+
+def test_report_one_run_and_results_default_is_peft_bench_results(tmp_path, monkeypatch, capsys):
+    """``--results`` defaults to $PEFT_BENCH_RESULTS; one run is "1 run"."""
+    keep_rows(write_results(tmp_path), lambda df: df.index == 0)
+    monkeypatch.setenv("PEFT_BENCH_RESULTS", str(tmp_path))
+    assert report.main([]) == 0
+    assert f"wrote {tmp_path / 'report.html'}" in capsys.readouterr().out
+    assert "1 run (1 completed, 0 failed, diverged or oom) on sst2" in (tmp_path / "report.html").read_text()
+
+
+def test_report_of_a_sweep_folder(tmp_path):
+    write_results(tmp_path)
+    sweep = tmp_path / "sweeps" / "2024-05-03_09-00-00_cola"
+    page = report.build_report(sweep)
+    assert "5 runs (5 completed, 0 failed, diverged or oom) on cola;" in page
+    assert list(images(page)) == PLOTS and "Skipped (no history)" not in page

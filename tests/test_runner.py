@@ -1,9 +1,22 @@
-"""Runner helpers: device choice and per-run peak memory."""
+"""The runner: device choice, per-run peak memory, the run header, label_hparams, and its sinks (the
+runs CSV is always written, W&B in addition; resume recovers a lost row)."""
+
+import csv
+import json
+import logging
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
+import variants
+from bench import runner
+from bench.config import CONF_DIR, register_configs
 from bench.runner import peak_memory_mb, pick_device, reset_peak_memory
+from tests.wandb_offline import offline_run
 
 
 def test_pick_device():
@@ -25,3 +38,84 @@ def test_peak_memory_is_per_run():
     again = np.ones(25_000_000)  # 200 MB
     again.sum()
     assert peak_memory_mb(cpu) > after_reset + 150
+
+
+# -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
+
+TINY_RUN = [
+    "model=tiny",
+    "task=rt_polarity",
+    "task.max_train_samples=32",
+    "task.max_eval_samples=32",
+    "train.epochs=1",
+]
+
+
+def tiny_run(results: Path, *overrides: str) -> Path:
+    """Train the tiny model on 32 rt_polarity sentences (seconds); returns the run folder."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[*TINY_RUN, f"paths.results={results}", *overrides])
+    finally:
+        GlobalHydra.instance().clear()
+    run_dir = results / "runs" / "tiny"
+    runner.run(cfg, run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    for var, sub in (
+        ("WANDB_DIR", "wandb"),
+        ("WANDB_CACHE_DIR", "wandb-cache"),
+        ("WANDB_CONFIG_DIR", "wandb-cfg"),
+    ):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+
+
+def test_run_header():
+    header = runner.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, 1000, 2, 126)
+    assert (
+        header
+        == "lora on rt_polarity with minilm, cpu: 2,000 train / 1,000 eval examples, 2 epochs, 126 steps"
+    )
+    one = runner.run_header("head", "rte", "tiny", torch.device("cuda:0"), 1, 1, 1, 1)
+    assert one == "head on rte with tiny, cuda:0: 1 train / 1 eval example, 1 epoch, 1 step"
+
+
+def test_label_hparams_are_lr_and_the_variants_key_hparams(monkeypatch):
+    assert runner.label_hparams("no_such_variant") == ["lr"]
+    monkeypatch.setattr(variants.get("adalora"), "key_hparams", ("init_r", "target_r"), raising=False)
+    assert runner.label_hparams("adalora") == ["lr", "init_r", "target_r"]
+    expected = ["lr", *getattr(variants.get("lora"), "key_hparams", ())]
+    assert runner.label_hparams("lora") == expected
+
+
+def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(tmp_path, offline_wandb, caplog):
+    caplog.set_level(logging.INFO, logger="peft-bench")
+    run_dir = tiny_run(tmp_path, "logger=wandb")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["status"] == "completed" and m["label_hparams"] == runner.label_hparams("lora")
+    with (tmp_path / "runs.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["run_dir"], row["status"]) == (str(run_dir), "completed")
+    assert json.loads(row["label_hparams"]) == m["label_hparams"]
+    assert offline_run(run_dir)["summary"]["best/accuracy"] == m["best"]["accuracy"]  # and W&B too
+    assert (
+        "lora on rt_polarity with tiny, cpu: 32 train / 32 eval examples, 1 epoch, 1 step" in caplog.messages
+    )
+
+
+def test_resume_recovers_a_lost_row_through_every_sink(tmp_path):
+    run_dir = tiny_run(tmp_path)
+    (tmp_path / "runs.csv").unlink()  # a kill between metrics.json and the row
+    with pytest.raises(runner.RunSkipped, match="already completed in"):
+        tiny_run(tmp_path)
+    with (tmp_path / "runs.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["run_dir"] == str(run_dir)

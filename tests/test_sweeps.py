@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from bench import results, runner
 from bench.config import CONF_DIR
-from bench.results_columns import LEADERBOARD_COLUMNS
+from bench.results_columns import RUNS_COLUMNS
 from bench.tasks import TaskConfig, load_task
 from bench.train import main_score
 
@@ -82,10 +82,10 @@ def run_metrics(sweep_dir: Path) -> dict[str, dict]:
 
 
 def csv_rows(results_dir: Path) -> list[dict]:
-    path = results_dir / "leaderboard.csv"
+    path = results_dir / "runs.csv"
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == LEADERBOARD_COLUMNS
+        assert reader.fieldnames == RUNS_COLUMNS
         return list(reader)
 
 
@@ -407,7 +407,7 @@ def test_resume_after_a_killed_sweep(tmp_path):
     completed = {m["config_hash"] for m in before.values() if m["status"] == "completed"}
     assert 1 <= len(completed) < 4 and all(m["status"] == "completed" for m in before.values())
     # the kill may land between a run's metrics.json and its CSV row: the resume below repairs that
-    rows_before = csv_rows(tmp_path) if (tmp_path / "leaderboard.csv").exists() else []
+    rows_before = csv_rows(tmp_path) if (tmp_path / "runs.csv").exists() else []
     assert {r["config_hash"] for r in rows_before} <= completed
 
     time.sleep(1.1)  # a new sweep folder (its name has a one-second timestamp)
@@ -436,7 +436,7 @@ def test_resume_after_a_killed_sweep(tmp_path):
     rows = check_one_completed_row_per_config()
 
     # lose one row on purpose (what a kill between metrics.json and the CSV does): a resume restores it
-    path = tmp_path / "leaderboard.csv"
+    path = tmp_path / "runs.csv"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:2] + lines[3:]))
     time.sleep(1.1)

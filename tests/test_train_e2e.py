@@ -14,7 +14,7 @@ from helpers.wandb_offline import offline_run
 from safetensors.torch import load_file
 
 from bench.models import ModelConfig, load_tokenizer, tiny_model
-from bench.results_columns import LEADERBOARD_COLUMNS
+from bench.results_columns import RUNS_COLUMNS
 from bench.tasks import TaskConfig, load_task
 
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
@@ -47,7 +47,7 @@ def train(results: Path, *overrides: str, check: bool = True) -> subprocess.Comp
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    train(results, *RUN_ARGS, "logger=both")
+    train(results, *RUN_ARGS, "logger=wandb")
     (run_dir,) = (results / "runs").iterdir()
     return results, run_dir
 
@@ -102,8 +102,8 @@ def test_history_one_line_per_eval(lora_run):
 @pytest.mark.slow
 def test_leaderboard_row(lora_run):
     results, run_dir = lora_run
-    rows = read_rows(results / "leaderboard.csv")
-    assert len(rows) == 1 and list(rows[0]) == LEADERBOARD_COLUMNS
+    rows = read_rows(results / "runs.csv")
+    assert len(rows) == 1 and list(rows[0]) == RUNS_COLUMNS
     row, m = rows[0], json.loads((run_dir / "metrics.json").read_text())
     assert row["status"] == "completed" and row["variant"] == "lora" and row["run_dir"] == str(run_dir)
     assert float(row["score"]) == m["best"]["accuracy"]
@@ -163,7 +163,7 @@ def test_resume_skips_a_completed_config(lora_run):
     results, _ = lora_run
     proc = train(results, *RUN_ARGS)
     assert "skipped" in proc.stderr + proc.stdout
-    assert len(read_rows(results / "leaderboard.csv")) == 1
+    assert len(read_rows(results / "runs.csv")) == 1
 
 
 @pytest.mark.slow
@@ -174,7 +174,7 @@ def test_bad_target_modules_fail_before_training(tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["status"] == "failed" and "nonexistent_proj" in m["error"] and "steps" not in m
-    rows = read_rows(tmp_path / "leaderboard.csv")
+    rows = read_rows(tmp_path / "runs.csv")
     assert len(rows) == 1 and rows[0]["status"] == "failed"
 
 
@@ -188,11 +188,11 @@ def test_rank_larger_than_layer_fails_before_training(tmp_path):
 
 @pytest.mark.slow
 def test_wandb_failure_never_loses_the_run_or_its_csv_row(tmp_path):
-    proc = train(tmp_path, *RUN_ARGS, "logger=both", "logger.wandb.mode=no_such_mode")
+    proc = train(tmp_path, *RUN_ARGS, "logger=wandb", "logger.wandb.mode=no_such_mode")
     assert "W&B init failed, continuing without W&B" in proc.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
-    rows = read_rows(tmp_path / "leaderboard.csv")
+    rows = read_rows(tmp_path / "runs.csv")
     assert len(rows) == 1 and rows[0]["status"] == "completed"
 
 

@@ -1,4 +1,4 @@
-"""A realistic results folder (CSV leaderboard + run folders) for the leaderboard, report and callback tests.
+"""A realistic results folder (runs.csv + run folders) for the leaderboard, report and callback tests.
 
 ``RUNS`` lists the runs with hand-checked numbers (see the comments); ``write_results`` writes them.
 """
@@ -9,7 +9,8 @@ import csv
 import json
 from pathlib import Path
 
-from bench.results_columns import LEADERBOARD_COLUMNS
+from bench.results_columns import RUNS_COLUMNS
+from bench.runs_csv import run_row
 
 LORA = {
     "epochs": 3,
@@ -28,6 +29,7 @@ COST = {
     "full": (124_647_170, 100.0, 5100.0, 100.0, 480.0, 475.5),
 }
 TOTAL = {"lora": 125_534_212, "full": 124_647_170}
+LABEL = {"lora": ["lr", "r"], "full": ["lr"], "vera": ["lr", "r"]}  # lr + each variant's key_hparams
 
 # (task, variant, lr, seed, status, score, other metrics, timestamp, config_hash)
 RUNS = [
@@ -72,7 +74,7 @@ def history(score: float, seed: int) -> list[dict]:
 
 
 def write_results(root: Path, missing_history: tuple[str, ...] = ("lora-mrpc-s1",)) -> Path:
-    """A results folder with run folders and ``leaderboard.csv`` for RUNS; returns the CSV path."""
+    """A results folder with run folders and ``runs.csv`` for RUNS; returns the CSV path."""
     sweep = root / "sweeps" / "2024-05-03_09-00-00_cola"
     rows = []
     for i, (task, variant, lr, seed, status, score, others, ts, h) in enumerate(RUNS):
@@ -105,8 +107,12 @@ def write_results(root: Path, missing_history: tuple[str, ...] = ("lora-mrpc-s1"
             "train_samples_per_s": sps,
             "adapter_mb": mb,
             "hparams": hparams,
+            "label_hparams": LABEL[variant],
             "config_hash": h,
             "git_commit": "abc123",
+            "sweep": str(sweep) if in_sweep else "",
+            "run_dir": str(run_dir),
+            "timestamp": ts,
             "variant_summary": {},
         }
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -116,40 +122,10 @@ def write_results(root: Path, missing_history: tuple[str, ...] = ("lora-mrpc-s1"
                 for e in history(score, seed)
             ]
             (run_dir / "history.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-        rows.append(
-            {
-                "timestamp": ts,
-                "run_name": name,
-                "status": status,
-                "variant": variant,
-                "task": task,
-                "model": "roberta_base",
-                "seed": seed,
-                "main_metric": main,
-                "score": score,
-                "best_epoch": metrics["best_epoch"],
-                "final_score": score,
-                "metrics": json.dumps(best),
-                "final_metrics": json.dumps(best),
-                "hparams": json.dumps(hparams),
-                "lr": lr,
-                "trainable_params": params,
-                "total_params": TOTAL.get(variant),
-                "pct_trainable": pct,
-                "peak_memory_mb": mem,
-                "train_time_s": secs,
-                "train_samples_per_s": sps,
-                "adapter_mb": mb,
-                "config_hash": h,
-                "sweep": str(sweep) if in_sweep else "",
-                "run_dir": str(run_dir),
-                "git_commit": "abc123",
-                "error": metrics["error"],
-            }
-        )
-    path = root / "leaderboard.csv"
+        rows.append(run_row(metrics))  # what RunsCsv writes when the run ends
+    path = root / "runs.csv"
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LEADERBOARD_COLUMNS)
+        w = csv.DictWriter(f, fieldnames=RUNS_COLUMNS)
         w.writeheader()
-        w.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
+        w.writerows(rows)
     return path

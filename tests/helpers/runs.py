@@ -18,6 +18,6 @@ def lora_params(r: int) -> int:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The rows of a CSV file (leaderboard.csv, predictions.csv) as dicts of strings."""
+    """The rows of a CSV file (runs.csv, predictions.csv) as dicts of strings."""
     with path.open(newline="") as f:
         return list(csv.DictReader(f))

@@ -1,10 +1,10 @@
-"""The CSV leaderboard with parallel writers (joblib / submitit workers): no lost, torn or duplicated rows.
+"""The runs CSV with parallel writers (joblib / submitit workers): no lost, torn or duplicated rows.
 
-8 processes append 25 rows each at the same moment, through CsvLeaderboard.finish (a run ending) and
-CsvLeaderboard.recover (resume restoring a lost row); the file must hold one header and exactly the 200
+8 processes append 25 rows each at the same moment, through RunsCsv.finish (a run ending) and
+RunsCsv.recover (resume restoring a lost row); the file must hold one header and exactly the 200
 rows, every field intact, including values with commas, quotes and newlines (CSV-quoted). Then several
 processes recover the same lost rows at once: each comes back exactly once (the lock covers the check and
-the append).
+the append). The lock file is hidden: results/ shows only runs.csv.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import CsvLeaderboard, leaderboard_row
-from bench.results_columns import LEADERBOARD_COLUMNS
+from bench.results_columns import RUNS_COLUMNS
+from bench.runs_csv import RunsCsv, run_row
 
 WORKERS, ROWS = 8, 25
 
@@ -47,7 +47,7 @@ def fake_metrics(worker: int, i: int) -> dict:
 
 
 def write_rows(path: str, worker: int, start) -> None:
-    sink = CsvLeaderboard(path)
+    sink = RunsCsv(path)
     start.wait(timeout=240)  # every writer starts at the same moment
     for i in range(ROWS):
         if worker % 2:
@@ -57,7 +57,7 @@ def write_rows(path: str, worker: int, start) -> None:
 
 
 def recover_all(path: str, start) -> None:
-    sink = CsvLeaderboard(path)
+    sink = RunsCsv(path)
     start.wait(timeout=240)
     for worker in range(WORKERS):
         for i in range(ROWS):
@@ -79,7 +79,7 @@ def expected_rows() -> dict[str, dict]:
     rows = {}
     for worker in range(WORKERS):
         for i in range(ROWS):
-            row = leaderboard_row(fake_metrics(worker, i))
+            row = run_row(fake_metrics(worker, i))
             rows[row["run_dir"]] = {k: str(v) for k, v in row.items()}
     return rows
 
@@ -87,16 +87,16 @@ def expected_rows() -> dict[str, dict]:
 def read(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == LEADERBOARD_COLUMNS
+        assert reader.fieldnames == RUNS_COLUMNS
         return list(reader)
 
 
 @pytest.mark.slow
 def test_parallel_writers_lose_tear_or_duplicate_nothing(tmp_path):
-    path = tmp_path / "leaderboard.csv"
+    path = tmp_path / "runs.csv"
     run_all(write_rows, [(str(path), w) for w in range(WORKERS)])
     text = path.read_text()
-    assert text.count(",".join(LEADERBOARD_COLUMNS)) == 1 and text.startswith("timestamp,run_name,")
+    assert text.count(",".join(RUNS_COLUMNS)) == 1 and text.startswith("timestamp,run_name,")
     rows = read(path)
     expected = expected_rows()
     assert len(rows) == WORKERS * ROWS
@@ -116,18 +116,19 @@ def test_parallel_writers_lose_tear_or_duplicate_nothing(tmp_path):
     with path.open(newline="") as f:
         kept = list(csv.DictReader(f))[: WORKERS * ROWS // 2]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LEADERBOARD_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=RUNS_COLUMNS)
         writer.writeheader()
         writer.writerows(kept)
     run_all(recover_all, [(str(path),) for _ in range(4)])
     rows = read(path)
     assert len(rows) == WORKERS * ROWS and {r["run_dir"] for r in rows} == set(expected)
     assert rows[: len(kept)] == kept and all(r == expected[r["run_dir"]] for r in rows)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["runs.csv"]
 
 
 def test_recover_appends_only_a_missing_row(tmp_path):
-    path = tmp_path / "leaderboard.csv"
-    sink = CsvLeaderboard(str(path))
+    path = tmp_path / "runs.csv"
+    sink = RunsCsv(str(path))
     sink.recover(fake_metrics(0, 0))  # no file yet: written with its header
     sink.finish(fake_metrics(0, 1))
     sink.recover(fake_metrics(0, 1))

@@ -1,0 +1,34 @@
+"""bench.reload: a finished tiny run rebuilt from its folder reproduces predictions.csv exactly."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from bench.reload import load_run, predict
+from tests.test_runner import tiny_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("results"))
+
+
+def test_reloaded_model_reproduces_the_logits_of_predictions_csv(run_dir):
+    run = load_run(run_dir)
+    with (run_dir / "predictions.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(run.evals) == ["validation"] and len(rows) == len(run.evals["validation"]) == 32
+    assert [int(r["idx"]) for r in rows] == run.evals["validation"]["idx"]  # same examples, same order
+    assert [int(r["label"]) for r in rows] == run.evals["validation"]["label"]
+    saved = np.array([[float(r["logit_0"]), float(r["logit_1"])] for r in rows], dtype=np.float32)
+    np.testing.assert_array_equal(predict(run)["validation"], saved)  # %.9g round-trips float32
+    assert (run.variant.name, run.model.training, run.task.name) == ("lora", False, "rt_polarity")
+
+
+def test_a_run_without_adapter_names_the_setting(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(FileNotFoundError, match=r"has no saved adapter .*train.save_adapter false"):
+        load_run(tmp_path)
