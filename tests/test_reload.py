@@ -6,14 +6,14 @@ import csv
 
 import numpy as np
 import pytest
+from helpers.runs import tiny_run
 
 from bench.reload import load_run, predict
-from tests.test_runner import tiny_run
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return tiny_run(tmp_path_factory.mktemp("results"))
+@pytest.fixture
+def run_dir(compose, tmp_path):
+    return tiny_run(compose, tmp_path)
 
 
 def test_reloaded_model_reproduces_the_logits_of_predictions_csv(run_dir):

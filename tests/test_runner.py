@@ -4,19 +4,16 @@ runs CSV is always written, W&B in addition; resume recovers a lost row)."""
 import csv
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers.runs import tiny_run
+from helpers.wandb_offline import offline_run
 
 import variants
 from bench import runner
-from bench.config import CONF_DIR, register_configs
 from bench.runner import peak_memory_mb, pick_device, reset_peak_memory
-from tests.wandb_offline import offline_run
 
 
 def test_pick_device():
@@ -41,28 +38,6 @@ def test_peak_memory_is_per_run():
 
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
-
-TINY_RUN = [
-    "model=tiny",
-    "task=rt_polarity",
-    "task.max_train_samples=32",
-    "task.max_eval_samples=32",
-    "train.epochs=1",
-]
-
-
-def tiny_run(results: Path, *overrides: str) -> Path:
-    """Train the tiny model on 32 rt_polarity sentences (seconds); returns the run folder."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[*TINY_RUN, f"paths.results={results}", *overrides])
-    finally:
-        GlobalHydra.instance().clear()
-    run_dir = results / "runs" / "tiny"
-    runner.run(cfg, run_dir)
-    return run_dir
 
 
 @pytest.fixture
@@ -96,9 +71,9 @@ def test_label_hparams_are_lr_and_the_variants_key_hparams(monkeypatch):
     assert runner.label_hparams("lora") == expected
 
 
-def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(tmp_path, offline_wandb, caplog):
+def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, offline_wandb, caplog):
     caplog.set_level(logging.INFO, logger="peft-bench")
-    run_dir = tiny_run(tmp_path, "logger=wandb")
+    run_dir = tiny_run(compose, tmp_path, "logger=wandb")
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["status"] == "completed" and m["label_hparams"] == runner.label_hparams("lora")
     with (tmp_path / "runs.csv").open(newline="") as f:
@@ -111,11 +86,11 @@ def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(tmp_path, offline_wan
     )
 
 
-def test_resume_recovers_a_lost_row_through_every_sink(tmp_path):
-    run_dir = tiny_run(tmp_path)
+def test_resume_recovers_a_lost_row_through_every_sink(compose, tmp_path):
+    run_dir = tiny_run(compose, tmp_path)
     (tmp_path / "runs.csv").unlink()  # a kill between metrics.json and the row
     with pytest.raises(runner.RunSkipped, match="already completed in"):
-        tiny_run(tmp_path)
+        tiny_run(compose, tmp_path)
     with (tmp_path / "runs.csv").open(newline="") as f:
         (row,) = csv.DictReader(f)
     assert row["run_dir"] == str(run_dir)

@@ -7,6 +7,7 @@ import csv
 import json
 
 import pytest
+from helpers.results import write_results
 from omegaconf import OmegaConf
 
 from bench import leaderboard
@@ -14,7 +15,6 @@ from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.runs_csv import RunsCsv, locate, run_row
 from bench.sinks import Sink, make_sinks
 from bench.wandb_sink import WandbSink
-from tests.test_leaderboard import write_results
 
 LEGACY_COLUMNS = [c for c in RUNS_COLUMNS if c not in ADDED_COLUMNS]
 

@@ -1,10 +1,13 @@
 """What the end-to-end tests share: the repository root (their subprocesses' working directory), the
-tiny BERT's trainable-parameter counts, and reading back the CSV files a run writes."""
+tiny BERT's trainable-parameter counts, an in-process tiny run, and reading back the CSV files a run
+writes."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+from bench import runner
 
 ROOT = Path(__file__).resolve().parents[2]  # tests/helpers/runs.py -> the repository root
 
@@ -21,3 +24,20 @@ def read_rows(path: Path) -> list[dict]:
     """The rows of a CSV file (runs.csv, predictions.csv) as dicts of strings."""
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+TINY_RUN = [
+    "model=tiny",
+    "task=rt_polarity",
+    "task.max_train_samples=32",
+    "task.max_eval_samples=32",
+    "train.epochs=1",
+]
+
+
+def tiny_run(compose, results: Path, *overrides: str) -> Path:
+    """Train the tiny model on 32 rt_polarity sentences (seconds); returns the run folder."""
+    cfg = compose([*TINY_RUN, f"paths.results={results}", *overrides])
+    run_dir = results / "runs" / "tiny"
+    runner.run(cfg, run_dir)
+    return run_dir
