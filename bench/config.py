@@ -1,26 +1,39 @@
-"""Structured-config schemas and their registration in Hydra's ConfigStore.
+"""Structured-config schemas, their registration in Hydra's ConfigStore, and the config resolvers.
 
 Every YAML file of a group extends the schema stored here (``defaults: [<name>_schema, _self_]``), so a
-typo (``variant.rr=3``) or a wrong type (``variant.r=x``) fails when the config is composed. Each
-variant's ``Config`` dataclass is stored as ``variant/<name>_schema``; a plugin variant without YAML of
-its own is also stored as ``variant/<name>``, so ``variant=<name>`` composes from its dataclass defaults.
+typo (``variant.rr=3``) or a wrong type (``variant.r=x``) fails when the config is composed. The schemas
+hold the defaults; a YAML file states only what differs. Each variant's ``Config`` dataclass is stored as
+``variant/<name>_schema``; a plugin variant without YAML of its own is also stored as
+``variant/<name>``, so ``variant=<name>`` composes from its dataclass defaults.
+
+Resolvers (registered by ``register_configs``), so that lists are derived, not written:
+
+- ``${peft_bench.variants:}``: every registered variant, comma-separated (a sweep over all of them).
+- ``${peft_bench.tasks:SOURCE}``: every ``conf/task`` file whose ``source`` is SOURCE, comma-separated.
+- ``${peft_bench.groups:}``: the groups and their options, one line each (the ``--help`` text).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 import variants
 from bench.loop import TrainConfig
 from bench.models import ModelConfig
 from bench.tasks import TaskConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# bench/conf is a link to the repository's conf/ (and a copy of it in an installed package), so this one
+# path works in a clone, an editable install and a wheel.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+# Hydra's own groups that conf/hydra/ adds options to and that users choose (the others are set here).
+HYDRA_GROUPS = ("hydra/launcher",)
+SCHEMA_SUFFIX = "_schema"
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,15 +60,71 @@ class RootConfig:
 
 
 def register_configs() -> None:
-    """Store every schema (built-in and plugin variants included) in Hydra's ConfigStore."""
+    """Store every schema (built-in and plugin variants included) in Hydra's ConfigStore; add resolvers."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=RootConfig)
-    cs.store(group="model", name="model_schema", node=ModelConfig)
-    cs.store(group="task", name="task_schema", node=TaskConfig)
+    cs.store(group="model", name=f"model{SCHEMA_SUFFIX}", node=ModelConfig)
+    cs.store(group="task", name=f"task{SCHEMA_SUFFIX}", node=TaskConfig)
     for name in variants.available():
         cls = variants.get(name)
-        cs.store(group="variant", name=f"{name}_schema", node=cls.Config)
+        cs.store(group="variant", name=f"{name}{SCHEMA_SUFFIX}", node=cls.Config)
         if not (CONF_DIR / "variant" / f"{name}.yaml").exists():
             cs.store(group="variant", name=name, node=cls.Config(name=name))
     for name in variants.broken():  # composes; the run then fails with the plugin's load error
         cs.store(group="variant", name=name, node={"name": name})
+    resolvers = {
+        "peft_bench.variants": lambda: ",".join(variants.available()),
+        "peft_bench.tasks": lambda source: ",".join(tasks_from(source)),
+        "peft_bench.groups": help_groups,
+    }
+    for name, resolver in resolvers.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its files in conf/ and its ConfigStore entries, schemas left out."""
+    if group.startswith("hydra/"):
+        from hydra.core.plugins import Plugins
+
+        Plugins.instance()  # plugins (launchers, sweepers) store their configs when first loaded
+    files = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}
+    try:
+        stored = {Path(n).stem for n in ConfigStore.instance().list(group)}
+    except OSError:  # no ConfigStore entry in this group
+        stored = set()
+    return sorted(n for n in files | stored if not n.endswith(SCHEMA_SUFFIX))
+
+
+def groups() -> list[str]:
+    """Every group a user chooses from: the folders of conf/ with options (not hydra/), and HYDRA_GROUPS.
+
+    conf/variant_task/ has none of its own: its recipes sit in one folder per experiment, which picks them.
+    """
+    mine = sorted(p.name for p in CONF_DIR.iterdir() if p.name != "hydra" and any(p.glob("*.yaml")))
+    return [*mine, *HYDRA_GROUPS]
+
+
+def help_groups() -> str:
+    """One line per group, ``group: option, option, ...`` (``--help``)."""
+    return "\n".join(f"{g}: {', '.join(group_options(g))}" for g in groups())
+
+
+def group_config(group: str, name: str, schema: type[T]) -> T:
+    """``conf/<group>/<name>.yaml`` merged into its schema, as ``<group>=<name>`` composes it."""
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown {group} {name!r}; available: {', '.join(group_options(group))}")
+    raw = OmegaConf.load(path)
+    expected = [f"{group}{SCHEMA_SUFFIX}", "_self_"]
+    if list(raw.pop("defaults", [])) != expected:
+        raise ValueError(f"{path}: its defaults list must be {expected}")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))
+
+
+def tasks_from(source: str) -> list[str]:
+    """The conf/task files whose ``source`` is ``source`` (glue, vader, local)."""
+    files = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+    names = [n for n in files if group_config("task", n, TaskConfig).source == source]
+    if not names:
+        raise ValueError(f"no task in {CONF_DIR / 'task'} has source {source!r}")
+    return names

@@ -309,7 +309,7 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
 
 
 REFERENCE_COLUMNS = ("task", "variant", "model", "metric", "score", "params_m", "source")
-REPO_REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
+REPO_REFERENCE = Path(__file__).resolve().parent / "reference"  # a link to results/reference
 
 
 def reference_dir(results: str | Path) -> Path:

@@ -8,8 +8,8 @@ scale: 0..1 for accuracy and F1, -1..1 for correlations. A split with a metric s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 from scipy import stats
@@ -17,8 +17,14 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from bench.plural import plural
 
-if TYPE_CHECKING:
-    from bench.tasks import TaskConfig
+
+class MetricTask(Protocol):
+    """What the metrics need to know of a task (``bench.tasks.TaskConfig`` has it)."""
+
+    name: str
+    num_labels: int  # 1 means regression
+    metrics: Sequence[str]
+    eval_splits: Mapping[str, str]  # split -> metric suffix
 
 
 def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
@@ -66,7 +72,7 @@ def metric_key(metric: str, suffix: str) -> str:
     return f"{metric}_{suffix}" if suffix else metric
 
 
-def metric_names(cfg: TaskConfig) -> list[str]:
+def metric_names(cfg: MetricTask) -> list[str]:
     """Every key ``compute_metrics`` reports for the task, e.g. ['accuracy_m', 'accuracy_mm']."""
     unknown = [m for m in cfg.metrics if m not in METRICS]
     if unknown:
@@ -86,7 +92,7 @@ def predictions(logits: np.ndarray, num_labels: int) -> np.ndarray:
     return logits.argmax(axis=-1)
 
 
-def compute_metrics(cfg: TaskConfig, outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def compute_metrics(cfg: MetricTask, outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """The task's metrics on each evaluated split: {metric[_suffix]: value}.
 
     ``outputs`` maps an eval split name (a key of ``cfg.eval_splits``) to (logits, labels); logits are

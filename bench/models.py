@@ -1,20 +1,30 @@
 """Base models: the embedded MiniLM (offline), a tiny random BERT for tests, and Hub checkpoints.
 
-Each model config names its attention and MLP linear layers, so a variant can target the presets
-``attention`` (q, v), ``attention_all`` (q, k, v, o) or ``all_linear`` by name, and the head modules
-that are always trained.
+Each model config (``conf/model/<name>.yaml``) states the architecture (family, vocabulary, hidden size,
+layers, heads, MLP size), names its attention and MLP linear layers, so a variant can target the presets
+``attention`` (q, v), ``attention_all`` (q, k, v, o) or ``all_linear`` by name, and names the head
+modules that are always trained. ``random_init_model`` builds any configured shape without a download.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from variants.base import Targets
 
 SOURCES = ("minilm", "tiny", "hub")
+# transformers' model_type -> (config class, classifier class, position ids reserved below the first
+# token: RoBERTa counts positions from padding_idx + 1 = 2).
+RANDOM_INIT = {
+    "bert": ("BertConfig", "BertForSequenceClassification", 0),
+    "roberta": ("RobertaConfig", "RobertaForSequenceClassification", 2),
+}
+ARCHITECTURE = ("family", "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")
 BERT_TARGETS = {
     "attention": ["query", "value"],
     "attention_all": ["query", "key", "value", "attention.output.dense"],
@@ -26,30 +36,46 @@ BERT_TARGETS = {
 class ModelConfig:
     """Schema of `model=`."""
 
-    name: str = "???"
+    name: str = MISSING
     source: str = "hub"  # minilm | tiny | hub
     pretrained: str | None = None  # Hub id or local folder (source=hub)
     max_length: int = 128
     head: list[str] = field(default_factory=lambda: ["classifier"])
     targets: dict[str, list[str]] = field(default_factory=lambda: dict(BERT_TARGETS))
-    # Shape of the random-init BERT (source=tiny).
-    hidden_size: int = 32
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 64
+    # Architecture, as in the checkpoint's config.json (source=tiny: the random-init model's own).
+    family: str = MISSING  # transformers' model_type: bert | roberta | deberta-v2
+    vocab_size: int = MISSING
+    hidden_size: int = MISSING
+    num_layers: int = MISSING
+    num_heads: int = MISSING
+    intermediate_size: int = MISSING
 
 
-def resolve_targets(model_cfg: ModelConfig, targets: str) -> Targets:
-    """A preset name of the model config, or a comma-separated list of module-name suffixes."""
+def model_config(name: str) -> ModelConfig:
+    """``conf/model/<name>.yaml`` merged into the schema, as ``model=<name>`` composes it."""
+    from bench.config import group_config
+
+    return group_config("model", name, ModelConfig)
+
+
+def resolve_targets(model_cfg: ModelConfig, targets: str | Sequence[str]) -> Targets:
+    """A preset name of the model config, a list of module-name suffixes, or those comma-separated."""
     presets = dict(model_cfg.targets)
-    modules = (
-        list(presets[targets]) if targets in presets else [t.strip() for t in targets.split(",") if t.strip()]
+    usage = (
+        f"a preset of model {model_cfg.name!r} ({', '.join(presets)}), a list of module-name suffixes "
+        "('variant.targets=[key,value]') or a comma-separated string of them"
     )
+    if isinstance(targets, str):
+        modules = list(presets[targets]) if targets in presets else targets.split(",")
+    elif isinstance(targets, Sequence):  # a list, or OmegaConf's ListConfig
+        modules = list(targets)
+    else:
+        raise ValueError(f"variant.targets {targets!r} ({type(targets).__name__}) is not {usage}")
+    if not all(isinstance(m, str) for m in modules):
+        raise ValueError(f"variant.targets {list(modules)!r} holds a non-string; use {usage}")
+    modules = [m.strip() for m in modules if m.strip()]
     if not modules:
-        raise ValueError(
-            f"empty targets; use a preset of model {model_cfg.name!r} ({', '.join(presets)}) "
-            "or a comma-separated list of module-name suffixes"
-        )
+        raise ValueError(f"empty variant.targets; use {usage}")
     return Targets(modules=modules, head=list(model_cfg.head))
 
 
@@ -77,22 +103,44 @@ def tiny_tokenizer():
     return BertTokenizerFast(vocab={w: i for i, w in enumerate(TINY_VOCAB)}, do_lower_case=True)
 
 
-def tiny_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Module:
-    from transformers import BertConfig, BertForSequenceClassification
+def random_init_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Module:
+    """A seeded random-init sequence classifier of the configured architecture (no download).
 
-    config = BertConfig(
-        vocab_size=len(TINY_VOCAB),
+    Position embeddings cover ``cfg.max_length`` tokens. Families: the keys of ``RANDOM_INIT``.
+    """
+    unset = [k for k in ARCHITECTURE if getattr(cfg, k) == MISSING]
+    if unset:
+        raise ValueError(f"model {cfg.name!r} does not state its architecture: {', '.join(unset)} unset")
+    if cfg.family not in RANDOM_INIT:
+        families = ", ".join(RANDOM_INIT)
+        raise ValueError(f"model {cfg.name!r}: no random init for family {cfg.family!r}; choose {families}")
+    import transformers
+
+    config_name, model_name, reserved = RANDOM_INIT[cfg.family]
+    config = getattr(transformers, config_name)(
+        vocab_size=cfg.vocab_size,
         hidden_size=cfg.hidden_size,
         num_hidden_layers=cfg.num_layers,
         num_attention_heads=cfg.num_heads,
         intermediate_size=cfg.intermediate_size,
-        max_position_embeddings=max(cfg.max_length, 64),
+        max_position_embeddings=cfg.max_length + reserved,
         num_labels=num_labels,
         problem_type="regression" if num_labels == 1 else "single_label_classification",
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return BertForSequenceClassification(config)
+        return getattr(transformers, model_name)(config)
+
+
+def tiny_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Module:
+    """The tiny model: ``conf/model/tiny.yaml``'s architecture, with any architecture field ``cfg`` sets."""
+    tiny = model_config("tiny")
+    shape = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in ARCHITECTURE}
+    return random_init_model(
+        replace(tiny, max_length=cfg.max_length, **{k: v for k, v in shape.items() if v != MISSING}),
+        num_labels,
+        seed,
+    )
 
 
 def model_name_or_path(cfg: ModelConfig) -> str:
@@ -118,7 +166,7 @@ def load_tokenizer(cfg: ModelConfig):
 def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn.Module:
     """The base sequence classifier with a fresh head of ``num_labels`` outputs (1 = regression)."""
     if cfg.source == "tiny":
-        return tiny_model(cfg, num_labels, seed)
+        return random_init_model(cfg, num_labels, seed)
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 

@@ -45,7 +45,7 @@ import gc
 import statistics
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import variants
+from bench.config import group_options
 from bench.loop import StepHooks, train_step
-from bench.models import BERT_TARGETS, TINY_VOCAB, ModelConfig, resolve_targets
+from bench.models import RANDOM_INIT, ModelConfig, model_config, random_init_model, resolve_targets
 from variants.base import NO_PEFT_METHOD, Targets, Variant
 
 Device = torch.device
@@ -75,26 +76,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Shape:
-    """A BERT / RoBERTa encoder shape (random init: no download)."""
-
-    family: str  # bert | roberta
-    vocab: int
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-
-
-_TINY = ModelConfig(name="tiny", source="tiny")
-SHAPES = {
-    "tiny": Shape("bert", len(TINY_VOCAB), _TINY.hidden_size, _TINY.num_layers, _TINY.num_heads,
-                  _TINY.intermediate_size),
-    "minilm": Shape("bert", 30522, 384, 6, 12, 1536),
-    "roberta_base": Shape("roberta", 50265, 768, 12, 12, 3072),
-    "roberta_large": Shape("roberta", 50265, 1024, 24, 16, 4096),
-}  # fmt: skip
+def shapes() -> list[str]:
+    """The model configs (conf/model) whose architecture bench.speed can build at random init."""
+    return [n for n in group_options("model") if model_config(n).family in RANDOM_INIT]
 
 
 @dataclass
@@ -128,12 +112,14 @@ class PeftHooks:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated registered variants")
-    parser.add_argument("--shape", default="roberta_base", choices=list(SHAPES))
+    parser.add_argument(
+        "--shape", default="roberta_base", choices=shapes(), help="a model config's architecture"
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    parser.add_argument("--targets", default="attention", choices=list(BERT_TARGETS))
+    parser.add_argument("--targets", default="attention", help="a target preset of the model config")
     parser.add_argument("--device", default="auto", help="auto (cuda if there is one, else cpu), cpu, cuda:N")
     parser.add_argument("--no-peft", action="store_true", help="time our implementations only")
     parser.add_argument("--out", default="results/speed.csv", help="CSV file of the rows")
@@ -148,6 +134,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    presets = list(model_config(args.shape).targets)
+    if args.targets not in presets:
+        parser.error(
+            f"unknown --targets {args.targets!r} for {args.shape}; choose one of {', '.join(presets)}"
+        )
     if ANCHOR not in args.variants:
         args.variants.append(ANCHOR)  # the ratios are measured against it
     return args
@@ -171,42 +162,25 @@ def describe(device: Device) -> str:
     return f"{device.type} ({torch.get_num_threads()} threads)"
 
 
-def base_model(shape: Shape, seq: int, seed: int) -> nn.Module:
-    """A random-init sequence classifier of ``shape`` (on CPU; every run copies it)."""
-    import transformers as tf
-
-    config_cls, model_cls, positions = {
-        "bert": (tf.BertConfig, tf.BertForSequenceClassification, max(512, seq)),
-        "roberta": (tf.RobertaConfig, tf.RobertaForSequenceClassification, max(514, seq + 2)),  # + pad id
-    }[shape.family]
-    config = config_cls(
-        vocab_size=shape.vocab,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        intermediate_size=shape.intermediate,
-        max_position_embeddings=positions,
-        num_labels=LABELS,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return model_cls(config).train()
+def base_model(cfg: ModelConfig, seq: int, seed: int) -> nn.Module:
+    """A random-init sequence classifier of ``cfg``'s architecture (on CPU; every run copies it)."""
+    return random_init_model(replace(cfg, max_length=max(512, seq)), LABELS, seed).train()
 
 
-def make_batch(shape: Shape, batch: int, seq: int, seed: int, device: Device) -> Batch:
+def make_batch(cfg: ModelConfig, batch: int, seq: int, seed: int, device: Device) -> Batch:
     """Random token ids (no special tokens, no padding), full attention mask, random labels."""
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, shape.vocab, (batch, seq), generator=g)
+    ids = torch.randint(5, cfg.vocab_size, (batch, seq), generator=g)
     labels = torch.randint(0, LABELS, (batch,), generator=g)
     data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
     return {k: v.to(device) for k, v in data.items()}
 
 
-def variant_options(name: str, total_steps: int, shape: Shape) -> dict[str, Any]:
+def variant_options(name: str, total_steps: int, cfg: ModelConfig) -> dict[str, Any]:
     """Each variant's defaults and benchmark_options, a rank above the hidden size capped (see the top)."""
     cls = variants.get(name)
     rank = getattr(cls.Config(), "r", None)
-    capped = {"r": shape.hidden} if isinstance(rank, int) and rank > shape.hidden else {}
+    capped = {"r": cfg.hidden_size} if isinstance(rank, int) and rank > cfg.hidden_size else {}
     return {**capped, **cls.benchmark_options(total_steps)}
 
 
@@ -275,11 +249,10 @@ def release(device: Device) -> None:
 
 def measure(args: argparse.Namespace, device: Device) -> Measured:
     """Median step times of every variant asked for, ours and peft's."""
-    shape = SHAPES[args.shape]
-    model_cfg = ModelConfig(name=args.shape, max_length=args.seq)
+    model_cfg = model_config(args.shape)
     targets = resolve_targets(model_cfg, args.targets)
-    base = base_model(shape, args.seq, SEED)
-    batch = make_batch(shape, args.batch, args.seq, SEED, device)
+    base = base_model(model_cfg, args.seq, SEED)
+    batch = make_batch(model_cfg, args.batch, args.seq, SEED, device)
     total = args.warmup + args.steps
     skips = {
         n: "--no-peft" if args.no_peft else variants.get(n)().peft_unavailable(device) for n in args.variants
@@ -288,7 +261,7 @@ def measure(args: argparse.Namespace, device: Device) -> Measured:
     measured = {}
     with tqdm(total=n_runs * total, unit="step", dynamic_ncols=True, disable=None) as bar:
         for name in args.variants:
-            options = variant_options(name, total, shape)
+            options = variant_options(name, total, model_cfg)
             variant, ours = our_run(name, options, base, targets, device)
             runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, device)]
             medians = time_runs(runs, batch, args.warmup, args.steps, device, bar)

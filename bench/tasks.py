@@ -3,8 +3,9 @@
 Three sources, all returning the same columns (the text fields, ``label``, ``idx``):
 
 - ``glue``: the Hub dataset ``nyu-mll/glue`` (needs network), or with ``task.data_dir=DIR`` the original
-  GLUE TSV files (``train.tsv``, ``dev.tsv``; MNLI ``dev_matched.tsv`` / ``dev_mismatched.tsv``) or tabular
-  files as for ``local``. GLUE's test splits have no labels: evaluation uses the validation splits.
+  GLUE TSV files (``train.tsv``, ``dev.tsv``; MNLI ``dev_matched.tsv`` / ``dev_mismatched.tsv``; their
+  columns are the task config's ``tsv_columns``) or tabular files as for ``local``. GLUE's test splits
+  have no labels: evaluation uses the validation splits.
 - ``vader``: the human-rated corpora of the vaderSentiment sdist (offline after one download, see
   ``bench/vader.py``), with seeded 80/10/10 splits. ``data_dir``, when set, is the folder holding the
   sdist or its extracted files instead of the cache.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -49,7 +51,11 @@ class TaskConfig:
     max_eval_samples: int | None = None  # per eval split
     split_seed: int = 0  # seed of the vader splits and of subsampling
     hub_path: str = "nyu-mll/glue"
-    hub_config: str | None = None  # default: name; also picks the GLUE TSV layout
+    hub_config: str | None = None  # default: name
+    # GLUE TSV files (source=glue with data_dir): our column (text field or label) -> the TSV's header
+    # name, or its 0-based position when the files have no header (tsv_header false). Empty: no TSV.
+    tsv_columns: dict[str, Any] = field(default_factory=dict)
+    tsv_header: bool = True
     # vader: movieReviewSnippets | tweets | amazonReviewSnippets | nytEditorialSnippets
     vader_corpus: str | None = None
     neutral_band: float = 0.5  # vader polarity tasks drop examples with |mean rating| < this
@@ -59,27 +65,6 @@ class TaskConfig:
 class TaskData:
     train: datasets.Dataset
     evals: dict[str, datasets.Dataset]  # eval split name -> dataset
-
-
-@dataclass(frozen=True)
-class TsvLayout:
-    """Where a GLUE TSV keeps each of our columns: a header name, or a position when there is no header."""
-
-    columns: dict[str, str | int]  # text field or "label" -> TSV column
-    header: bool = True
-
-
-GLUE_TSV = {
-    "cola": TsvLayout({"sentence": 3, "label": 1}, header=False),  # source, label, notes, sentence
-    "sst2": TsvLayout({"sentence": "sentence", "label": "label"}),
-    "mrpc": TsvLayout({"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"}),
-    "qqp": TsvLayout({"question1": "question1", "question2": "question2", "label": "is_duplicate"}),
-    "stsb": TsvLayout({"sentence1": "sentence1", "sentence2": "sentence2", "label": "score"}),
-    "mnli": TsvLayout({"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"}),
-    "qnli": TsvLayout({"question": "question", "sentence": "sentence", "label": "label"}),
-    "rte": TsvLayout({"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"}),
-    "wnli": TsvLayout({"sentence1": "sentence1", "sentence2": "sentence2", "label": "label"}),
-}
 
 
 def load_task(cfg: TaskConfig) -> TaskData:
@@ -226,7 +211,7 @@ def _load_hub(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Dataset]
 
 def _candidates(cfg: TaskConfig, split: str) -> list[str]:
     names = [f"{split}.{ext}" for ext in TABLE_BUILDERS]
-    if cfg.source == "glue" and (cfg.hub_config or cfg.name) in GLUE_TSV:
+    if cfg.source == "glue" and cfg.tsv_columns:
         names.insert(0, split.replace("validation", "dev") + ".tsv")
     return names
 
@@ -243,34 +228,37 @@ def _load_file(cfg: TaskConfig, split: str) -> datasets.Dataset:
         )
     path = found[0]
     if path.suffix == ".tsv":
-        layout = GLUE_TSV[cfg.hub_config or cfg.name]
-        return _to_dataset(cfg, _read_tsv(path, layout, cfg), str(path), str(layout.columns["label"]))
+        return _to_dataset(cfg, _read_tsv(path, cfg), str(path), str(cfg.tsv_columns["label"]))
     builder = TABLE_BUILDERS[path.suffix[1:]]
     kwargs = {"na_filter": False} if builder == "csv" else {}  # keep "NA", "null" as text
     table = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
     return _to_dataset(cfg, table.to_dict(), str(path))
 
 
-def _read_tsv(path: Path, layout: TsvLayout, cfg: TaskConfig) -> dict[str, list[str]]:
+def _read_tsv(path: Path, cfg: TaskConfig) -> dict[str, list[str]]:
     """Our columns from a GLUE TSV. GLUE text holds stray quotes, so quoting is off (QUOTE_NONE)."""
-    if sorted(layout.columns) != sorted([*cfg.text_fields, "label"]):
+    columns = dict(cfg.tsv_columns)
+    if sorted(columns) != sorted([*cfg.text_fields, "label"]):
         raise ValueError(
-            f"task {cfg.name!r} has text_fields {list(cfg.text_fields)}, but its GLUE TSV files hold "
-            f"{[c for c in layout.columns if c != 'label']}"
+            f"task {cfg.name!r}: tsv_columns {sorted(columns)} must name each of text_fields "
+            f"{list(cfg.text_fields)} and label"
         )
     with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: MRPC's header starts with a BOM
         rows = [row for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
-    if layout.header:
+    if cfg.tsv_header:
         header, rows = rows[0] if rows else [], rows[1:]
-        missing = [c for c in layout.columns.values() if c not in header]
+        missing = [c for c in columns.values() if c not in header]
         if missing:
             raise ValueError(
                 f"{path} lacks column(s) {', '.join(map(str, missing))} needed by task {cfg.name!r}; "
                 f"it has columns: {', '.join(header)}"
             )
-        position = {ours: header.index(theirs) for ours, theirs in layout.columns.items()}
+        position = {ours: header.index(theirs) for ours, theirs in columns.items()}
     else:
-        position = dict(layout.columns)
+        bad = {k: v for k, v in columns.items() if not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"task {cfg.name!r}: tsv_header is false, so tsv_columns {bad} must be indices")
+        position = columns
     width = max(position.values()) + 1
     for n, row in enumerate(rows, start=1):
         if len(row) < width:

@@ -1,5 +1,9 @@
 """Composing the configs the way users do: every option of every group, and errors at compose time."""
 
+import re
+import subprocess
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -7,7 +11,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import variants
-from bench.config import CONF_DIR
+from bench.config import CONF_DIR, RootConfig, group_options, groups
+from bench.loop import TrainConfig
+from bench.models import ModelConfig, resolve_targets
+from bench.tasks import TaskConfig
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def options(group: str) -> list[str]:
@@ -80,10 +89,13 @@ def test_every_experiment_composes(compose_cfg, experiment):
         )
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", "submitit_slurm"])
+@pytest.mark.parametrize(
+    "launcher", ["basic", "joblib", "submitit_local", "submitit_slurm", "local_parallel", "slurm"]
+)
 def test_launchers_compose(compose_cfg, launcher):
     cfg = compose_cfg(f"hydra/launcher={launcher}")
-    assert launcher.split("_")[0] in cfg.hydra.launcher._target_.lower()
+    plugin = {"local_parallel": "joblib", "slurm": "submitit"}.get(launcher, launcher.split("_")[0])
+    assert plugin in cfg.hydra.launcher._target_.lower()
 
 
 def test_typo_in_variant_option_fails_at_compose(compose_cfg):
@@ -118,3 +130,167 @@ def test_typo_in_train_option_fails(compose_cfg):
 
 def test_conf_dir_is_the_repo_conf():
     assert (Path(CONF_DIR) / "train.yaml").exists()
+    assert CONF_DIR.resolve() == ROOT / "conf"  # bench/conf links to it
+
+
+# -- each default stated once ------------------------------------------------------------------------
+
+SCHEMAS = {"model": ModelConfig, "task": TaskConfig}
+# conf/train.yaml's `paths` interpolate the environment (owned by the results sinks); hydra is Hydra's.
+TRAIN_YAML_KEYS = {"defaults", "paths", "hydra"}
+
+
+def yaml_files(group: str) -> list[Path]:
+    return sorted((CONF_DIR / group).glob("*.yaml"))
+
+
+def test_train_yaml_sets_no_schema_field():
+    raw = OmegaConf.load(CONF_DIR / "train.yaml")
+    assert set(raw) <= TRAIN_YAML_KEYS, f"conf/train.yaml restates schema fields {set(raw) - TRAIN_YAML_KEYS}"
+
+
+@pytest.mark.parametrize("path", yaml_files("variant"), ids=lambda p: p.stem)
+def test_variant_yaml_sets_no_schema_field(path):
+    raw = OmegaConf.load(path)
+    extra = [k for k in raw if k != "defaults"]
+    assert not extra, f"{path} sets {extra}: state them in the variant's Config dataclass"
+    assert list(raw.defaults) == [f"{path.stem}_schema", "_self_"]
+
+
+@pytest.mark.parametrize(
+    "path", [p for g in SCHEMAS for p in yaml_files(g)], ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
+def test_model_and_task_yaml_restate_no_schema_default(path):
+    schema = OmegaConf.structured(SCHEMAS[path.parent.name])
+    raw = OmegaConf.load(path)
+    restated = [
+        key
+        for key in raw
+        if key != "defaults"
+        and not OmegaConf.is_missing(schema, key)
+        and OmegaConf.to_container(OmegaConf.create({"v": raw[key]}))["v"]
+        == OmegaConf.to_container(OmegaConf.create({"v": schema[key]}))["v"]
+    ]
+    assert not restated, f"{path} restates the schema's defaults of {restated}"
+
+
+@pytest.mark.parametrize("variant", options("variant"))
+def test_every_variant_default_composes_from_its_dataclass(compose_cfg, variant):
+    cfg = compose_cfg(f"variant={variant}")
+    assert OmegaConf.to_container(cfg.variant) == asdict(variants.get(variant).Config())
+
+
+def test_lora_gets_use_rslora_and_init_from_the_dataclass(compose_cfg):
+    cfg = compose_cfg("variant=lora")
+    assert (cfg.variant.use_rslora, cfg.variant.init) == (False, "kaiming")
+
+
+def test_train_and_root_defaults_compose_from_the_schemas(compose_cfg):
+    cfg = compose_cfg()
+    assert OmegaConf.to_container(cfg.train) == asdict(TrainConfig())
+    root = RootConfig()
+    for key in ("seed", "device", "resume", "force", "experiment_name"):
+        assert cfg[key] == getattr(root, key)
+
+
+def test_minilm_shows_its_own_shape(compose_cfg):
+    model = compose_cfg().model
+    assert (model.name, model.hidden_size, model.num_layers, model.num_heads) == ("minilm", 384, 6, 12)
+
+
+# -- the short CPU budget ----------------------------------------------------------------------------
+
+# What experiment=demo composed before the budget moved into conf/budget/cpu_short.yaml.
+DEMO = {
+    "model.name": "minilm",
+    "model.max_length": 64,
+    "task.name": "rt_polarity",
+    "task.max_train_samples": 2000,
+    "task.max_eval_samples": 1000,
+    "train.epochs": 2,
+    "train.batch_size": 32,
+    "train.lr": None,
+    "seed": 0,
+}
+
+
+@pytest.mark.parametrize("overrides", [["experiment=demo"], ["budget=cpu_short"]], ids=" ".join)
+def test_cpu_short_budget(compose_cfg, overrides):
+    cfg = compose_cfg(*overrides, "variant=lora")
+    assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO
+
+
+@pytest.mark.parametrize("experiment", ["offline_suite", "rank_sweep", "lr_search"])
+def test_experiments_share_the_budget(compose_cfg, experiment):
+    if experiment == "lr_search":
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    cfg = compose_cfg(f"experiment={experiment}", "task=rt_polarity")
+    assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO
+
+
+# -- targets -----------------------------------------------------------------------------------------
+
+
+def test_a_target_list_composes_and_resolves(compose_cfg):
+    cfg = compose_cfg("variant.targets=[key,value]")
+    model = OmegaConf.to_object(cfg.model)
+    assert resolve_targets(model, cfg.variant.targets).modules == ["key", "value"]
+    built = variants.build("lora", OmegaConf.to_container(cfg.variant, resolve=True))
+    assert resolve_targets(model, built.config.targets).modules == ["key", "value"]
+
+
+# -- --help and the README -------------------------------------------------------------------------
+
+
+def train_help() -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.train", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_help_lists_each_groups_real_options():
+    text = train_help()
+    assert "_schema" not in text.split("== Config ==")[0]
+    for group in groups():
+        assert f"{group}: {', '.join(group_options(group))}\n" in text
+    assert "variant: adalora, dora, full, head, lora, loraplus, qlora, vera" in text
+    assert "hydra/launcher: basic, joblib, local_parallel" in text
+
+
+def readme_groups() -> dict[str, set[str]]:
+    """The README's `| group | options |` table: {group: the backticked options of its row}."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| group | options |")
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        group, opts = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        rows[group.strip("`")] = set(re.findall(r"`([^`]+)`", opts))
+    return rows
+
+
+def test_readme_group_table_lists_the_real_options():
+    table = readme_groups()
+    assert list(table) == groups()
+    for group, listed in table.items():
+        real = set(options(group)) if group == "variant" else set(group_options(group))  # plugins vary
+        assert listed == real, f"README's {group} row: missing {real - listed}, extra {listed - real}"
+
+
+# -- layering ----------------------------------------------------------------------------------------
+
+
+def test_the_loop_imports_neither_hydra_nor_datasets():
+    code = "import sys, bench.loop; print(sorted({'hydra', 'datasets'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_metrics_does_not_import_tasks():
+    code = "import sys, bench.metrics; print('bench.tasks' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr

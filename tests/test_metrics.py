@@ -1,6 +1,7 @@
 """GLUE metrics against hand-computed values."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -122,3 +123,10 @@ def test_compute_metrics_errors():
         compute_metrics(task(), {"validation": (np.eye(3)[:, :2], np.array([0, 1]))})
     with pytest.raises(ValueError, match="unknown metric.*acc.*available: accuracy, f1"):
         compute_metrics(task(metrics=["acc"]), {"validation": (np.eye(2), np.array([0, 1]))})
+
+
+def test_metrics_need_only_the_plain_task_values():
+    """Any object with name, num_labels, metrics and eval_splits will do (bench.metrics.MetricTask)."""
+    spec = SimpleNamespace(name="t", num_labels=2, metrics=["accuracy"], eval_splits={"dev": "d"})
+    assert metric_names(spec) == ["accuracy_d"]
+    assert compute_metrics(spec, {"dev": (np.eye(2), np.array([0, 0]))}) == {"accuracy_d": 0.5}

@@ -24,7 +24,8 @@ from variants.nf4 import (
     quantize_nf4,
 )
 
-# REFERENCE.md part 2, verbatim.
+# The 16 NF4 code values, verbatim from bitsandbytes 0.50.2, bitsandbytes/functional.py, get_4bit_type("nf4")
+# (generated there by create_normal_map(offset=0.9677083); QLoRA, Dettmers et al., 2023, arXiv:2305.14314).
 REFERENCE_NF4 = [
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
     -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,

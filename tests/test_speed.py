@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import variants
 from bench import speed
-from bench.models import ModelConfig, resolve_targets
+from bench.models import model_config, resolve_targets
 
 FAST = ["--shape", "tiny", "--batch", "2", "--seq", "8", "--steps", "2", "--warmup", "1", "--device", "cpu"]
 CPU = torch.device("cpu")
@@ -82,9 +82,9 @@ def test_no_peft_and_the_anchor_is_always_timed(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["lora", "dora", "vera", "adalora", "loraplus"])
 def test_peft_twin_trains_the_same_parameters(name):
     """peft's run has our trainable sizes and optimizer groups (lr, weight decay), and it steps."""
-    shape = speed.SHAPES["tiny"]
+    shape = model_config("tiny")
     base = speed.base_model(shape, 8, speed.SEED)
-    targets = resolve_targets(ModelConfig(name="tiny"), "attention")
+    targets = resolve_targets(shape, "attention")
     variant, ours = speed.our_run(name, speed.variant_options(name, 3, shape), base, targets, CPU)
     theirs = speed.peft_run(variant, ours.model, base, CPU)
 
@@ -116,6 +116,7 @@ def test_peft_qlora_is_skipped_with_a_reason_off_cuda():
         (["--variants", "lora,lorra"], "unknown variant(s) ['lorra']; available: adalora,"),
         (["--shape", "huge"], "invalid choice: 'huge'"),
         (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--targets", "mlp"], "unknown --targets 'mlp' for roberta_base; choose one of attention,"),
     ],
 )
 def test_bad_arguments_name_the_value_and_the_choices(args, message, capsys):

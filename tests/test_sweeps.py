@@ -22,8 +22,10 @@ import yaml
 from helpers.runs import HEAD_PARAMS, ROOT, lora_params
 from omegaconf import OmegaConf
 
+import variants
 from bench import results, runner
 from bench.config import CONF_DIR
+from bench.loop import TrainConfig
 from bench.results_columns import RUNS_COLUMNS
 from bench.tasks import TaskConfig, load_task
 from bench.train import main_score
@@ -97,7 +99,7 @@ def compose_cfg(compose):
 
 # ---------------------------------------------------------------- configs (fast)
 
-# REFERENCE.md part 4, LoRA's RoBERTa-base recipe: task -> (batch size, epochs, lr)
+# The LoRA paper (Hu et al., 2021, arXiv:2106.09685), Table 9, RoBERTa-base: task -> (batch size, epochs, lr)
 LORA_PAPER = {
     "mnli": (16, 30, 5e-4),
     "sst2": (16, 60, 5e-4),
@@ -108,8 +110,9 @@ LORA_PAPER = {
     "rte": (32, 80, 5e-4),
     "stsb": (16, 40, 4e-4),
 }
-OFFLINE_TASKS = ["rt_polarity", "rt_rating", "tweet_polarity", "amazon_polarity", "nyt_polarity"]
-ALL_VARIANTS = ["head", "full", "lora", "qlora", "dora", "adalora", "loraplus", "vera"]
+# Derived as the experiments derive them, so that a new task file or plugin variant joins with no edit.
+OFFLINE_TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml") if "source: vader" in p.read_text())
+ALL_VARIANTS = variants.available()
 
 
 @pytest.mark.parametrize("task", sorted(LORA_PAPER))
@@ -124,12 +127,29 @@ def test_glue_paper_experiment_uses_the_per_task_recipe(task, compose_cfg):
     assert params.seed.split(",") == ["0", "1", "2", "3", "4"]
 
 
-def test_variant_task_applies_only_to_its_pair_and_the_command_line_wins(compose_cfg):
-    assert compose_cfg("variant=lora", "task=cola").train.epochs == 80
-    assert compose_cfg("variant=dora", "task=cola").train.epochs == 3  # no dora_cola.yaml
-    assert compose_cfg("variant=lora", "task=rt_polarity").train.epochs == 3  # offline tasks: no recipe
-    cfg = compose_cfg("variant=lora", "task=cola", "train.epochs=2", "variant.lr=1e-3")
+def test_paper_recipes_apply_only_inside_the_paper_experiment_and_the_command_line_wins(compose_cfg):
+    lora = variants.get("lora").Config()
+    cfg = compose_cfg("variant=lora", "task=cola")  # the ordinary budget, not the paper's 80 epochs
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.variant.lr) == (
+        TrainConfig().epochs,
+        TrainConfig().batch_size,
+        lora.lr,
+    )
+    paper = ["experiment=glue_paper_roberta_base", "task=cola"]
+    assert compose_cfg(*paper).train.epochs == 80
+    assert compose_cfg(*paper, "variant=dora").train.epochs == TrainConfig().epochs  # no dora recipe
+    cfg = compose_cfg(*paper, "train.epochs=2", "variant.lr=1e-3")
     assert (cfg.train.epochs, cfg.variant.lr, cfg.train.batch_size) == (2, 1e-3, 32)
+
+
+def test_demo_and_offline_suite_sweep_every_registered_variant_plugins_included(compose_cfg, monkeypatch):
+    class Plugin(variants.Variant):
+        name = "zz_plugin"
+
+    monkeypatch.setitem(variants.registry._REGISTRY, Plugin.name, Plugin)
+    for experiment in ["demo", "offline_suite"]:
+        params = compose_cfg(f"experiment={experiment}").hydra.sweeper.params
+        assert params.variant.split(",") == [*ALL_VARIANTS, "zz_plugin"]
 
 
 def test_offline_suite_covers_every_offline_task_and_variant(compose_cfg):
@@ -339,6 +359,20 @@ def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
     rows = csv_rows(tmp_path)
     assert sorted(r["status"] for r in rows) == ["completed"] * 6 + ["failed"]
     assert len({r["config_hash"] for r in rows}) == 7
+
+
+@pytest.mark.slow
+def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
+    """experiment=demo sweeps ${peft_bench.variants:}, offline_suite also ${peft_bench.tasks:vader}."""
+    sweep(tmp_path / "demo", "experiment=demo", "hydra/launcher=basic", "task.max_train_samples=16")
+    (demo,) = sweep_dirs(tmp_path / "demo")
+    assert [n.split("_", 1)[1] for n in run_metrics(demo)] == [f"{v}-rt_polarity-s0" for v in ALL_VARIANTS]
+    cmd = sweep_cmd("experiment=offline_suite", "variant=head", "seed=0")
+    cmd.remove("task=rt_polarity")  # the suite sweeps the tasks
+    proc = subprocess.run(cmd, cwd=ROOT, env=bench_env(tmp_path / "suite"), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (suite,) = sweep_dirs(tmp_path / "suite")
+    assert [n.split("_", 1)[1] for n in run_metrics(suite)] == [f"head-{t}-s0" for t in OFFLINE_TASKS]
 
 
 # ---------------------------------------------------------------- isolation (slow)

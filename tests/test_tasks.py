@@ -1,6 +1,7 @@
 """Task specs and loading: GLUE TSV fixtures, tabular local files, the Hub path (monkeypatched), errors."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import datasets
@@ -409,3 +410,37 @@ def test_subsampling_is_seeded_and_keeps_order(hub):
     assert len(load_task(task_cfg("sst2", max_train_samples=100)).train) == 40
     with pytest.raises(ValueError, match="task.max_train_samples must be >= 1 or null, got 0"):
         load_task(task_cfg("sst2", max_train_samples=0))
+
+
+# -- a new GLUE-format task is one config file ------------------------------------------------------
+
+
+def test_tsv_layout_comes_from_the_task_config(tmp_path):
+    (tmp_path / "train.tsv").write_text("id\tq\tgold\n0\tIs it?\tyes\n1\tNo way\tno\n")
+    (tmp_path / "dev.tsv").write_text("id\tq\tgold\n0\tMaybe\tno\n")
+    cfg = TaskConfig(
+        name="mine",
+        text_fields=["question"],
+        num_labels=2,
+        label_names=["no", "yes"],
+        metrics=["accuracy"],
+        main_metric="accuracy",
+        eval_splits={"validation": ""},
+        data_dir=str(tmp_path),
+        tsv_columns={"question": "q", "label": "gold"},
+    )
+    data = load_task(cfg)
+    assert (data.train["question"], data.train["label"]) == (["Is it?", "No way"], [1, 0])
+    assert data.evals["validation"]["label"] == [0]
+    headerless = {**vars(cfg), "tsv_columns": {"question": "q", "label": 2}, "tsv_header": False}
+    with pytest.raises(ValueError, match=r"tsv_header is false, so tsv_columns \{'question': 'q'\} must be"):
+        load_task(TaskConfig(**headerless))
+    with pytest.raises(ValueError, match=r"tsv_columns \['label'\] must name each of text_fields"):
+        load_task(TaskConfig(**{**vars(cfg), "tsv_columns": {"label": "gold"}}))
+
+
+def test_tasks_without_tsv_columns_read_no_tsv(tmp_path):
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    cfg = replace(task_cfg("sst2", data_dir=str(tmp_path)), tsv_columns={})
+    with pytest.raises(FileNotFoundError, match="looked for train.csv, train.json"):
+        load_task(cfg)

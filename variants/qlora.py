@@ -43,7 +43,7 @@ class QLoRAConfig(LoRAConfig):
     r: int = 64
     alpha: float = 16.0
     dropout: float = 0.05  # the paper's value for 33B/65B models (0.1 for 7B/13B)
-    targets: str = "all_linear"
+    targets: Any = "all_linear"
     backend: str = "ours"  # ours (variants.nf4, any device) | bnb (bitsandbytes Linear4bit, CUDA)
 
 
