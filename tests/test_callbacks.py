@@ -30,20 +30,6 @@ def sweep_config(root: Path, wandb_cfg: dict | None = None):
     )
 
 
-@pytest.fixture
-def offline_wandb(tmp_path, monkeypatch):
-    for var, sub in (
-        ("WANDB_DIR", "wandb"),
-        ("WANDB_CACHE_DIR", "wandb-cache"),
-        ("WANDB_CONFIG_DIR", "wandb-config"),
-        ("WANDB_DATA_DIR", "wandb-data"),
-    ):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-
-
 def test_sweep_group_is_the_sweep_folder_name():
     assert sweep_group("results/sweeps/2024-05-03_09-00-00_lora-grid") == "2024-05-03_09-00-00_lora-grid"
     assert sweep_group(Path("/abs/sweeps/x/")) == "x"

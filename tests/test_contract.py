@@ -4,15 +4,12 @@ Per-variant settings come from each variant class's ``check_options`` (so a plug
 here), never from branches of the generic checks.
 """
 
-from dataclasses import dataclass
-
 import pytest
-import torch
-from torch import nn
+from helpers.ia3 import IA3, IA3Linear
 
 import variants
 from bench.testing import CHECKS, check_variant, run_check, subject
-from variants.base import AdapterLayer, Variant, VariantConfig, no_decay_params
+from variants.base import no_decay_params
 
 
 @pytest.mark.parametrize("check", list(CHECKS))
@@ -37,46 +34,7 @@ def test_check_variant_catches_a_broken_variant():
         check_variant(Broken)
 
 
-# -- an outside method the old kit could not judge: IA3 (Liu et al., 2022, arXiv:2205.05638) ---------
-@dataclass
-class IA3Config(VariantConfig):
-    name: str = "ia3_test"
-    lr: float = 1e-2
-    targets: object = "attention_all"
-
-
-class IA3Linear(AdapterLayer):
-    """h = l * (W x + b), l (out, 1) starting at 1, as peft's IA3 on a non-feed-forward layer."""
-
-    decay_exempt = frozenset({"ia3_l"})
-
-    def __init__(self, base_layer: nn.Linear, scales_bias: bool = True):
-        super().__init__(base_layer)
-        self.scales_bias = scales_bias
-        self.ia3_l = nn.Parameter(torch.ones(self.out_features, 1))
-
-    def forward(self, x):
-        out = self.base_layer(x)
-        return out if self.merged else out * self.ia3_l.view(-1)
-
-    def delta_weight(self):
-        return (self.ia3_l - 1) * self.base_weight()
-
-    def delta_bias(self):
-        return (self.ia3_l.view(-1) - 1) * self.base_layer.bias if self.scales_bias else None
-
-    def adapter_tensors(self):
-        return {"ia3_l": self.ia3_l}
-
-
-class IA3(Variant):
-    name = "ia3_test"
-    Config = IA3Config
-
-    def make_layer(self, name, linear):
-        return IA3Linear(linear)
-
-
+# -- an outside method the old kit could not judge: helpers/ia3.py ------------------------------------
 class IA3ForgetsTheBias(IA3):
     """The bug: merging scales W but not b, so merged != unmerged wherever b != 0."""
 

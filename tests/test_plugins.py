@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from helpers.runs import ROOT, lora_params, read_rows
+from helpers.runs import COPY_IGNORE, ROOT, copy_repo, lora_params, read_rows
 from omegaconf import OmegaConf
 
 import variants
@@ -42,19 +42,6 @@ RUN = [
 ]
 # tiny BERT: 2 layers x (query, value) of 32 x 32 with rank-4 factors A, B, plus the 32 -> 2 head
 PARAMS_R4 = lora_params(4)
-COPY_IGNORE = shutil.ignore_patterns(
-    ".git",
-    "results",
-    ".venv",
-    "__pycache__",
-    "*.egg-info",
-    ".*_cache",
-    "build",
-    "dist",
-    "wandb",
-    "outputs",
-    "multirun",
-)
 
 
 def python(args, *, cwd=ROOT, path=(), results=None, check=True) -> subprocess.CompletedProcess:
@@ -278,7 +265,7 @@ def test_pissa_passes_the_contract_in_process(monkeypatch):
 
 @pytest.mark.slow
 def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
-    repo = shutil.copytree(ROOT, tmp_path / "repo", ignore=COPY_IGNORE)
+    repo = copy_repo(tmp_path / "repo")
     assert new_variant.main(["scaled", "--out", str(repo)]) == 0
     assert not (ROOT / "variants" / "scaled.py").exists()
     # The author edits the default in the dataclass, the one place defaults are stated.

@@ -40,19 +40,6 @@ def test_peak_memory_is_per_run():
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
 
-@pytest.fixture
-def offline_wandb(tmp_path, monkeypatch):
-    for var, sub in (
-        ("WANDB_DIR", "wandb"),
-        ("WANDB_CACHE_DIR", "wandb-cache"),
-        ("WANDB_CONFIG_DIR", "wandb-cfg"),
-    ):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-
-
 def test_run_header():
     header = runner.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, 1000, 2, 126)
     assert (
