@@ -171,8 +171,9 @@ def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn
     from transformers.utils import logging as hf_logging
 
     problem = "regression" if num_labels == 1 else "single_label_classification"
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected here
+    hf_logging.disable_progress_bar()  # a bar per weight file: noise in a run's log
     try:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -181,3 +182,5 @@ def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn
             )
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -101,9 +101,9 @@ def label_hparams(variant_name: str) -> list[str]:
     """The hparams that name a run's configuration: lr, then the variant class's ``key_hparams``."""
     try:
         cls = variants.get(variant_name)
-    except KeyError:  # recorded as a failed run by _train, which builds the variant
+    except (KeyError, ImportError):  # an unknown or broken variant: _train records the run as failed
         return ["lr"]
-    return ["lr", *getattr(cls, "key_hparams", ())]
+    return ["lr", *cls.key_hparams]
 
 
 def run_header(

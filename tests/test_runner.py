@@ -11,7 +11,6 @@ import torch
 from helpers.runs import tiny_run
 from helpers.wandb_offline import offline_run
 
-import variants
 from bench import runner
 from bench.runner import peak_memory_mb, pick_device, reset_peak_memory
 
@@ -50,12 +49,11 @@ def test_run_header():
     assert one == "head on rte with tiny, cuda:0: 1 train / 1 eval example, 1 epoch, 1 step"
 
 
-def test_label_hparams_are_lr_and_the_variants_key_hparams(monkeypatch):
+def test_label_hparams_are_lr_and_the_variants_key_hparams():
     assert runner.label_hparams("no_such_variant") == ["lr"]
-    monkeypatch.setattr(variants.get("adalora"), "key_hparams", ("init_r", "target_r"), raising=False)
     assert runner.label_hparams("adalora") == ["lr", "init_r", "target_r"]
-    expected = ["lr", *getattr(variants.get("lora"), "key_hparams", ())]
-    assert runner.label_hparams("lora") == expected
+    assert runner.label_hparams("lora") == runner.label_hparams("dora") == ["lr", "r"]
+    assert runner.label_hparams("full") == ["lr"]
 
 
 def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, offline_wandb, caplog):
