@@ -10,6 +10,7 @@ from helpers.training import train_a_few_steps
 from safetensors.torch import load_file, save_file
 
 import variants
+from variants.adalora import Schedule, fits, schedule
 
 peft = pytest.importorskip("peft")
 from peft import AdaLoraConfig, PeftModel, get_peft_model  # noqa: E402
@@ -26,15 +27,16 @@ def ours(tiny_bert, targets, **options):
 
 
 def peft_twin(tiny_bert, variant, total_step: int):
-    """peft's AdaLoRA on an identical base with the same options."""
+    """peft's AdaLoRA on an identical base with the same options (the schedule in steps, as peft takes it)."""
     c = variant.config
+    steps = schedule(c, total_step)
     config = AdaLoraConfig(
         task_type="SEQ_CLS",
         init_r=c.init_r,
         target_r=c.target_r,
-        tinit=c.tinit,
-        tfinal=c.tfinal,
-        deltaT=c.deltaT,
+        tinit=steps.tinit,
+        tfinal=steps.tfinal,
+        deltaT=steps.delta,
         beta1=c.beta1,
         beta2=c.beta2,
         orth_reg_weight=c.orth_reg_weight,
@@ -209,9 +211,23 @@ def test_config_validation_names_the_bad_values(tiny_bert, tiny_batch, attention
         variants.build("adalora", {"tinit": 5, "tfinal": 5, "total_step": 10})
     with pytest.raises(ValueError, match=r"beta1=1.0 must be in \(0, 1\)"):
         variants.build("adalora", {"beta1": 1.0})
-    model, variant = ours(tiny_bert, attention_targets)  # defaults: tinit 20 + tfinal 60
+    model, variant = ours(tiny_bert, attention_targets, tinit=20, tfinal=60)  # absolute steps
     with pytest.raises(ValueError, match=r"tinit=20 \+ tfinal=60 >= total_steps=3"):
         train_a_few_steps(model, variant, tiny_batch, steps=3)
+    for bad in ({"tinit": -1}, {"tfinal": 2.5}, {"deltaT": 0}):
+        with pytest.raises(ValueError, match=r"must be a fraction of the run.s steps in \(0, 1\)"):
+            variants.build("adalora", bad)
+
+
+def test_default_schedule_is_relative_to_the_run():
+    """tinit, tfinal and deltaT default to fractions of T: valid from a 2-step run to a long one."""
+    c = variants.build("adalora").config
+    assert schedule(c, 2) == Schedule(total=2, tinit=0, tfinal=1, delta=1)
+    assert schedule(c, 126) == Schedule(total=126, tinit=13, tfinal=50, delta=1)
+    assert schedule(c, 20_000) == Schedule(total=20_000, tinit=2_000, tfinal=8_000, delta=200)
+    assert all(fits(c, t) for t in range(1, 500))
+    absolute = variants.build("adalora", {"tinit": 20, "tfinal": 60, "deltaT": 1}).config
+    assert schedule(absolute, 126) == Schedule(total=126, tinit=20, tfinal=60, delta=1)
 
 
 def test_on_step_end_needs_gradients(tiny_bert, tiny_batch, attention_targets):

@@ -79,3 +79,12 @@ def test_resume_recovers_a_lost_row_through_every_sink(compose, tmp_path):
     with (tmp_path / "runs.csv").open(newline="") as f:
         (row,) = csv.DictReader(f)
     assert row["run_dir"] == str(run_dir)
+
+
+def test_adalora_runs_with_its_defaults_on_a_40_example_task(compose, tmp_path):
+    """Its schedule defaults to fractions of the run: 40 examples at batch 32 are 2 steps."""
+    run_dir = tiny_run(compose, tmp_path, "variant=adalora", "task.max_train_samples=40")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert (m["status"], m["steps"]) == ("completed", 2)
+    adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["total_step"], adapter["tinit"], adapter["tfinal"], adapter["deltaT"]) == (2, 0, 1, 1)

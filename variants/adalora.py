@@ -22,6 +22,9 @@ a cubic schedule over the 0-based step t (peft's ``global_step``), with b0 = r0 
     b(t) = int((b0 - bT) * (1 - (t - tinit) / (T - tfinal - tinit))^3 + bT)   tinit < t < T - tfinal
     b(t) = bT                                                     t >= T - tfinal
 
+tinit, tfinal and deltaT are steps, or fractions of T when in (0, 1) (the defaults: 0.1, 0.4, 0.01, so
+the schedule fits any run length); ``schedule`` turns them into steps once T is known.
+
 In the middle phase, at every t divisible by deltaT, the E entries of all triplets whose score is at or
 below the (b0 - b)-th smallest score are zeroed (a zeroed entry may come back at a later mask). At
 t = T - tfinal the mask is cut to bT from the scores so far (no update at that step) and then fixed: later
@@ -36,6 +39,7 @@ kept ranks per layer ("rank pattern") are saved like peft: A, E, B pruned to the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import count
 from typing import Any, ClassVar
 
 import torch
@@ -57,9 +61,11 @@ class AdaLoRAConfig(VariantConfig):
     lr: float = 8e-4
     init_r: int = 12
     target_r: int = 8  # average rank per adapted matrix at the end
-    tinit: int = 20  # warm-up steps at full rank (the paper's GLUE runs: about 10% of T)
-    tfinal: int = 60  # final steps with the rank pattern fixed (paper: 40-60% of T); tinit + tfinal < T
-    deltaT: int = 1  # steps between two masks during the budget decrease
+    # Step counts of the schedule: a value in (0, 1) is that fraction of T (rounded), 0 or a whole number
+    # >= 1 is a number of steps. Fractions by default, so one setting fits a 2-step and a 20,000-step run.
+    tinit: float = 0.1  # warm-up at full rank (the paper's GLUE runs: about 10% of T)
+    tfinal: float = 0.4  # final phase with the rank pattern fixed (paper: 40-60% of T); tinit + tfinal < T
+    deltaT: float = 0.01  # between two masks during the budget decrease (at least 1 step)
     beta1: float = 0.85
     beta2: float = 0.85
     orth_reg_weight: float = 0.5
@@ -74,33 +80,62 @@ def validate(c: AdaLoRAConfig) -> None:
         raise ValueError(f"init_r={c.init_r} must be >= 1")
     if not 1 <= c.target_r <= c.init_r:
         raise ValueError(f"target_r={c.target_r} must be in 1..init_r={c.init_r}")
-    if c.tinit < 0 or c.tfinal < 0 or c.deltaT < 1:
-        raise ValueError(f"need tinit >= 0, tfinal >= 0, deltaT >= 1; got {c.tinit}, {c.tfinal}, {c.deltaT}")
+    for name in ("tinit", "tfinal", "deltaT"):
+        value = getattr(c, name)
+        if value < 0 or (value >= 1 and not float(value).is_integer()) or (name == "deltaT" and value == 0):
+            raise ValueError(
+                f"{name}={value} must be a fraction of the run's steps in (0, 1) or a whole number of steps"
+                + (" >= 1" if name == "deltaT" else " >= 0")
+            )
     for name in ("beta1", "beta2"):
         if not 0 < getattr(c, name) < 1:
             raise ValueError(f"{name}={getattr(c, name)} must be in (0, 1)")
     if c.orth_reg_weight < 0 or c.alpha <= 0:
         raise ValueError(f"need orth_reg_weight >= 0 and alpha > 0; got {c.orth_reg_weight}, {c.alpha}")
     if c.total_step is not None:
-        check_schedule(c, c.total_step)
+        schedule(c, c.total_step)
 
 
-def check_schedule(c: AdaLoRAConfig, total: int) -> None:
-    if c.tinit + c.tfinal >= total:
+@dataclass(frozen=True)
+class Schedule:
+    """The schedule in steps of a run of ``total`` optimizer steps."""
+
+    total: int
+    tinit: int
+    tfinal: int
+    delta: int
+
+
+def in_steps(value: float, total: int) -> int:
+    """A value in (0, 1) is that fraction of ``total`` (rounded); 0 or a whole number is steps."""
+    return round(value * total) if 0 < value < 1 else int(value)
+
+
+def schedule(c: AdaLoRAConfig, total: int) -> Schedule:
+    """The config's schedule for ``total`` steps; raises when it leaves no budget phase."""
+    delta = max(1, in_steps(c.deltaT, total))
+    s = Schedule(total, in_steps(c.tinit, total), in_steps(c.tfinal, total), delta)
+    if not fits(c, total):
         raise ValueError(
-            f"AdaLoRA needs tinit + tfinal < total steps to leave a budget phase; got tinit={c.tinit} + "
-            f"tfinal={c.tfinal} >= total_steps={total}: lower variant.tinit / variant.tfinal or train longer"
+            f"AdaLoRA needs tinit + tfinal < total steps to leave a budget phase; got tinit={s.tinit} + "
+            f"tfinal={s.tfinal} >= total_steps={total}: lower variant.tinit / variant.tfinal or train longer"
         )
+    return s
 
 
-def budget_at(t: int, total: int, c: AdaLoRAConfig, b0: int, b_target: int) -> tuple[int, bool]:
+def fits(c: AdaLoRAConfig, total: int) -> bool:
+    """Whether the config's schedule leaves a budget phase in ``total`` steps."""
+    return in_steps(c.tinit, total) + in_steps(c.tfinal, total) < total
+
+
+def budget_at(t: int, s: Schedule, b0: int, b_target: int) -> tuple[int, bool]:
     """The rank budget at 0-based step t and whether the middle phase masks at t."""
-    if t <= c.tinit:
+    if t <= s.tinit:
         return b0, False
-    if t >= total - c.tfinal:
+    if t >= s.total - s.tfinal:
         return b_target, True
-    left = 1 - (t - c.tinit) / (total - c.tfinal - c.tinit)
-    return int((b0 - b_target) * (left**3) + b_target), t % c.deltaT == 0
+    left = 1 - (t - s.tinit) / (s.total - s.tfinal - s.tinit)
+    return int((b0 - b_target) * (left**3) + b_target), t % s.delta == 0
 
 
 def triplet_scores(score_a: torch.Tensor, score_e: torch.Tensor, score_b: torch.Tensor) -> torch.Tensor:
@@ -179,7 +214,7 @@ class AdaLoRA(Variant):
     def __init__(self, config: AdaLoRAConfig | None = None):
         super().__init__(config)
         validate(self.config)
-        self.total_steps: int | None = None  # T of the schedule, set by the first on_step_end
+        self.schedule: Schedule | None = None  # in steps, set by the first on_step_end
         self.budget: int | None = None  # rank budget after the last step
         self._ema_ipt: list[torch.Tensor] | None = None  # per adapter tensor, in order A, E, B of each layer
         self._ema_unc: list[torch.Tensor] | None = None
@@ -199,12 +234,10 @@ class AdaLoRA(Variant):
         c = self.config
         if not self.layers:
             raise RuntimeError("AdaLoRA.on_step_end before apply(): the variant has no adapted layers")
-        total = c.total_step if c.total_step is not None else total_steps
-        check_schedule(c, total)
-        self.total_steps = total
-        t, final = step - 1, total - c.tfinal  # t: peft's global_step
+        s = self.schedule = schedule(c, c.total_step if c.total_step is not None else total_steps)
+        t, final = step - 1, s.total - s.tfinal  # t: peft's global_step
         b0 = c.init_r * len(self.layers)
-        budget, mask_now = budget_at(t, total, c, b0, c.target_r * len(self.layers))
+        budget, mask_now = budget_at(t, s, b0, c.target_r * len(self.layers))
         if t < final:
             self._update_importance()
             if mask_now:
@@ -295,15 +328,15 @@ class AdaLoRA(Variant):
         c = self.config
         pattern = {f"{name}.lora_E": layer.kept.tolist() for name, layer in adapter_layers(model).items()}
         # peft validates total_step even for inference: never trained, write the shortest valid schedule.
-        total = self.total_steps or c.total_step or c.tinit + c.tfinal + 1
+        s = self.schedule or schedule(c, c.total_step or next(t for t in count(1) if fits(c, t)))
         return {
             "init_r": c.init_r,
             "target_r": c.target_r,
             "rank_pattern": pattern,
-            "total_step": total,
-            "tinit": c.tinit,
-            "tfinal": c.tfinal,
-            "deltaT": c.deltaT,
+            "total_step": s.total,
+            "tinit": s.tinit,
+            "tfinal": s.tfinal,
+            "deltaT": s.delta,
             "beta1": c.beta1,
             "beta2": c.beta2,
             "orth_reg_weight": c.orth_reg_weight,
