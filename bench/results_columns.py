@@ -20,7 +20,8 @@ RUNS_COLUMNS = [
     "trainable_params",
     "total_params",
     "pct_trainable",
-    "peak_memory_mb",
+    "peak_memory_mb",  # training peak from the built model on (bench.memory)
+    "model_mb",  # the model's parameters and buffers as held (frozen + trainable; NF4 codes for QLoRA)
     "train_time_s",
     "train_samples_per_s",
     "adapter_mb",
@@ -30,4 +31,4 @@ RUNS_COLUMNS = [
     "git_commit",
     "error",  # one line, for failed runs
 ]
-ADDED_COLUMNS = ("label_hparams",)  # absent from CSVs written before them: read as empty
+ADDED_COLUMNS = ("label_hparams", "model_mb")  # absent from CSVs written before them: read as empty

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gc
 import json
 import logging
 import random
-import resource
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 import variants
 from bench import data, loop, results
 from bench.loop import TrainConfig
+from bench.memory import PeakMemory, model_bytes
 from bench.metrics import compute_metrics
 from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
 from bench.plural import plural
@@ -65,32 +64,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    """Start this run's peak from now, so earlier runs in the same process (a sweep) do not count."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:  # Linux: "5" resets the process's resident-memory high-water mark (VmHWM)
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """CUDA: max allocated by torch. Elsewhere: the process's peak resident memory (VmHWM) in this run."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_dataclass(cls, values: dict[str, Any]):
@@ -222,15 +195,17 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     targets = resolve_targets(model_cfg, variant.config.targets)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)
-    reset_peak_memory(device)
+    memory = PeakMemory(device)
 
     task_data = load_task(task_cfg)
     regression = task_cfg.num_labels == 1
     tokenizer = load_tokenizer(model_cfg)
+    memory.before_model()
     model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
     base_total = sum(p.numel() for p in model.parameters())
     variant.apply(model, targets)
     model.to(device)
+    memory.model_ready()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     added = sum(
         t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values()
@@ -319,8 +294,9 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         steps=out.steps,
         train_time_s=round(out.train_time_s, 3),
         train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
-        peak_memory_mb=round(peak_memory_mb(device), 1),
-        memory_kind="cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
+        peak_memory_mb=round(memory.peak_mb(), 1),
+        memory_kind=memory.kind,
+        model_mb=round(model_bytes(model) / 2**20, 3),
         adapter_mb=round(adapter_bytes / 2**20, 4),
         device=str(device),
         variant_summary=variant.summary(model),

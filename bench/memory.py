@@ -1,0 +1,77 @@
+"""What a run costs in memory: the peak while it trains, and the bytes its model holds.
+
+The peak counts from the moment the model is built, adapted and on its device, so what a real setup
+never holds (QLoRA's dense weights before quantization, earlier runs of a sweep process) is left out:
+
+- CUDA: torch's peak allocation (``max_memory_allocated``), reset then; it includes the weights held.
+- CPU: the process's peak resident memory (Linux ``VmHWM``, reset then through ``/proc/self/clear_refs``)
+  minus its resident memory before the model was loaded (the libraries and the data, alike for every
+  method), so it too is the weights held plus what training adds (activations, gradients, optimizer).
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+from pathlib import Path
+
+import torch
+from torch import nn
+
+KINDS = {"cuda": "cuda_max_allocated_from_model_built", "cpu": "cpu_rss_peak_above_pre_model_rss"}
+
+
+def _status_mb(field: str) -> float | None:
+    """A ``/proc/self/status`` field (VmRSS, VmHWM) in MB; None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class PeakMemory:
+    """Call ``before_model()``, ``model_ready()`` once the model is built, ``peak_mb()`` after training."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind = KINDS["cuda" if device.type == "cuda" else "cpu"]
+        self.baseline_mb = 0.0
+
+    def before_model(self) -> None:
+        gc.collect()
+        if self.device.type != "cuda":
+            self.baseline_mb = _status_mb("VmRSS") or 0.0
+
+    def model_ready(self) -> None:
+        """Start the peak from now (the dense load before quantization and earlier runs do not count)."""
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        try:  # Linux: "5" resets the process's resident-memory high-water mark (VmHWM) to VmRSS
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+    def peak_mb(self) -> float:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        peak = _status_mb("VmHWM")
+        if peak is None:  # not Linux: the process's lifetime peak
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak - self.baseline_mb
+
+
+def model_bytes(model: nn.Module) -> int:
+    """The bytes the model's parameters and buffers hold, as stored (QLoRA's NF4 codes, not dense W)."""
+    seen, total = set(), 0
+    for t in [*model.parameters(), *model.buffers()]:
+        key = (t.untyped_storage().data_ptr(), t.dtype, t.shape)
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+    return total
