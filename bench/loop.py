@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 Batch = dict[str, Tensor]
+PROGRESS = ("auto", "bar", "log", "off")
 
 Evaluate = Callable[[], tuple[dict[str, float], dict]]
 Log = Callable[[dict[str, float], int], None]
@@ -56,6 +57,29 @@ class TrainConfig:
     progress: str = "auto"  # auto: a bar on a terminal, else log lines | bar | log | off
 
 
+def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
+    """Raise ValueError on a setting no run can use, naming it, its value and what is valid."""
+    rules = [
+        ("epochs", cfg.epochs >= 1 or (cfg.max_steps or 0) >= 1, "an integer >= 1"),
+        ("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "null or an integer >= 1"),
+        ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
+        ("eval_batch_size", cfg.eval_batch_size >= 1, "an integer >= 1"),
+        ("grad_accum", cfg.grad_accum >= 1, "an integer >= 1"),
+        ("max_grad_norm", cfg.max_grad_norm >= 0, ">= 0 (0: no clipping)"),
+        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+        ("warmup_ratio", 0 <= cfg.warmup_ratio < 1, "in [0, 1)"),
+        ("eval_every_steps", cfg.eval_every_steps >= 0, ">= 0 (0: at the end of each epoch)"),
+        ("num_workers", cfg.num_workers >= 0, ">= 0"),
+        ("progress", cfg.progress in PROGRESS, f"one of {', '.join(PROGRESS)}"),
+    ]
+    if lr is not None:
+        rules.append(("lr", math.isfinite(lr) and lr > 0, "a finite number > 0"))
+    for name, ok, valid in rules:
+        if not ok:
+            value = lr if name == "lr" else getattr(cfg, name)
+            raise ValueError(f"train.{name}={value!r} is not valid: it must be {valid}")
+
+
 @dataclass
 class LoopResult:
     status: str = "completed"  # completed | diverged
@@ -70,7 +94,6 @@ class LoopResult:
     error: str | None = None
 
 
-PROGRESS = ("auto", "bar", "log", "off")
 log = logging.getLogger("peft-bench")
 
 
@@ -168,8 +191,6 @@ class Progress:
     """
 
     def __init__(self, total: int, mode: str):
-        if mode not in PROGRESS:
-            raise ValueError(f"unknown train.progress {mode!r}; choose one of {', '.join(PROGRESS)}")
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() and multiprocessing.parent_process() is None else "log"
         self.total, self.mode, self.done, self.postfix = total, mode, 0, ""
@@ -210,6 +231,7 @@ def fit(
     main_metric: str,
     log_metrics: Log,
 ) -> LoopResult:
+    check_train_config(cfg, lr)
     steps_total = total_steps(len(loader), cfg)
     optimizer = torch.optim.AdamW(variant.param_groups(model, lr, cfg.weight_decay))
     scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_total), steps_total)

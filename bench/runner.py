@@ -192,6 +192,7 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
 
 def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir) -> None:
     variant = variants.build(container["variant"]["name"], container["variant"])
+    loop.check_train_config(train_cfg, metrics["hparams"]["lr"])  # before any data or model loads
     targets = resolve_targets(model_cfg, variant.config.targets)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed)

@@ -110,5 +110,24 @@ def test_progress_logs_a_line_per_tenth_when_not_a_terminal(caplog):
 
 
 def test_progress_rejects_an_unknown_mode():
-    with pytest.raises(ValueError, match="unknown train.progress 'loud'; choose one of auto, bar, log, off"):
+    with pytest.raises(ValueError, match="train.progress='loud' is not valid: it must be one of auto, bar"):
         run(Toy(), batches(2, 2), TrainConfig(epochs=1, progress="loud"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "lr", "message"),
+    [
+        ({"epochs": 0}, 0.1, "train.epochs=0 is not valid: it must be an integer >= 1"),
+        ({}, -1.0, "train.lr=-1.0 is not valid: it must be a finite number > 0"),
+        ({"warmup_ratio": 5.0}, 0.1, r"train.warmup_ratio=5.0 is not valid: it must be in \[0, 1\)"),
+        ({"grad_accum": 0}, 0.1, "train.grad_accum=0 is not valid: it must be an integer >= 1"),
+    ],
+)
+def test_bad_training_settings_are_refused_before_any_step(settings, lr, message):
+    model = Toy()
+    with pytest.raises(ValueError, match=message):
+        fit(
+            model, Full(), batches(2, 2), lambda: ({}, {}), TrainConfig(**settings), lr,
+            torch.device("cpu"), "accuracy", lambda values, step: None,
+        )  # fmt: skip
+    assert model.calls == 0
