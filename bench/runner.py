@@ -194,7 +194,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     variant = variants.build(container["variant"]["name"], container["variant"])
     loop.check_train_config(train_cfg, metrics["hparams"]["lr"])  # before any data or model loads
     targets = resolve_targets(model_cfg, variant.config.targets)
-    device = pick_device(cfg.device)
+    device = loop.pick_device(cfg.device)
     seed_everything(cfg.seed)
     memory = PeakMemory(device)
 

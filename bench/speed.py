@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 import variants
 from bench.config import group_options
-from bench.loop import StepHooks, train_step
+from bench.loop import StepHooks, pick_device, train_step
 from bench.models import RANDOM_INIT, ModelConfig, model_config, random_init_model, resolve_targets
 from variants.base import NO_PEFT_METHOD, Targets, Variant
 
@@ -120,7 +120,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--targets", default="attention", help="a target preset of the model config")
-    parser.add_argument("--device", default="auto", help="auto (cuda if there is one, else cpu), cpu, cuda:N")
+    parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda:N")
     parser.add_argument("--no-peft", action="store_true", help="time our implementations only")
     parser.add_argument("--out", default="results/speed.csv", help="CSV file of the rows")
     args = parser.parse_args(argv)
@@ -142,18 +142,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if ANCHOR not in args.variants:
         args.variants.append(ANCHOR)  # the ratios are measured against it
     return args
-
-
-def resolve_device(name: str) -> Device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise SystemExit(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name} asked for CUDA, but none is available; use auto or cpu")
-    return device
 
 
 def describe(device: Device) -> str:
@@ -333,7 +321,10 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = resolve_device(args.device)
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        raise SystemExit(f"--device: {e}") from None
     rows = rows_from(measure(args, device), args, device)
     print_table(rows)
     write_csv(rows, Path(args.out))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.loop import TrainConfig, fit, linear_schedule, total_steps
+from bench.loop import TrainConfig, fit, linear_schedule, pick_device, total_steps
 from variants.base import Targets
 from variants.full import Full
 
@@ -131,3 +131,18 @@ def test_bad_training_settings_are_refused_before_any_step(settings, lr, message
             torch.device("cpu"), "accuracy", lambda values, step: None,
         )  # fmt: skip
     assert model.calls == 0
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    mps = torch.backends.mps.is_available()
+    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    assert pick_device("auto").type == expected
+    with pytest.raises(ValueError, match="unknown device 'gpu'; choose auto, cpu, cuda, cuda:N or mps"):
+        pick_device("gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_on_a_machine_without_it_says_so():
+    with pytest.raises(ValueError, match="device 'cuda' asks for CUDA, but this machine has none; use auto"):
+        pick_device("cuda")

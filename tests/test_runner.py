@@ -11,15 +11,6 @@ from helpers.runs import tiny_run
 from helpers.wandb_offline import offline_run
 
 from bench import runner
-from bench.runner import pick_device
-
-
-def test_pick_device():
-    assert pick_device("cpu") == torch.device("cpu")
-    mps = torch.backends.mps.is_available()
-    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
-    assert pick_device("auto").type == expected
-
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
