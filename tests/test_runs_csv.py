@@ -51,11 +51,11 @@ def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
     runs = leaderboard.load(tmp_path)
     err = capsys.readouterr().err
     assert f"renamed the runs CSV {tmp_path / 'leaderboard.csv'} to {tmp_path / 'runs.csv'}" in err
-    assert f"added the column(s) label_hparams to {tmp_path / 'runs.csv'}" in err
+    assert f"added the column(s) label_hparams, settings, config_key to {tmp_path / 'runs.csv'}" in err
     assert visible(tmp_path) == ["runs.csv"]
     columns, rows = read(tmp_path / "runs.csv")
     assert columns == RUNS_COLUMNS and [r["run_dir"] for r in rows] == [r["run_dir"] for r in old]
-    assert all(r["label_hparams"] == "" for r in rows)
+    assert all(r[c] == "" for r in rows for c in ADDED_COLUMNS)
     assert len(runs) == len(old) - 2  # latest row per config hash, as before
     leaderboard.load(tmp_path)
     assert capsys.readouterr().err == ""  # once only
