@@ -408,6 +408,8 @@ def test_the_issues_three_dora_runs_are_three_rows_labelled_by_what_differs(comp
         ("model.max_length=64", "model.max_length=64"),
         ("task.max_eval_samples=200", "task.max_eval_samples=200"),
         ("variant.dropout=0.1", "variant.dropout=0.1"),
+        ("task.split_seed=1", "task.split_seed=1"),  # in no hparam and no budget
+        ("train.max_steps=10", "train.max_steps=10"),
     ],
 )
 def test_runs_differing_in_one_setting_never_share_a_row(compose, tmp_path, override, shown):
