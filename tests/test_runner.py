@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+import wandb
 from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
 from omegaconf import OmegaConf
@@ -66,6 +67,7 @@ def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, of
         (row,) = csv.DictReader(f)
     assert (row["run_dir"], row["status"]) == (str(run_dir), "completed")
     assert json.loads(row["label_hparams"]) == m["label_hparams"]
+    wandb.teardown()  # wait for wandb-core to flush the run's log (else the summary is sometimes not there)
     assert offline_run(run_dir)["summary"]["best/accuracy"] == m["best"]["accuracy"]  # and W&B too
     assert (
         "lora on rt_polarity with tiny, cpu: 32 train / 32 eval examples, 1 epoch, 1 step" in caplog.messages
