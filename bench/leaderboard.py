@@ -2,16 +2,22 @@
 
 The runs come from a results folder's runs CSV (``<results>/runs.csv``), a runs CSV given as a file, or
 a sweep folder's run folders (their metrics.json; ``resumed.json`` points at a run completed elsewhere).
-One row per (task, variant, model, hyperparameter label): number of seeds, mean / std / median of the
-main metric (x100, as papers print them), the task's other metrics, the cost columns and the rank
-within the task. The label shows each run's ``label_hparams`` (lr and the variant's key options) plus
-the hparams that vary between runs of the variant. Score = main metric at the best epoch, as the papers
-report. Reruns of one config hash count once (the latest completed row); runs that failed, diverged or
-ran out of memory are counted, never averaged. A GLUE-style average per (variant, model) takes the
-best configuration of each task, over the tasks present. Tasks are in alphabetical order, the average
-last.
+One row per configuration, (task, variant, model, config_key): runs whose resolved config is the same
+but for the seed (and what the config hash ignores: paths, loggers, resume/force, experiment_name).
+Rows of runs recorded before ``config_key`` fall back to their hyperparameter label. Per row: number of
+seeds, mean / std / median of the main metric (x100, as papers print them), the task's other metrics,
+the cost columns and the rank within the task. The label shows each run's ``label_hparams`` (lr and
+the variant's key options) plus every setting (``settings``: the resolved config as dotted keys) in
+which the rows of its (task, variant, model) differ; ``--diff`` lists those settings per row. When the
+budgets (BUDGET: epochs, max_steps, batch size, grad_accum, max_length, eval_every_steps, train and eval
+examples) of a task's rows differ, a ``budget`` column and a note say so, and ``!`` marks the rows off
+the task's most common budget. Score = main metric at the best epoch, as the papers report. Reruns of
+one config hash count once (the latest completed row); runs that failed, diverged or ran out of memory
+are counted, never averaged. A GLUE-style average per (variant, model) takes the best configuration of
+each task, over the tasks present. Tasks are in alphabetical order, the average last.
 
     python -m bench.leaderboard --task sst2 --format md --with-reference
+    python -m bench.leaderboard --diff     # the settings in which each (task, variant, model)'s rows differ
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results import default_results, recorded_path
-from bench.results_columns import RUNS_COLUMNS
+from bench.plural import plural
+from bench.results import default_results, flatten, recorded_path
+from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.runs_csv import RUNS_CSV, locate, run_row
 
 FORMATS = ("md", "csv", "html")
 AVG_TASK = "avg"
-JSON_COLUMNS = ("metrics", "final_metrics", "hparams")
+JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")
 NUMERIC_COLUMNS = (
     "seed",
     "score",
@@ -57,7 +64,23 @@ COST_COLUMNS = (
     "adapter_mb",
 )
 NOT_METRICS = ("epoch", "step")
-GROUP = ["task", "variant", "model", "hp_label"]
+GROUP = ["task", "variant", "model", "row_key"]  # one leaderboard row: a configuration
+LABELLED = ["task", "variant", "model", "hp_label"]  # the same rows by their labels (unique per row)
+COMPARED = ["task", "variant", "model"]  # the rows whose differing settings the labels show
+# The budget of a comparison: what a run is allowed to see and spend. Settings keys, with the hparams
+# key an older run recorded instead (None: not recorded before settings).
+BUDGET = {
+    "train.epochs": "epochs",
+    "train.max_steps": None,
+    "train.batch_size": "batch_size",
+    "train.grad_accum": None,
+    "model.max_length": None,
+    "train.eval_every_steps": None,
+    "task.max_train_samples": "max_train_samples",
+    "task.max_eval_samples": None,
+}
+UNKNOWN = "?"  # a budget setting an older run did not record
+OFF_BUDGET = "! "  # marks the budget of a row off its task's most common budget
 RESULTS_HELP = (
     "results folder (reads its runs.csv) or sweep folder (reads its run folders); "
     "default: $PEFT_BENCH_RESULTS, else results"
@@ -113,15 +136,20 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
-    """Typed columns, parsed JSON, latest row per config hash, a ``hp_label`` per row. Idempotent."""
-    df = df.copy()
+    """Typed columns, parsed JSON, latest row per config hash, a ``row_key`` (the configuration: its
+    ``config_key``, else for an older run its label) and a ``hp_label`` per row. Idempotent."""
+    df = df.reindex(columns=[*df.columns, *(c for c in ADDED_COLUMNS if c not in df.columns)], fill_value="")
     for col in NUMERIC_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in JSON_COLUMNS:
         df[col] = df[col].map(_parse_json)
     df["label_hparams"] = df["label_hparams"].map(lambda v: list(_parse_json(v, [])))
+    df["config_key"] = df["config_key"].fillna("").astype(str)
     df = latest_runs(df)
-    df["hp_label"] = hparam_labels(df)
+    keyed = df["config_key"] != ""
+    legacy = hparam_labels(df[~keyed]).reindex(df.index, fill_value="")  # runs recorded before config_key
+    df["row_key"] = ("key:" + df["config_key"]).where(keyed, "label:" + legacy)
+    df["hp_label"] = row_labels(df, legacy)
     return df
 
 
@@ -151,22 +179,70 @@ def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
     return kept.drop(columns=["_done", "_time", "_row"]).reset_index(drop=True)
 
 
+def row_settings(row: pd.Series) -> dict[str, Any]:
+    """What a run's configuration is compared by: its recorded ``settings``, else (a run recorded before
+    them) its flattened hparams without the seed."""
+    return dict(row["settings"]) if row["settings"] else row_hparams(row)
+
+
+def differing(views: list[dict[str, Any]]) -> list[str]:
+    """The keys whose values differ between the dicts (each compared among the dicts that have it)."""
+    keys = sorted(set().union(*views)) if views else []
+    return [
+        k for k in keys if len({json.dumps(v[k], sort_keys=True, default=str) for v in views if k in v}) > 1
+    ]
+
+
+def _configs(df: pd.DataFrame, positions) -> dict[str, int]:
+    """row_key -> the position of its first run, in order of appearance."""
+    first: dict[str, int] = {}
+    for i in positions:
+        first.setdefault(df["row_key"].iloc[i], i)
+    return first
+
+
+def row_labels(df: pd.DataFrame, legacy: pd.Series) -> pd.Series:
+    """A label per run's row: lr and its variant's key hparams (``label_hparams``), plus every setting
+    that differs between the rows of its (task, variant, model). A run recorded before ``settings``
+    keeps its ``hparam_labels`` label. Labels are unique per row within a (task, variant, model)."""
+    labels = legacy.copy()
+    for _, idx in df.groupby(COMPARED, sort=False).groups.items():
+        positions = df.index.get_indexer(idx)
+        first = _configs(df, positions)
+        views = {key: row_settings(df.iloc[i]) for key, i in first.items()}
+        varying = differing(list(views.values()))
+        by_key: dict[str, str] = {}
+        for key, i in first.items():
+            run = df.iloc[i]
+            if not run["config_key"]:
+                by_key[key] = legacy.iloc[i]
+                continue
+            shown = set(run["label_hparams"])
+            parts = [f"{k}={_fmt_value(v)}" for k, v in sorted(row_hparams(run).items()) if _leaf(k) in shown]
+            parts += [f"{k}={_fmt_value(views[key].get(k))}" for k in varying if not _named_by(k, shown)]
+            by_key[key] = " ".join(parts) or "(no hparams)"
+        seen: dict[str, int] = {}
+        for label in by_key.values():
+            seen[label] = seen.get(label, 0) + 1
+        for key, label in list(by_key.items()):
+            if seen[label] > 1 and key.startswith("key:"):
+                by_key[key] = f"{label} [config {key[4:]}]"
+        for i in positions:
+            labels.iloc[i] = by_key[df["row_key"].iloc[i]]
+    return labels
+
+
+def _named_by(setting: str, shown: set[str]) -> bool:
+    """Whether a differing setting is already in the label: ``variant.r`` or ``train.lr`` by ``r``, ``lr``."""
+    return setting.split(".")[0] in ("variant", "train") and _leaf(setting) in shown
+
+
 def row_hparams(row: pd.Series) -> dict[str, Any]:
     """The hyperparameters that define a configuration: the flattened hparams JSON without the seed."""
-    hp = {k: v for k, v in _flatten(row["hparams"]).items() if _leaf(k) != "seed"}
+    hp = {k: v for k, v in flatten(row["hparams"]).items() if _leaf(k) != "seed"}
     if not any(_leaf(k) == "lr" for k in hp) and pd.notna(row["lr"]):
         hp["lr"] = float(row["lr"])
     return hp
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _leaf(key: str) -> str:
@@ -205,7 +281,8 @@ def _fmt_value(v: Any) -> str:
 
 
 def aggregate(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
-    """The leaderboard table: one row per configuration, ranked per task, plus GLUE-style averages."""
+    """The leaderboard table: one row per configuration, ranked per task, plus GLUE-style averages; a
+    ``budget`` column when the budgets of some task's rows differ (see ``flag_budgets``)."""
     runs = prepare(df)
     if task is not None:
         tasks = sort_tasks(runs["task"].unique())
@@ -218,6 +295,7 @@ def aggregate(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     if table.empty:
         raise ValueError("the leaderboard has no runs to aggregate")
     table["rank"] = table.groupby("task")["mean_x100"].rank(ascending=False, method="min")
+    table = flag_budgets(table)
     avg = glue_average(table) if table["task"].nunique() > 1 else pd.DataFrame()
     if len(avg):
         table = pd.concat([table, avg], ignore_index=True)
@@ -234,6 +312,7 @@ def summarize(runs: pd.DataFrame) -> dict[str, Any]:
         "variant": first["variant"],
         "model": first["model"],
         "hparams": first["hp_label"],
+        "budget": budget_label(run_budget(first)),
         "seeds": len(done),
         "failed": len(runs) - len(done),
         "main_metric": first["main_metric"],
@@ -247,6 +326,116 @@ def summarize(runs: pd.DataFrame) -> dict[str, Any]:
             row[f"{name}_x100"] = pd.to_numeric(others[name], errors="coerce").mean() * 100
     row.update({c: done[c].mean() for c in COST_COLUMNS})
     return row
+
+
+def run_budget(run: pd.Series) -> dict[str, Any]:
+    """A run's budget (BUDGET's settings); a run recorded before ``settings``: what its hparams hold."""
+    if run["settings"]:
+        return {k: run["settings"].get(k) for k in BUDGET}
+    hp = run["hparams"]
+    return {k: hp.get(old, UNKNOWN) if old and hp else UNKNOWN for k, old in BUDGET.items()}
+
+
+def budget_label(b: dict[str, Any]) -> str:
+    """A short label, e.g. "2 ep x bs 32, len 64, 2000/1000 ex" (train/eval examples; all: no limit; ?:
+    not recorded by an older run). max_steps, grad_accum and eval_every_steps show when set."""
+
+    def v(key: str, none: str = "all") -> str:
+        value = b[key]
+        return none if value is None else str(value)
+
+    def given(key: str, default: Any) -> Any:  # a value that changes the label, if any
+        return None if b[key] in (None, default, UNKNOWN) else b[key]
+
+    steps, accum = given("train.max_steps", 0), given("train.grad_accum", 1)
+    evals = given("train.eval_every_steps", 0)
+    epochs = f"{v('train.epochs')} ep" + (f" (max {steps} steps)" if steps else "")
+    batch = f"bs {v('train.batch_size')}" + (f"x{accum}" if accum else "")
+    every = f", eval every {evals} steps" if evals else ""
+    examples = f"{v('task.max_train_samples')}/{v('task.max_eval_samples')} ex"
+    return f"{epochs} x {batch}, len {v('model.max_length')}{every}, {examples}"
+
+
+def flag_budgets(table: pd.DataFrame) -> pd.DataFrame:
+    """Keep the ``budget`` column only when the budgets of some task's rows differ; then mark the rows
+    off their task's most common budget (every row when no budget is the most common of two or more)."""
+    differ = table.groupby("task")["budget"].nunique() > 1
+    if not differ.any():
+        return table.drop(columns="budget")
+    budgets = table["budget"].copy()
+    for task in differ[differ].index:
+        sel = table["task"] == task
+        counts = table.loc[sel, "budget"].value_counts()
+        common = counts.index[0] if counts.iloc[0] > 1 and (counts == counts.iloc[0]).sum() == 1 else None
+        off = sel & (table["budget"] != common)
+        budgets[off] = OFF_BUDGET + table.loc[off, "budget"]
+    return table.assign(budget=budgets)
+
+
+def budget_notes(table: pd.DataFrame) -> list[str]:
+    """One line per task whose rows' budgets differ."""
+    if "budget" not in table.columns:
+        return []
+    ours = table[table["budget"].notna() & table["task"].ne(AVG_TASK)]
+    lines = []
+    for task in sort_tasks(ours["task"]):
+        budgets = ours.loc[ours["task"] == task, "budget"].str.removeprefix(OFF_BUDGET)
+        if budgets.nunique() > 1:
+            counts = budgets.value_counts()
+            each = "; ".join(f"{b} ({plural(n, 'row')})" for b, n in counts.items())
+            lines.append(
+                f"budgets differ on {task}: {each} — not a like-for-like comparison "
+                f"(`{OFF_BUDGET.strip()}` marks the rows off the task's most common budget)."
+            )
+    return lines
+
+
+def differences(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+    """Per (task, variant, model) with more than one row: each row's label and its value of every
+    setting in which the rows differ (long format: task, variant, model, hparams, setting, value)."""
+    runs = prepare(df)
+    if task is not None:
+        runs = runs[runs["task"] == task]
+    out = []
+    for (t, variant, model), g in runs.groupby(COMPARED, sort=False):
+        positions = runs.index.get_indexer(g.index)
+        first = _configs(runs, positions)
+        if len(first) < 2:
+            continue
+        views = {key: row_settings(runs.iloc[i]) for key, i in first.items()}
+        for k in differing(list(views.values())):
+            for key, i in first.items():
+                value = _fmt_value(views[key][k]) if k in views[key] else "(not recorded)"
+                out.append((t, variant, model, runs["hp_label"].iloc[i], k, value))
+    columns = ["task", "variant", "model", "hparams", "setting", "value"]
+    table = pd.DataFrame(out, columns=columns)
+    order = {t: i for i, t in enumerate(sort_tasks(table["task"]))}
+    return (
+        table.assign(_t=table["task"].map(order))
+        .sort_values(["_t", "variant", "model", "setting"], kind="stable")
+        .drop(columns="_t")
+        .reset_index(drop=True)
+    )
+
+
+def render_differences(diff: pd.DataFrame, fmt: str) -> str:
+    """``differences`` as CSV, an HTML table, or Markdown: per (task, variant, model), a table of its
+    rows (one per label) by the settings they differ in."""
+    if fmt == "csv":
+        return diff.to_csv(index=False)
+    if fmt == "html":
+        return diff.to_html(index=False, classes="differences").encode("ascii", "xmlcharrefreplace").decode()
+    if diff.empty:
+        return "No (task, variant, model) has rows that differ in their settings.\n"
+    parts = []
+    for (t, variant, model), g in diff.groupby(COMPARED, sort=False):
+        wide = g.pivot(index="hparams", columns="setting", values="value")
+        settings = list(dict.fromkeys(g["setting"]))
+        labels = list(dict.fromkeys(g["hparams"]))
+        text = wide.loc[labels, settings].reset_index()
+        title = f"{t} / {variant} / {model}: {len(labels)} rows differ in {plural(len(settings), 'setting')}"
+        parts.append(f"## {title}\n\n{markdown_table(text)}")
+    return "\n".join(parts)
 
 
 def glue_average(table: pd.DataFrame) -> pd.DataFrame:
@@ -282,6 +471,7 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
         c for c in table.columns if c.endswith("_x100") and c not in ("mean_x100", "std_x100", "median_x100")
     )
     published = ["published"] if "published" in table.columns else []
+    budget = ["budget"] if "budget" in table.columns else []
     tail = [c for c in ("tasks", "published_source", "source") if c in table.columns]
     cols = [
         "rank",
@@ -289,6 +479,7 @@ def tidy(table: pd.DataFrame) -> pd.DataFrame:
         "variant",
         "model",
         "hparams",
+        *budget,
         "seeds",
         "failed",
         "main_metric",
@@ -400,6 +591,10 @@ def notes(table: pd.DataFrame) -> list[str]:
         "mean, std (sample, over seeds), median and every *_x100 column: metric ×100.",
         "One run per config hash (the latest completed rerun counts); `failed` counts failed, diverged and "
         "oom runs, which are not averaged. rank: 1 = best mean within the task.",
+        "A row is one configuration: runs whose resolved config is the same but for the seed (their "
+        "config_key); its label shows lr, the variant's key hparams and every setting in which the rows "
+        "of its (task, variant, model) differ (`--diff` lists them).",
+        *budget_notes(table),
     ]
     if (table["task"] == AVG_TASK).any():
         lines.append(
@@ -451,10 +646,15 @@ def render(table: pd.DataFrame, fmt: str) -> str:
         items = "".join(f"<li>{html.escape(line)}</li>" for line in notes(table))
         page = f'<ul class="notes">{items}</ul>\n' + cells(table).to_html(index=False, classes="leaderboard")
         return page.encode("ascii", "xmlcharrefreplace").decode()  # no charset needed: a bare fragment
-    text = cells(table)
+    return "".join(f"> {line}\n" for line in notes(table)) + "\n" + markdown_table(cells(table))
+
+
+def markdown_table(text: pd.DataFrame) -> str:
+    """A frame of strings as a Markdown table ('|' in a cell escaped)."""
     head = "| " + " | ".join(text.columns) + " |\n|" + "|".join("---" for _ in text.columns) + "|\n"
-    body = "".join("| " + " | ".join(v.replace("|", "\\|") for v in row) + " |\n" for row in text.values)
-    return "".join(f"> {line}\n" for line in notes(table)) + "\n" + head + body
+    return head + "".join(
+        "| " + " | ".join(v.replace("|", "\\|") for v in row) + " |\n" for row in text.values
+    )
 
 
 def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path:
@@ -488,6 +688,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md", choices=FORMATS, help="output format (default: md)")
     p.add_argument("--with-reference", action="store_true", help="add the published numbers")
     p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument(
+        "--diff",
+        action="store_true",
+        help="instead of the table, the settings in which the rows of each (task, variant, model) differ",
+    )
     return p
 
 
@@ -495,12 +700,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        table = aggregate(load(args.csv or args.results), task=args.task)
-        if args.with_reference:
+        runs = load(args.csv or args.results)
+        table = aggregate(runs, task=args.task)
+        if args.with_reference and not args.diff:
             table = add_reference(table, load_reference(reference_dir(args.results)), args.task)
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
-    text = render(table, args.format)
+    text = (
+        render_differences(differences(runs, args.task), args.format)
+        if args.diff
+        else render(table, args.format)
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)

@@ -191,7 +191,7 @@ def curves_figure(
     runs: pd.DataFrame, best: pd.DataFrame, source: Path, style: Style
 ) -> tuple[Figure | None, list[str]]:
     """Main metric vs step for each variant's best configuration, mean ± std over seeds; lists the gaps."""
-    done = dict(list(runs[runs["status"] == "completed"].groupby(leaderboard.GROUP)))
+    done = dict(list(runs[runs["status"] == "completed"].groupby(leaderboard.LABELLED)))
     missing: list[str] = []
     tasks = leaderboard.sort_tasks(best["task"])
     fig, axes = grid(len(tasks))

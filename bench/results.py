@@ -38,10 +38,41 @@ def recorded_path(recorded: str | Path, near: Path) -> Path:
     return next((p for p in candidates if p.exists()), candidates[0])
 
 
-def config_hash(cfg: dict[str, Any]) -> str:
-    """A short hash of everything that changes what a run computes (not where it logs)."""
-    payload = {k: v for k, v in cfg.items() if k not in HASH_IGNORED}
+def config_payload(cfg: dict[str, Any], with_seed: bool = True) -> dict[str, Any]:
+    """The resolved config minus HASH_IGNORED (where a run logs, not what it computes), and minus
+    ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key`` and ``config_settings`` read."""
+    return {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
+
+
+def _short_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    """A short hash of everything that changes what a run computes (not where it logs): one per run."""
+    return _short_hash(config_payload(cfg))
+
+
+def config_key(cfg: dict[str, Any]) -> str:
+    """``config_hash`` without the seed: one per configuration, shared by its seeds (a leaderboard row)."""
+    return _short_hash(config_payload(cfg, with_seed=False))
+
+
+def config_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The payload of ``config_key`` flattened to dotted keys (``train.weight_decay``,
+    ``model.max_length``, ``task.max_eval_samples``): what two configurations differ in."""
+    return flatten(config_payload(cfg, with_seed=False))
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys; lists and other values as they are."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def git_commit() -> str:

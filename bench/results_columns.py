@@ -16,6 +16,7 @@ RUNS_COLUMNS = [
     "final_metrics",  # JSON: every metric at the last evaluation
     "hparams",  # JSON: key hyperparameters (lr, epochs, batch size, the variant's options)
     "label_hparams",  # JSON list: the hparams naming its configuration (lr, key_hparams)
+    "settings",  # JSON: the resolved config minus the seed and HASH_IGNORED, as dotted keys
     "lr",
     "trainable_params",
     "total_params",
@@ -25,10 +26,16 @@ RUNS_COLUMNS = [
     "train_time_s",
     "train_samples_per_s",
     "adapter_mb",
-    "config_hash",
+    "config_hash",  # one per run (the resolved config, seed included; resume matches it)
+    "config_key",  # one per configuration: config_hash without the seed (a leaderboard row)
     "sweep",  # sweep folder (empty for a single run)
     "run_dir",
     "git_commit",
     "error",  # one line, for failed runs
 ]
-ADDED_COLUMNS = ("label_hparams", "model_mb")  # absent from CSVs written before them: read as empty
+ADDED_COLUMNS = (  # absent from CSVs written before them: read as empty (in the order above)
+    "label_hparams",
+    "settings",
+    "model_mb",
+    "config_key",
+)

@@ -125,6 +125,44 @@ def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
     return evaluate
 
 
+def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
+    """What metrics.json holds before training (status failed until the run ends): the run's names,
+    ``config_hash`` (the run), ``config_key`` (its configuration: the hash without the seed), ``hparams``,
+    ``label_hparams`` and ``settings`` (the resolved config as dotted keys, minus the seed and what the
+    hashes ignore), from the resolved config ``container``."""
+    task_cfg = make_dataclass(TaskConfig, container["task"])
+    train_cfg = make_dataclass(TrainConfig, container["train"])
+    variant_name = container["variant"]["name"]
+    seed = container["seed"]
+    options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
+    hparams = {
+        "lr": train_cfg.lr or container["variant"].get("lr"),
+        "epochs": train_cfg.epochs,
+        "batch_size": train_cfg.batch_size,
+        "max_train_samples": task_cfg.max_train_samples,
+        **options,
+    }
+    return {
+        "status": "failed",
+        "error": None,
+        "run_name": f"{variant_name}-{task_cfg.name}-s{seed}",
+        "variant": variant_name,
+        "task": task_cfg.name,
+        "model": container["model"]["name"],
+        "seed": seed,
+        "main_metric": task_cfg.main_metric,
+        "config_hash": results.config_hash(container),
+        "config_key": results.config_key(container),
+        "git_commit": results.git_commit(),
+        "sweep": sweep_dir or "",
+        "run_dir": str(run_dir),
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "hparams": hparams,
+        "label_hparams": label_hparams(variant_name),
+        "settings": results.config_settings(container),
+    }
+
+
 def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
     """Train one variant on one task; always leaves metrics.json (status completed/diverged/failed/oom)."""
     run_dir = Path(run_dir)
@@ -146,33 +184,7 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     model_cfg = make_dataclass(ModelConfig, container["model"])
     task_cfg = make_dataclass(TaskConfig, container["task"])
     train_cfg = make_dataclass(TrainConfig, container["train"])
-    variant_name = container["variant"]["name"]
-    name = f"{variant_name}-{task_cfg.name}-s{cfg.seed}"
-    options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
-    hparams = {
-        "lr": train_cfg.lr or container["variant"].get("lr"),
-        "epochs": train_cfg.epochs,
-        "batch_size": train_cfg.batch_size,
-        "max_train_samples": task_cfg.max_train_samples,
-        **options,
-    }
-    metrics: dict[str, Any] = {
-        "status": "failed",
-        "error": None,
-        "run_name": name,
-        "variant": variant_name,
-        "task": task_cfg.name,
-        "model": model_cfg.name,
-        "seed": cfg.seed,
-        "main_metric": task_cfg.main_metric,
-        "config_hash": cfg_hash,
-        "git_commit": results.git_commit(),
-        "sweep": sweep_dir or "",
-        "run_dir": str(run_dir),
-        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "hparams": hparams,
-        "label_hparams": label_hparams(variant_name),
-    }
+    metrics = record(container, run_dir, sweep_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     sinks = make_sinks(cfg)
     try:

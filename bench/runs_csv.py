@@ -35,6 +35,9 @@ def run_row(metrics: dict[str, Any]) -> dict[str, Any]:
     row["final_metrics"] = json.dumps(metrics.get("final", {}), sort_keys=True)
     row["hparams"] = json.dumps(metrics.get("hparams", {}), sort_keys=True, default=str)
     row["label_hparams"] = json.dumps(list(metrics.get("label_hparams", [])))
+    row["settings"] = (
+        json.dumps(metrics["settings"], sort_keys=True, default=str) if metrics.get("settings") else ""
+    )
     row["lr"] = metrics.get("hparams", {}).get("lr", "")
     row["error"] = " ".join(str(metrics.get("error") or "").split())[:500]
     return {k: "" if v is None else v for k, v in row.items()}

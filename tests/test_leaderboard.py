@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers.results import RUNS, write_results
+from helpers.results import RUNS, composed_run, write_results, write_runs
+from omegaconf import OmegaConf
 
 from bench import leaderboard
+from bench.results import HASH_IGNORED, config_hash, config_key, config_settings
 from bench.results_columns import RUNS_COLUMNS
 from bench.runs_csv import run_row
 
@@ -349,3 +351,187 @@ def test_run_row_flattens_metrics_json(results):
         {"accuracy": 0.88, "f1": 0.91},
         ["lr", "r"],
     )
+
+
+# -- rows keyed by configuration (config_key), differing settings, budgets ---------------------------------
+
+DORA = ["variant=dora", "task=rt_polarity", "model=minilm"]
+
+
+def composed(compose, root: Path, runs: list[tuple[list[str], int, float]]) -> Path:
+    """runs.csv of dora runs: (overrides, seed, score) each, recorded as the runner records them."""
+    return write_runs(
+        root,
+        [composed_run(compose, root, [*DORA, *extra, f"seed={seed}"], score) for extra, seed, score in runs],
+    )
+
+
+def test_config_key_is_the_config_hash_without_the_seed(compose):
+    def both(*overrides: str) -> tuple[str, str]:
+        container = OmegaConf.to_container(compose(list(overrides)), resolve=True)
+        return config_hash(container), config_key(container)
+
+    (h0, k0), (h1, k1) = both("seed=0"), both("seed=1")
+    assert h0 != h1 and k0 == k1 and len(k0) == 12
+    assert both("seed=0", "paths.results=/elsewhere", "experiment_name=x") == (h0, k0)  # HASH_IGNORED
+    assert both("seed=0", "train.weight_decay=0.1")[1] != k0
+    settings = config_settings(OmegaConf.to_container(compose(["seed=0"]), resolve=True))
+    assert settings["train.weight_decay"] == 0.01 and settings["task.max_eval_samples"] is None
+    assert settings["model.max_length"] == 128 and "seed" not in settings
+    assert not any(k.split(".")[0] in HASH_IGNORED for k in settings)
+
+
+def test_the_issues_three_dora_runs_are_three_rows_labelled_by_what_differs(compose, tmp_path):
+    """Seed 0 three times, differing in train.weight_decay and model.max_length: not "3 seeds, std 0"."""
+    csv_path = composed(
+        compose,
+        tmp_path,
+        [
+            ([], 0, 0.80),
+            (["train.weight_decay=0.1"], 0, 0.80),
+            (["model.max_length=64"], 0, 0.80),
+        ],
+    )
+    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    assert table["seeds"].tolist() == [1, 1, 1]
+    assert sorted(table["hparams"]) == [
+        "lr=0.0005 r=8 model.max_length=128 train.weight_decay=0.01",
+        "lr=0.0005 r=8 model.max_length=128 train.weight_decay=0.1",
+        "lr=0.0005 r=8 model.max_length=64 train.weight_decay=0.01",
+    ]
+
+
+@pytest.mark.parametrize(
+    "override, shown",
+    [
+        ("train.weight_decay=0.1", "train.weight_decay=0.1"),
+        ("model.max_length=64", "model.max_length=64"),
+        ("task.max_eval_samples=200", "task.max_eval_samples=200"),
+        ("variant.dropout=0.1", "variant.dropout=0.1"),
+        ("task.split_seed=1", "task.split_seed=1"),  # in no hparam and no budget
+        ("train.max_steps=10", "train.max_steps=10"),
+    ],
+)
+def test_runs_differing_in_one_setting_never_share_a_row(compose, tmp_path, override, shown):
+    csv_path = composed(
+        compose, tmp_path, [([], 0, 0.80), ([], 1, 0.84), ([override], 0, 0.90), ([override], 1, 0.90)]
+    )
+    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    assert len(table) == 2 and table["seeds"].tolist() == [2, 2]
+    other, base = table.iloc[0], table.iloc[1]  # ranked: the override scored higher
+    assert shown in other["hparams"] and shown not in base["hparams"]
+    assert other["hparams"].startswith("lr=0.0005 r=8 ")
+    assert (base["mean_x100"], base["std_x100"]) == pytest.approx((82.0, math.sqrt(8)))
+    assert (other["mean_x100"], other["std_x100"]) == (pytest.approx(90.0), 0.0)
+
+
+def test_runs_differing_only_in_the_seed_share_a_row(compose, tmp_path):
+    csv_path = composed(compose, tmp_path, [([], 0, 0.80), ([], 1, 0.82), ([], 2, 0.84)])
+    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    assert table[["hparams", "seeds", "failed"]].values.tolist() == [["lr=0.0005 r=8", 3, 0]]
+    assert (table["mean_x100"].item(), table["std_x100"].item()) == pytest.approx((82.0, 2.0))
+    assert "budget" not in table.columns  # one budget: nothing to flag
+    assert "budgets differ" not in leaderboard.render(table, "md")
+
+
+def test_mismatched_budgets_are_flagged(compose, tmp_path):
+    csv_path = composed(
+        compose,
+        tmp_path,
+        [
+            (["task.max_eval_samples=346"], 0, 0.80),
+            (["task.max_eval_samples=346", "variant.r=4"], 0, 0.79),
+            (["task.max_eval_samples=200"], 0, 0.85),
+        ],
+    )
+    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    assert table[["hparams", "budget"]].values.tolist() == [
+        ["lr=0.0005 r=8 task.max_eval_samples=200", "! 3 ep x bs 32, len 128, all/200 ex"],
+        ["lr=0.0005 r=8 task.max_eval_samples=346", "3 ep x bs 32, len 128, all/346 ex"],
+        ["lr=0.0005 r=4 task.max_eval_samples=346", "3 ep x bs 32, len 128, all/346 ex"],
+    ]
+    md = leaderboard.render(table, "md")
+    assert (
+        "> budgets differ on rt_polarity: 3 ep x bs 32, len 128, all/346 ex (2 rows); "
+        "3 ep x bs 32, len 128, all/200 ex (1 row) — not a like-for-like comparison" in md
+    )
+    assert "| ! 3 ep x bs 32, len 128, all/200 ex |" in md
+    assert "budgets differ" in leaderboard.render(table, "html")
+
+
+def test_matched_budgets_are_not_flagged_whatever_else_differs(compose, tmp_path):
+    csv_path = composed(
+        compose,
+        tmp_path,
+        [
+            (["train.epochs=2", "train.batch_size=16"], 0, 0.8),
+            (["train.epochs=2", "train.batch_size=16", "train.weight_decay=0"], 0, 0.9),
+        ],
+    )
+    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    assert len(table) == 2 and "budget" not in table.columns
+    assert "budgets differ" not in leaderboard.render(table, "md")
+
+
+def test_budget_label_names_every_part_of_the_budget():
+    budget = dict.fromkeys(leaderboard.BUDGET)
+    budget.update({"train.epochs": 2, "train.batch_size": 32, "model.max_length": 64})
+    assert leaderboard.budget_label(
+        {**budget, "task.max_train_samples": 2000, "task.max_eval_samples": 1000}
+    ) == ("2 ep x bs 32, len 64, 2000/1000 ex")
+    budget.update({"train.max_steps": 100, "train.grad_accum": 4, "train.eval_every_steps": 50})
+    assert (
+        leaderboard.budget_label(budget)
+        == "2 ep (max 100 steps) x bs 32x4, len 64, eval every 50 steps, all/all ex"
+    )
+
+
+def test_diff_lists_the_settings_rows_differ_in(compose, tmp_path, capsys):
+    composed(
+        compose,
+        tmp_path,
+        [
+            ([], 0, 0.80),
+            ([], 1, 0.80),
+            (["train.weight_decay=0.1"], 0, 0.80),
+            (["model.max_length=64"], 0, 0.80),
+        ],
+    )
+    assert leaderboard.main(["--results", str(tmp_path), "--diff"]) == 0
+    out = capsys.readouterr().out
+    assert "## rt_polarity / dora / minilm: 3 rows differ in 2 settings" in out
+    assert "| hparams | model.max_length | train.weight_decay |" in out
+    assert "| lr=0.0005 r=8 model.max_length=64 train.weight_decay=0.01 | 64 | 0.01 |" in out
+    assert leaderboard.main(["--results", str(tmp_path), "--diff", "--format", "csv"]) == 0
+    diff = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert diff.columns.tolist() == ["task", "variant", "model", "hparams", "setting", "value"]
+    assert sorted(set(diff["setting"])) == ["model.max_length", "train.weight_decay"] and len(diff) == 6
+
+
+def test_diff_of_older_runs_compares_their_hparams(results, capsys):
+    """Rows of a CSV written before config_key fall back to label grouping; --diff compares hparams."""
+    runs = leaderboard.load_runs(results / "runs.csv")
+    assert runs["row_key"].str.startswith("label:").all()
+    diff = leaderboard.differences(runs)
+    assert diff[["task", "variant", "setting"]].drop_duplicates().values.tolist() == [["sst2", "lora", "lr"]]
+    assert leaderboard.main(["--results", str(results), "--diff", "--task", "cola"]) == 0
+    assert "No (task, variant, model) has rows that differ" in capsys.readouterr().out
+
+
+def test_older_and_newer_runs_of_one_configuration_stay_apart(compose, tmp_path, results):
+    """A row of an older CSV (no config_key) never merges with a keyed one; their labels stay distinct."""
+    old = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)
+    new = composed_run(
+        compose, tmp_path, ["variant=lora", "task=sst2", "model=roberta_base", "variant.lr=5e-4"], 0.9
+    )
+    both = pd.concat([old, pd.DataFrame([run_row(new)]).astype(str)], ignore_index=True)
+    table = leaderboard.aggregate(both, task="sst2")
+    lora = table[table["variant"] == "lora"]
+    assert len(lora) == 3 and lora["hparams"].is_unique
+    assert sorted(lora["seeds"]) == [1, 2, 3]
+
+
+def test_budget_of_an_older_run_is_what_its_hparams_recorded(results):
+    runs = leaderboard.load_runs(results / "runs.csv")
+    lora = runs[runs["variant"].eq("lora")].iloc[0]
+    assert leaderboard.budget_label(leaderboard.run_budget(lora)) == "3 ep x bs 16, len ?, all/? ex"

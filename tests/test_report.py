@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.results import write_results
+from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
 from bench import report
@@ -178,3 +178,20 @@ def test_report_of_a_sweep_folder(tmp_path):
     page = report.build_report(sweep)
     assert "5 runs (5 completed, 0 failed, diverged or oom) on cola;" in page
     assert list(images(page)) == PLOTS and "Skipped (no history)" not in page
+
+
+def test_report_of_keyed_runs_shows_their_budgets(tmp_path, compose):
+    """Runs recorded with config_key and settings: one row per configuration, the budget flag in the
+    table, and each row's runs found for its learning curve (by its label)."""
+    runs = [
+        composed_run(compose, tmp_path, ["variant=dora", *extra, f"seed={seed}"], score)
+        for extra, seed, score in [([], 0, 0.80), ([], 1, 0.82), (["task.max_eval_samples=200"], 0, 0.9)]
+    ]
+    for m in runs:
+        lines = [{"epoch": 1.0, "step": s, "accuracy": m["best"]["accuracy"] - 0.1 / s} for s in (1, 2)]
+        (Path(m["run_dir"]) / "history.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    page = report.build_report(write_runs(tmp_path, runs))
+    assert "3 runs (3 completed, 0 failed, diverged or oom) on rt_polarity" in page
+    assert "budgets differ on rt_polarity" in page and "<td>! 3 ep x bs 32, len 128, all/200 ex</td>" in page
+    assert "<td>lr=0.0005 r=8 task.max_eval_samples=200</td>" in page
+    assert "learning curves" in images(page) and "Skipped (no history)" not in page

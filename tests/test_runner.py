@@ -7,10 +7,12 @@ import logging
 
 import pytest
 import torch
-from helpers.runs import tiny_run
+import wandb
+from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
+from omegaconf import OmegaConf
 
-from bench import runner
+from bench import results, runner
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
@@ -41,10 +43,33 @@ def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, of
         (row,) = csv.DictReader(f)
     assert (row["run_dir"], row["status"]) == (str(run_dir), "completed")
     assert json.loads(row["label_hparams"]) == m["label_hparams"]
+    wandb.teardown()  # wait for wandb-core to flush the run's log (else the summary is sometimes not there)
     assert offline_run(run_dir)["summary"]["best/accuracy"] == m["best"]["accuracy"]  # and W&B too
     assert (
         "lora on rt_polarity with tiny, cpu: 32 train / 32 eval examples, 1 epoch, 1 step" in caplog.messages
     )
+
+
+def test_a_run_records_its_config_key_and_settings(compose, tmp_path):
+    """config_key: the config hash without the seed; settings: the resolved config as dotted keys."""
+    run_dir = tiny_run(compose, tmp_path, "train.weight_decay=0.05")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    container = OmegaConf.to_container(
+        compose([*TINY_RUN, f"paths.results={tmp_path}", "train.weight_decay=0.05", "seed=1"]), resolve=True
+    )
+    assert m["config_key"] == results.config_key(container) and m["config_hash"] != results.config_hash(
+        container
+    )
+    settings = m["settings"]
+    assert (
+        settings["train.weight_decay"],
+        settings["model.max_length"],
+        settings["task.max_eval_samples"],
+    ) == (0.05, 64, 32)  # the tiny model: max_length 64
+    assert "seed" not in settings and not any(k.startswith(("paths.", "logger")) for k in settings)
+    with (tmp_path / "runs.csv").open(newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["config_key"] == m["config_key"] and json.loads(row["settings"]) == settings
 
 
 def test_resume_recovers_a_lost_row_through_every_sink(compose, tmp_path):

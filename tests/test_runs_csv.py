@@ -55,7 +55,7 @@ def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
     assert visible(tmp_path) == ["runs.csv"]
     columns, rows = read(tmp_path / "runs.csv")
     assert columns == RUNS_COLUMNS and [r["run_dir"] for r in rows] == [r["run_dir"] for r in old]
-    assert all(r["label_hparams"] == "" for r in rows)
+    assert all(r[c] == "" for r in rows for c in ADDED_COLUMNS)
     assert len(runs) == len(old) - 2  # latest row per config hash, as before
     leaderboard.load(tmp_path)
     assert capsys.readouterr().err == ""  # once only

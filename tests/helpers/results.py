@@ -1,6 +1,8 @@
 """A realistic results folder (runs.csv + run folders) for the leaderboard, report and callback tests.
 
-``RUNS`` lists the runs with hand-checked numbers (see the comments); ``write_results`` writes them.
+``RUNS`` lists the runs with hand-checked numbers (see the comments); ``write_results`` writes them, as
+runs recorded before ``config_key`` and ``settings`` (their rows are grouped by label). ``composed_run``
+is a run recorded as the runner records it now (from a composed config); ``write_runs`` writes such runs.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from bench.results_columns import RUNS_COLUMNS
 from bench.runs_csv import run_row
@@ -128,4 +132,33 @@ def write_results(root: Path, missing_history: tuple[str, ...] = ("lora-mrpc-s1"
         w = csv.DictWriter(f, fieldnames=RUNS_COLUMNS)
         w.writeheader()
         w.writerows(rows)
+    return path
+
+
+def composed_run(
+    compose, root: Path, overrides: list[str], score: float | None, status: str = "completed"
+) -> dict:
+    """The metrics.json of a run of the config composed from ``overrides`` (the runner's ``record``: its
+    config_hash, config_key and settings), ended with ``score`` as its main metric; its folder is made."""
+    from bench import runner  # torch and the variants: only for the tests that compose runs
+
+    cfg = compose([f"paths.results={root}", *overrides])
+    container = OmegaConf.to_container(cfg, resolve=True)
+    metrics = runner.record(container, root / "runs" / "_".join(overrides).replace("/", "-"))
+    done = status == "completed"
+    best = {metrics["main_metric"]: score} if done else {}
+    metrics.update(status=status, best=best, final=best, best_epoch=1.0 if done else None)
+    metrics["timestamp"] = "2024-06-01T09:00:00"
+    Path(metrics["run_dir"]).mkdir(parents=True)
+    (Path(metrics["run_dir"]) / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def write_runs(root: Path, runs: list[dict]) -> Path:
+    """``<root>/runs.csv`` with one row per metrics.json of ``runs`` (as RunsCsv writes them)."""
+    path = root / "runs.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RUNS_COLUMNS)
+        w.writeheader()
+        w.writerows(run_row(m) for m in runs)
     return path
