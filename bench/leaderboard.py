@@ -39,21 +39,6 @@ from bench.runs_csv import RUNS_CSV, locate, run_row
 FORMATS = ("md", "csv", "html")
 AVG_TASK = "avg"
 JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")
-NUMERIC_COLUMNS = (
-    "seed",
-    "score",
-    "best_epoch",
-    "final_score",
-    "lr",
-    "trainable_params",
-    "total_params",
-    "pct_trainable",
-    "peak_memory_mb",
-    "model_mb",
-    "train_time_s",
-    "train_samples_per_s",
-    "adapter_mb",
-)
 COST_COLUMNS = (
     "trainable_params",
     "pct_trainable",
@@ -63,6 +48,7 @@ COST_COLUMNS = (
     "train_samples_per_s",
     "adapter_mb",
 )
+NUMERIC_COLUMNS = ("seed", "score", "best_epoch", "final_score", "lr", "total_params", *COST_COLUMNS)
 NOT_METRICS = ("epoch", "step")
 GROUP = ["task", "variant", "model", "row_key"]  # one leaderboard row: a configuration
 LABELLED = ["task", "variant", "model", "hp_label"]  # the same rows by their labels (unique per row)

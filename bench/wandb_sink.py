@@ -86,6 +86,7 @@ class WandbSink:
                 "total_params",
                 "pct_trainable",
                 "peak_memory_mb",
+                "model_mb",
                 "train_time_s",
                 "train_samples_per_s",
                 "adapter_mb",
