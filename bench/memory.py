@@ -4,9 +4,10 @@ The peak counts from the moment the model is built, adapted and on its device, s
 never holds (QLoRA's dense weights before quantization, earlier runs of a sweep process) is left out:
 
 - CUDA: torch's peak allocation (``max_memory_allocated``), reset then; it includes the weights held.
-- CPU: the process's peak resident memory (Linux ``VmHWM``, reset then through ``/proc/self/clear_refs``)
-  minus its resident memory before the model was loaded (the libraries and the data, alike for every
-  method), so it too is the weights held plus what training adds (activations, gradients, optimizer).
+- CPU: the bytes the model holds (``model_bytes``) plus how far the process's resident memory rose above
+  its level at that moment (Linux ``VmHWM``, reset then through ``/proc/self/clear_refs``): the weights
+  as held plus what training adds (activations, gradients, optimizer state). What the process held
+  before (libraries, data, imports a first run pays for) is left out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-KINDS = {"cuda": "cuda_max_allocated_from_model_built", "cpu": "cpu_rss_peak_above_pre_model_rss"}
+KINDS = {"cuda": "cuda_max_allocated_from_model_built", "cpu": "model_bytes_plus_cpu_rss_rise_in_training"}
 
 
 def _status_mb(field: str) -> float | None:
@@ -33,21 +34,18 @@ def _status_mb(field: str) -> float | None:
 
 
 class PeakMemory:
-    """Call ``before_model()``, ``model_ready()`` once the model is built, ``peak_mb()`` after training."""
+    """Call ``model_ready(model)`` once the model is built and on its device, ``peak_mb()`` after training."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.kind = KINDS["cuda" if device.type == "cuda" else "cpu"]
-        self.baseline_mb = 0.0
+        self.ready_rss_mb = self.model_mb = 0.0
 
-    def before_model(self) -> None:
-        gc.collect()
-        if self.device.type != "cuda":
-            self.baseline_mb = _status_mb("VmRSS") or 0.0
-
-    def model_ready(self) -> None:
+    def model_ready(self, model: nn.Module) -> None:
         """Start the peak from now (the dense load before quantization and earlier runs do not count)."""
         gc.collect()
+        self.model_mb = model_bytes(model) / 2**20
+        self.ready_rss_mb = _status_mb("VmRSS") or 0.0
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -61,9 +59,9 @@ class PeakMemory:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
         peak = _status_mb("VmHWM")
-        if peak is None:  # not Linux: the process's lifetime peak
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return peak - self.baseline_mb
+        if peak is None:  # not Linux: the process's lifetime peak, from zero
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return self.model_mb + max(0.0, peak - self.ready_rss_mb)
 
 
 def model_bytes(model: nn.Module) -> int:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 import variants
 from bench import data, loop, results
 from bench.loop import TrainConfig
-from bench.memory import PeakMemory, model_bytes
+from bench.memory import PeakMemory
 from bench.metrics import compute_metrics
 from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
 from bench.plural import plural
@@ -213,12 +213,11 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     task_data = load_task(task_cfg)
     regression = task_cfg.num_labels == 1
     tokenizer = load_tokenizer(model_cfg)
-    memory.before_model()
     model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
     base_total = sum(p.numel() for p in model.parameters())
     variant.apply(model, targets)
     model.to(device)
-    memory.model_ready()
+    memory.model_ready(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     added = sum(
         t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values()
@@ -309,7 +308,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
         peak_memory_mb=round(memory.peak_mb(), 1),
         memory_kind=memory.kind,
-        model_mb=round(model_bytes(model) / 2**20, 3),
+        model_mb=round(memory.model_mb, 3),
         adapter_mb=round(adapter_bytes / 2**20, 4),
         device=str(device),
         variant_summary=variant.summary(model),

@@ -9,18 +9,19 @@ from bench.memory import PeakMemory, model_bytes
 from variants.base import Targets
 
 
-def test_the_peak_leaves_out_what_came_before_the_built_model():
+def test_the_peak_is_the_model_plus_what_training_adds():
     memory = PeakMemory(torch.device("cpu"))
-    memory.before_model()
     dense = np.ones(50_000_000)  # 400 MB: a dense load that quantization then frees
     dense.sum()
     del dense
-    memory.model_ready()
+    model = nn.Linear(1024, 1024)  # 4 MB of weights
+    memory.model_ready(model)
     training = np.ones(25_000_000)  # 200 MB held while training
     training.sum()
     peak = memory.peak_mb()
-    assert 150 < peak < 300, peak  # the 200 MB, not the 400 MB before the model was ready
-    assert memory.kind == "cpu_rss_peak_above_pre_model_rss"
+    assert 150 < peak < 300, peak  # the model and the 200 MB, not the 400 MB before the model was ready
+    assert memory.model_mb == (1024 * 1024 + 1024) * 4 / 2**20
+    assert memory.kind == "model_bytes_plus_cpu_rss_rise_in_training"
 
 
 def test_model_bytes_counts_each_stored_tensor_once_as_held(tiny_bert):
