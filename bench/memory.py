@@ -1,7 +1,8 @@
 """What a run costs in memory: the peak while it trains, and the bytes its model holds.
 
-The peak counts from the moment the model is built, adapted and on its device, so what a real setup
-never holds (QLoRA's dense weights before quantization, earlier runs of a sweep process) is left out:
+The peak counts from the moment training starts (the model built, adapted and on its device, the data
+tokenized), so what a real setup never holds (QLoRA's dense weights before quantization, earlier runs of
+a sweep process, what a first run pays once) is left out:
 
 - CUDA: torch's peak allocation (``max_memory_allocated``), reset then; it includes the weights held.
 - CPU: the bytes the model holds (``model_bytes``) plus how far the process's resident memory rose above
@@ -34,7 +35,7 @@ def _status_mb(field: str) -> float | None:
 
 
 class PeakMemory:
-    """Call ``model_ready(model)`` once the model is built and on its device, ``peak_mb()`` after training."""
+    """Call ``model_ready(model)`` when training starts, ``peak_mb()`` after it."""
 
     def __init__(self, device: torch.device):
         self.device = device

@@ -217,7 +217,6 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     base_total = sum(p.numel() for p in model.parameters())
     variant.apply(model, targets)
     model.to(device)
-    memory.model_ready(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     added = sum(
         t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values()
@@ -276,6 +275,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         for sink in sinks:
             sink.log(values, step)
 
+    memory.model_ready(model)  # built, on its device, data tokenized: the peak counts from here
     out = loop.fit(
         model,
         variant,
