@@ -13,6 +13,7 @@ a sweep process, what a first run pays once) is left out:
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import resource
 from pathlib import Path
@@ -34,6 +35,15 @@ def _status_mb(field: str) -> float | None:
     return None
 
 
+def _release_free_heap() -> None:
+    """Hand the heap memory freed so far back to the OS (glibc ``malloc_trim``), so that resident memory is
+    what is live: otherwise a run reuses what an earlier one freed and its rise stays hidden."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: resident memory may include freed memory
+        pass
+
+
 class PeakMemory:
     """Call ``model_ready(model)`` when training starts, ``peak_mb()`` after it."""
 
@@ -45,6 +55,7 @@ class PeakMemory:
     def model_ready(self, model: nn.Module) -> None:
         """Start the peak from now (the dense load before quantization and earlier runs do not count)."""
         gc.collect()
+        _release_free_heap()
         self.model_mb = model_bytes(model) / 2**20
         self.ready_rss_mb = _status_mb("VmRSS") or 0.0
         if self.device.type == "cuda":
