@@ -7,8 +7,10 @@ a sweep process, what a first run pays once) is left out:
 - CUDA: torch's peak allocation (``max_memory_allocated``), reset then; it includes the weights held.
 - CPU: the bytes the model holds (``model_bytes``) plus how far the process's resident memory rose above
   its level at that moment (Linux ``VmHWM``, reset then through ``/proc/self/clear_refs``): the weights
-  as held plus what training adds (activations, gradients, optimizer state). What the process held
-  before (libraries, data, imports a first run pays for) is left out.
+  as held plus what training adds (activations, gradients, optimizer state, the math libraries' working
+  memory). The heap freed so far is first handed back to the OS (glibc ``malloc_trim``), so the rise is
+  the same whether a run is the first of its process or the tenth. What the process held before
+  (libraries, data) is left out.
 """
 
 from __future__ import annotations
