@@ -60,7 +60,7 @@ class TrainConfig:
 def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
     """Raise ValueError on a setting no run can use, naming it, its value and what is valid."""
     rules = [
-        ("epochs", cfg.epochs >= 1 or (cfg.max_steps or 0) >= 1, "an integer >= 1"),
+        ("epochs", cfg.epochs >= 1, "an integer >= 1 (max_steps can stop earlier)"),
         ("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "null or an integer >= 1"),
         ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
         ("eval_batch_size", cfg.eval_batch_size >= 1, "an integer >= 1"),
