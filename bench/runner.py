@@ -89,7 +89,7 @@ def run_header(
     epochs: int,
     steps: int,
 ) -> str:
-    """One line before training, e.g. "lora on rt_polarity with minilm, cpu: 2,000 train / 1,000 eval
+    """One line before training, e.g. "lora on rt_polarity with minilm, cpu: 2,000 train / 996 eval
     examples, 2 epochs, 126 steps"."""
     return (
         f"{variant} on {task} with {model}, {device}: {n_train:,} train / {plural(n_eval, 'eval example')}, "
