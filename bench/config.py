@@ -11,6 +11,9 @@ Resolvers (registered by ``register_configs``), so that lists are derived, not w
 - ``${peft_bench.variants:}``: every registered variant, comma-separated (a sweep over all of them).
 - ``${peft_bench.tasks:SOURCE}``: every ``conf/task`` file whose ``source`` is SOURCE, comma-separated.
 - ``${peft_bench.groups:}``: the groups and their options, one line each (the ``--help`` text).
+- ``${peft_bench.selected_lr:NAME,TASK,VARIANT}``: the lr that a tuned comparison selected, from
+  ``conf/selected/NAME.yaml`` (written by ``python -m bench.leaderboard --selected-lrs``); None (the
+  variant's own lr) for a task or variant it does not list, such as a plugin.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from bench.tasks import TaskConfig
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 # Hydra's own groups that conf/hydra/ adds options to and that users choose (the others are set here).
 HYDRA_GROUPS = ("hydra/launcher",)
+SELECTED_DIR = CONF_DIR / "selected"  # tuned lrs (not a group: read by the selected_lr resolver)
 SCHEMA_SUFFIX = "_schema"
 T = TypeVar("T")
 
@@ -53,6 +57,9 @@ class RootConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
+    # dev: the best epoch (and in the leaderboard the lr) is selected on the dev set and the test splits
+    # are reported; test: the papers' convention, best epoch on the reported split (paper experiments only)
+    select_on: str = "dev"
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     resume: bool = True  # skip a run whose config hash already completed
     force: bool = False  # rerun even when completed
@@ -76,6 +83,7 @@ def register_configs() -> None:
         "peft_bench.variants": lambda: ",".join(variants.available()),
         "peft_bench.tasks": lambda source: ",".join(tasks_from(source)),
         "peft_bench.groups": help_groups,
+        "peft_bench.selected_lr": selected_lr,
     }
     for name, resolver in resolvers.items():
         OmegaConf.register_new_resolver(name, resolver, replace=True)
@@ -100,7 +108,11 @@ def groups() -> list[str]:
 
     conf/variant_task/ has none of its own: its recipes sit in one folder per experiment, which picks them.
     """
-    mine = sorted(p.name for p in CONF_DIR.iterdir() if p.name != "hydra" and any(p.glob("*.yaml")))
+    mine = sorted(
+        p.name
+        for p in CONF_DIR.iterdir()
+        if p not in (CONF_DIR / "hydra", SELECTED_DIR) and any(p.glob("*.yaml"))
+    )
     return [*mine, *HYDRA_GROUPS]
 
 
@@ -128,3 +140,13 @@ def tasks_from(source: str) -> list[str]:
     if not names:
         raise ValueError(f"no task in {CONF_DIR / 'task'} has source {source!r}")
     return names
+
+
+def selected_lr(name: str, task: str, variant: str) -> float | None:
+    """The lr in ``conf/selected/<name>.yaml`` for (task, variant), or None when it lists none."""
+    path = SELECTED_DIR / f"{name}.yaml"
+    if not path.is_file():
+        options = sorted(p.stem for p in SELECTED_DIR.glob("*.yaml"))
+        raise ValueError(f"no selected lrs {name!r} ({path}); available: {', '.join(options) or '(none)'}")
+    lr = (OmegaConf.load(path).get(task) or {}).get(variant)
+    return None if lr is None else float(lr)

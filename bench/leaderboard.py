@@ -31,13 +31,16 @@ from typing import Any
 
 import pandas as pd
 
+from bench.budget import BUDGET, UNKNOWN, budget_label, budget_of
+from bench.metrics import DEV, TEST
 from bench.plural import plural
 from bench.results import default_results, flatten, recorded_path
 from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
-from bench.runs_csv import RUNS_CSV, locate, run_row
+from bench.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, run_row
+from bench.selection import AVG_TASK, averages, by_task, selected_lrs, sensitivity, sort_tasks, tuned
+from bench.significance import ALPHA, mark_ties
 
 FORMATS = ("md", "csv", "html")
-AVG_TASK = "avg"
 JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")
 COST_COLUMNS = (
     "trainable_params",
@@ -48,24 +51,15 @@ COST_COLUMNS = (
     "train_samples_per_s",
     "adapter_mb",
 )
-NUMERIC_COLUMNS = ("seed", "score", "best_epoch", "final_score", "lr", "total_params", *COST_COLUMNS)
+NUMERIC_COLUMNS = (
+    "seed", "score", "dev_score", "chance_score", "best_epoch", "final_score", "lr", "total_params",
+    *COST_COLUMNS,
+)  # fmt: skip
 NOT_METRICS = ("epoch", "step")
+STAT_COLUMNS = ("mean_x100", "std_x100", "median_x100", "ci95_x100", "dev_x100", "chance_x100", "scores_x100")
 GROUP = ["task", "variant", "model", "row_key"]  # one leaderboard row: a configuration
 LABELLED = ["task", "variant", "model", "hp_label"]  # the same rows by their labels (unique per row)
 COMPARED = ["task", "variant", "model"]  # the rows whose differing settings the labels show
-# The budget of a comparison: what a run is allowed to see and spend. Settings keys, with the hparams
-# key an older run recorded instead (None: not recorded before settings).
-BUDGET = {
-    "train.epochs": "epochs",
-    "train.max_steps": None,
-    "train.batch_size": "batch_size",
-    "train.grad_accum": None,
-    "model.max_length": None,
-    "train.eval_every_steps": None,
-    "task.max_train_samples": "max_train_samples",
-    "task.max_eval_samples": None,
-}
-UNKNOWN = "?"  # a budget setting an older run did not record
 OFF_BUDGET = "! "  # marks the budget of a row off its task's most common budget
 RESULTS_HELP = (
     "results folder (reads its runs.csv) or sweep folder (reads its run folders); "
@@ -82,7 +76,8 @@ def load(source: str | Path) -> pd.DataFrame:
     source = Path(source)
     if source.is_file() or source.suffix == ".csv":
         return load_runs(source)
-    if (source / RUNS_CSV).is_file() or not is_sweep_folder(source):
+    has_csv = (source / RUNS_CSV).is_file() or is_runs_table(header(source / LEGACY_CSV))
+    if has_csv or not is_sweep_folder(source):
         return load_runs(source / RUNS_CSV)  # a legacy leaderboard.csv is migrated there
     return load_sweep(source)
 
@@ -99,9 +94,15 @@ def load_runs(csv_path: str | Path) -> pd.DataFrame:
     return prepare(df)
 
 
+def run_folders(folder: Path) -> list[Path]:
+    """The run folders at any depth under ``folder`` (those with a metrics.json or a resumed.json)."""
+    found = {p.parent for name in ("metrics.json", "resumed.json") for p in folder.glob(f"**/{name}")}
+    return sorted(found - {folder})
+
+
 def is_sweep_folder(folder: Path) -> bool:
-    """A folder with run folders in it (``*/metrics.json`` or ``*/resumed.json``)."""
-    return any(folder.glob("*/metrics.json")) or any(folder.glob("*/resumed.json"))
+    """A folder with run folders in it, at any depth (experiment=compare nests them by task)."""
+    return bool(run_folders(folder))
 
 
 def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
@@ -109,7 +110,7 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     metrics.json of the run its ``resumed.json`` points at; flattened by ``run_row`` like the CSV."""
     sweep_dir = Path(sweep_dir)
     rows = []
-    for run_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+    for run_dir in run_folders(sweep_dir):
         path = run_dir / "metrics.json"
         if not path.is_file() and (run_dir / "resumed.json").is_file():
             done = json.loads((run_dir / "resumed.json").read_text())["completed_in"]
@@ -219,7 +220,10 @@ def row_labels(df: pd.DataFrame, legacy: pd.Series) -> pd.Series:
 
 
 def _named_by(setting: str, shown: set[str]) -> bool:
-    """Whether a differing setting is already in the label: ``variant.r`` or ``train.lr`` by ``r``, ``lr``."""
+    """Whether a differing setting is already in the label: ``variant.r`` or ``train.lr`` by ``r``, ``lr``;
+    ``train.lr_scale`` by ``lr`` (the lr trained with)."""
+    if setting == "train.lr_scale":
+        return "lr" in shown
     return setting.split(".")[0] in ("variant", "train") and _leaf(setting) in shown
 
 
@@ -266,9 +270,10 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
-def aggregate(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
-    """The leaderboard table: one row per configuration, ranked per task, plus GLUE-style averages; a
-    ``budget`` column when the budgets of some task's rows differ (see ``flag_budgets``)."""
+def configurations(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+    """One row per configuration (see ``summarize``), ranked per task by its test mean; a ``budget``
+    column when the budgets of some task's rows differ (see ``flag_budgets``). Not yet tidied: it keeps
+    each row's per-seed test scores (``scores_x100``) for ``bench.selection``."""
     runs = prepare(df)
     if task is not None:
         tasks = sort_tasks(runs["task"].unique())
@@ -281,15 +286,31 @@ def aggregate(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     if table.empty:
         raise ValueError("the leaderboard has no runs to aggregate")
     table["rank"] = table.groupby("task")["mean_x100"].rank(ascending=False, method="min")
-    table = flag_budgets(table)
-    avg = glue_average(table) if table["task"].nunique() > 1 else pd.DataFrame()
+    return flag_budgets(table)
+
+
+def aggregate(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+    """Every configuration (``configurations``), tidied for display (``--configs``)."""
+    return tidy(configurations(df, task), CONFIG_COLUMNS)
+
+
+def tuned_board(df: pd.DataFrame, task: str | None = None, full: bool = False) -> pd.DataFrame:
+    """The tuned leaderboard (the default view): per task, each variant at its selected configuration
+    (``bench.selection.tuned``), its ties with the best (``bench.significance.mark_ties``), and the
+    averages over the tasks every listed variant ran; COMPACT_COLUMNS unless ``full``."""
+    table = mark_ties(tuned(configurations(df, task)))
+    avg, incomplete = averages(table)
     if len(avg):
         table = pd.concat([table, avg], ignore_index=True)
-    return tidy(table)
+    table = tidy(table, TUNED_COLUMNS if full else COMPACT_COLUMNS)
+    table.attrs["incomplete"] = incomplete
+    return table
 
 
 def summarize(runs: pd.DataFrame) -> dict[str, Any]:
-    """One configuration: counts, main-metric statistics (x100) and means of the other columns."""
+    """One configuration: counts, test-score statistics (x100), its mean dev score (what selects), the
+    chance score, means of the task's other test metrics and of the cost columns, and the tuning time
+    it spent (``time_total_s``: the train time of all its runs)."""
     first = runs.iloc[0]
     done = runs[runs["status"] == "completed"]
     scores = done["score"] * 100
@@ -299,14 +320,21 @@ def summarize(runs: pd.DataFrame) -> dict[str, Any]:
         "model": first["model"],
         "hparams": first["hp_label"],
         "budget": budget_label(run_budget(first)),
+        "budget_key": budget_label(run_budget(first)),  # unmarked by flag_budgets: what tuning groups by
+        "select_on": first["select_on"] or TEST,  # a run recorded before dev sets selected on its test
         "seeds": len(done),
         "failed": len(runs) - len(done),
         "main_metric": first["main_metric"],
         "mean_x100": scores.mean(),
         "std_x100": scores.std(ddof=1),
         "median_x100": scores.median(),
+        "dev_x100": done["dev_score"].mean() * 100,
+        "chance_x100": done["chance_score"].mean() * 100,
+        "scores_x100": scores.tolist(),
+        "lr": first["lr"],
+        "time_total_s": runs["train_time_s"].sum(),
     }
-    others = pd.DataFrame(list(done["metrics"]), index=done.index)
+    others = pd.DataFrame([test_metrics(m) for m in done["metrics"]], index=done.index)
     for name in others.columns:
         if name != first["main_metric"] and name not in NOT_METRICS and "loss" not in name:
             row[f"{name}_x100"] = pd.to_numeric(others[name], errors="coerce").mean() * 100
@@ -314,32 +342,18 @@ def summarize(runs: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
+def test_metrics(values: dict[str, Any]) -> dict[str, Any]:
+    """A run's test metrics by their bare names (``test/f1`` -> ``f1``); dev metrics left out."""
+    prefix = f"{TEST}/"
+    return {k.removeprefix(prefix): v for k, v in values.items() if not k.startswith(f"{DEV}/")}
+
+
 def run_budget(run: pd.Series) -> dict[str, Any]:
     """A run's budget (BUDGET's settings); a run recorded before ``settings``: what its hparams hold."""
     if run["settings"]:
-        return {k: run["settings"].get(k) for k in BUDGET}
+        return budget_of(run["settings"])
     hp = run["hparams"]
     return {k: hp.get(old, UNKNOWN) if old and hp else UNKNOWN for k, old in BUDGET.items()}
-
-
-def budget_label(b: dict[str, Any]) -> str:
-    """A short label, e.g. "2 ep x bs 32, len 64, 2000/1000 ex" (train/eval examples; all: no limit; ?:
-    not recorded by an older run). max_steps, grad_accum and eval_every_steps show when set."""
-
-    def v(key: str, none: str = "all") -> str:
-        value = b[key]
-        return none if value is None else str(value)
-
-    def given(key: str, default: Any) -> Any:  # a value that changes the label, if any
-        return None if b[key] in (None, default, UNKNOWN) else b[key]
-
-    steps, accum = given("train.max_steps", 0), given("train.grad_accum", 1)
-    evals = given("train.eval_every_steps", 0)
-    epochs = f"{v('train.epochs')} ep" + (f" (max {steps} steps)" if steps else "")
-    batch = f"bs {v('train.batch_size')}" + (f"x{accum}" if accum else "")
-    every = f", eval every {evals} steps" if evals else ""
-    examples = f"{v('task.max_train_samples')}/{v('task.max_eval_samples')} ex"
-    return f"{epochs} x {batch}, len {v('model.max_length')}{every}, {examples}"
 
 
 def flag_budgets(table: pd.DataFrame) -> pd.DataFrame:
@@ -395,13 +409,7 @@ def differences(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
                 out.append((t, variant, model, runs["hp_label"].iloc[i], k, value))
     columns = ["task", "variant", "model", "hparams", "setting", "value"]
     table = pd.DataFrame(out, columns=columns)
-    order = {t: i for i, t in enumerate(sort_tasks(table["task"]))}
-    return (
-        table.assign(_t=table["task"].map(order))
-        .sort_values(["_t", "variant", "model", "setting"], kind="stable")
-        .drop(columns="_t")
-        .reset_index(drop=True)
-    )
+    return by_task(table, ["variant", "model", "setting"])
 
 
 def render_differences(diff: pd.DataFrame, fmt: str) -> str:
@@ -424,67 +432,47 @@ def render_differences(diff: pd.DataFrame, fmt: str) -> str:
     return "\n".join(parts)
 
 
-def glue_average(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (variant, model): the mean over tasks present of the best configuration's mean on each task."""
-    rows = []
-    for (variant, model), g in table.groupby(["variant", "model"], sort=False):
-        best = g.dropna(subset=["mean_x100"]).sort_values("mean_x100").drop_duplicates("task", keep="last")
-        if best.empty:
-            continue
-        rows.append(
-            {
-                "task": AVG_TASK,
-                "variant": variant,
-                "model": model,
-                "hparams": "best per task",
-                "mean_x100": best["mean_x100"].mean(),
-                "tasks": ",".join(sort_tasks(best["task"])),
-            }
-        )
-    avg = pd.DataFrame(rows, columns=["task", "variant", "model", "hparams", "mean_x100", "tasks"])
-    avg["rank"] = avg.groupby("tasks")["mean_x100"].rank(ascending=False, method="min")
-    return avg
+METRICS = "<metrics>"  # in a column list: the task's other test metrics (*_x100)
+OPTIONAL = ("budget", "select_on", "published", "tasks", "published_source", "source")  # shown when present
+CONFIG_COLUMNS = [
+    "rank", "task", "variant", "model", "hparams", "budget", "select_on", "seeds", "failed", "main_metric",
+    "mean_x100", "std_x100", "median_x100", "dev_x100", "chance_x100", "published", METRICS, *COST_COLUMNS,
+    "time_total_s", "tasks", "published_source", "source",
+]  # fmt: skip
+COMPACT_COLUMNS = [
+    "rank", "task", "variant", "model", "hparams", "budget", "select_on", "mean_x100", "ci95_x100", "n",
+    "tied", "dev_x100", "chance_x100", "grid", "pct_trainable", "peak_memory_mb", "train_time_s",
+    "tuning_time_s", "edge", "published", "tasks",
+]  # fmt: skip
+TUNED_COLUMNS = [
+    "rank", "task", "variant", "model", "hparams", "lr", "budget", "select_on", "n", "failed", "grid",
+    "grid_runs",
+    "main_metric", "mean_x100", "std_x100", "ci95_x100", "median_x100", "p_vs_best", "tied", "dev_x100",
+    "chance_x100", "published", METRICS, *COST_COLUMNS, "tuning_time_s", "edge", "tasks", "published_source",
+    "source",
+]  # fmt: skip
+INTEGER_COLUMNS = ("rank", "seeds", "failed", "trainable_params", "n", "grid", "grid_runs")
 
 
-def sort_tasks(tasks) -> list[str]:
-    """Tasks in alphabetical order, the average last."""
-    return sorted(set(tasks), key=lambda t: (t == AVG_TASK, t))
-
-
-def tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """Column order, integer columns, rows by task then rank."""
-    metric_cols = sorted(
-        c for c in table.columns if c.endswith("_x100") and c not in ("mean_x100", "std_x100", "median_x100")
-    )
-    published = ["published"] if "published" in table.columns else []
-    budget = ["budget"] if "budget" in table.columns else []
-    tail = [c for c in ("tasks", "published_source", "source") if c in table.columns]
-    cols = [
-        "rank",
-        "task",
-        "variant",
-        "model",
-        "hparams",
-        *budget,
-        "seeds",
-        "failed",
-        "main_metric",
-        "mean_x100",
-        "std_x100",
-        "median_x100",
-        *published,
-        *metric_cols,
-        *COST_COLUMNS,
-        *tail,
-    ]
+def tidy(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` in order (METRICS expanded; an OPTIONAL one only when the table has it), integer
+    columns, rows by task then rank."""
+    metric_cols = sorted(c for c in table.columns if c.endswith("_x100") and c not in STAT_COLUMNS)
+    cols = []
+    for c in columns:
+        if c == METRICS:
+            cols += metric_cols
+        elif c not in OPTIONAL or c in table.columns:
+            cols.append(c)
+    if "select_on" in cols and table["select_on"].fillna("dev").eq("dev").all():
+        cols.remove("select_on")  # shown only when some row follows the papers' convention
     table = table.reindex(columns=cols)
-    for col in ("rank", "seeds", "failed", "trainable_params"):
-        table[col] = pd.to_numeric(table[col]).round().astype("Int64")
-    order = {t: i for i, t in enumerate(sort_tasks(table["task"]))}
-    table = table.assign(_t=table["task"].map(order)).sort_values(
-        ["_t", "rank", "variant"], na_position="last", kind="stable"
-    )
-    return table.drop(columns="_t").reset_index(drop=True)
+    for col in INTEGER_COLUMNS:
+        if col in table.columns:
+            table[col] = pd.to_numeric(table[col]).round().astype("Int64")
+    table = by_task(table, ["rank", "variant"])
+    table.attrs["columns"] = list(dict.fromkeys(c for c in columns if c != METRICS))
+    return table
 
 
 REFERENCE_COLUMNS = ("task", "variant", "model", "metric", "score", "params_m", "source")
@@ -566,28 +554,59 @@ def add_reference(table: pd.DataFrame, ref: pd.DataFrame, task: str | None = Non
             if k not in matched
         ]
     )
-    return tidy(pd.concat([ours, extra], ignore_index=True) if len(extra) else ours)
+    columns = list(
+        dict.fromkeys([*table.attrs.get("columns", table.columns), "published", "published_source", "source"])
+    )
+    merged = tidy(pd.concat([ours, extra], ignore_index=True) if len(extra) else ours, columns)
+    merged.attrs["incomplete"] = table.attrs.get("incomplete", [])
+    return merged
 
 
 def notes(table: pd.DataFrame) -> list[str]:
-    """What the columns mean, stated with the table."""
+    """What the columns mean, stated with the table (each line only when its columns are there)."""
+    tuned_view = "tied" in table.columns
     lines = [
-        "score = main metric at the best epoch, as the papers report (dev set; LoRA and VeRA print the "
-        "median of 5 seeds, AdaLoRA the mean).",
-        "mean, std (sample, over seeds), median and every *_x100 column: metric ×100.",
+        "mean_x100: the test score (main metric ×100) at the epoch selected on the dev set, mean over "
+        "seeds; std: sample std over seeds; every *_x100 column is a metric ×100.",
+    ]
+    if tuned_view:
+        lines += [
+            "Tuned: per (task, variant, model, budget) the configuration (lr or any swept setting) with the "
+            "best mean dev score is selected and its test score reported; nothing is selected on test. "
+            "hparams: the selected configuration; tuning_time_s: the train time of every run of every "
+            "candidate (`--sensitivity` lists them; `--configs` shows every configuration).",
+            "ci95: half-width of the 95% confidence interval of the mean (Student's t); n: seeds. tied: "
+            f"cannot be told apart from the task's best (Welch's t-test over seeds, p >= {ALPHA}); - : fewer "
+            "than 2 seeds on a side. rank: 1 = best test mean within the task.",
+            "edge: the selected lr is the lowest (low) or highest (high) of its grid; widen the grid there.",
+        ]
+    else:
+        lines.append(
+            "Every configuration, unselected: a row is the runs whose resolved config is the same but for "
+            "the seed (their config_key); its label shows lr, the variant's key hparams and every setting "
+            "in which the rows of its (task, variant, model) differ (`--diff` lists them)."
+        )
+    lines.append(
+        "dev_x100: the dev score that selects; chance_x100: the test score of always predicting the train "
+        "set's majority class (a regression's constant: 0). A row at chance learned nothing."
+    )
+    if "select_on" in table.columns:
+        lines.append(
+            "select_on test: the papers' convention (best epoch picked on the reported split itself), kept "
+            "for paper reproductions only: those scores are optimistic, not held out."
+        )
+    lines += [
         "One run per config hash (the latest completed rerun counts); `failed` counts failed, diverged and "
-        "oom runs, which are not averaged. rank: 1 = best mean within the task.",
-        "A row is one configuration: runs whose resolved config is the same but for the seed (their "
-        "config_key); its label shows lr, the variant's key hparams and every setting in which the rows "
-        "of its (task, variant, model) differ (`--diff` lists them).",
+        "oom runs, which are not averaged.",
         *budget_notes(table),
     ]
     if (table["task"] == AVG_TASK).any():
         lines.append(
-            "avg: GLUE-style average per (variant, model) of the best configuration's mean on each "
-            "task, over the tasks present only (listed in `tasks`); ranked among averages over the "
-            "same tasks."
+            "avg: per variant, the mean over the tasks listed in `tasks` of its selected test mean; only the "
+            "variants that ran every task are averaged."
         )
+    if table.attrs.get("incomplete"):
+        lines.append(f"No average for {', '.join(table.attrs['incomplete'])}: missing some task.")
     if "published" in table.columns:
         lines.append(
             "published: the papers' numbers (percent; results/reference/README.md cites them); an avg "
@@ -606,6 +625,10 @@ FORMAT_BY_COLUMN = {
     "train_samples_per_s": "{:,.1f}",
     "adapter_mb": "{:.3g}",
     "published": "{:.2f}",
+    "tuning_time_s": "{:,.0f}",
+    "time_total_s": "{:,.0f}",
+    "p_vs_best": "{:.3f}",
+    "lr": "{:g}",
 }
 
 
@@ -615,7 +638,9 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
     def fmt(col: str, v: Any) -> str:
         if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
             return "-"
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, (int, float)):
             return FORMAT_BY_COLUMN.get(col, "{:.2f}" if isinstance(v, float) else "{}").format(v)
         return str(v)
 
@@ -635,6 +660,25 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     return "".join(f"> {line}\n" for line in notes(table)) + "\n" + markdown_table(cells(table))
 
 
+def selected_lrs_yaml(table: pd.DataFrame, source: str | Path) -> str:
+    """``selected_lrs`` as the YAML file that ``${peft_bench.selected_lr:...}`` reads, saying its source."""
+    lines = [
+        f"# The lr selected on dev per task and variant by the tuned leaderboard of {source}.",
+        f"# Made by: python -m bench.leaderboard --results {source} --selected-lrs --out <this file>",
+    ]
+    for task, by_variant in selected_lrs(table).items():
+        lines.append(f"{task}:")
+        lines += [f"  {variant}: {lr:g}" for variant, lr in by_variant.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_plain(table: pd.DataFrame, fmt: str) -> str:
+    """A table without notes as Markdown or an HTML table."""
+    if fmt == "html":
+        return cells(table).to_html(index=False).encode("ascii", "xmlcharrefreplace").decode()
+    return markdown_table(cells(table))
+
+
 def markdown_table(text: pd.DataFrame) -> str:
     """A frame of strings as a Markdown table ('|' in a cell escaped)."""
     head = "| " + " | ".join(text.columns) + " |\n|" + "|".join("---" for _ in text.columns) + "|\n"
@@ -644,21 +688,21 @@ def markdown_table(text: pd.DataFrame) -> str:
 
 
 def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path:
-    """Write the sweep's runs aggregated to ``<sweep_dir>/leaderboard.md`` and ``.csv``; returns the md."""
+    """Write the sweep's tuned leaderboard to ``<sweep_dir>/leaderboard.md`` (compact) and ``.csv`` (every
+    column); returns the md."""
     sweep_dir = Path(sweep_dir)
     runs = load_runs(csv_path)
-    resumed = {json.loads(p.read_text())["config_hash"] for p in sweep_dir.glob("*/resumed.json")}
+    resumed = {json.loads(p.read_text())["config_hash"] for p in sweep_dir.glob("**/resumed.json")}
     mine = runs[runs["sweep"].map(lambda s: _same_path(s, sweep_dir)) | runs["config_hash"].isin(resumed)]
     if mine.empty:
         sweeps = sorted({s for s in runs["sweep"] if s})
         raise ValueError(
             f"no runs of sweep {sweep_dir} in {csv_path}; sweeps there: {', '.join(sweeps) or '(none)'}"
         )
-    table = aggregate(mine)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "leaderboard.csv").write_text(render(table, "csv"))
+    (sweep_dir / "leaderboard.csv").write_text(render(tuned_board(mine, full=True), "csv"))
     md = sweep_dir / "leaderboard.md"
-    md.write_text(f"# Leaderboard of sweep {sweep_dir.name}\n\n" + render(table, "md"))
+    md.write_text(f"# Leaderboard of sweep {sweep_dir.name}\n\n" + render(tuned_board(mine), "md"))
     return md
 
 
@@ -674,7 +718,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md", choices=FORMATS, help="output format (default: md)")
     p.add_argument("--with-reference", action="store_true", help="add the published numbers")
     p.add_argument("--out", help="write to this file instead of stdout")
-    p.add_argument(
+    views = p.add_mutually_exclusive_group()
+    views.add_argument("--full", action="store_true", help="the tuned table with every column")
+    views.add_argument(
+        "--configs", action="store_true", help="every configuration (each lr of a grid), none selected"
+    )
+    views.add_argument(
+        "--sensitivity", action="store_true", help="dev and test score against lr, per variant and task"
+    )
+    views.add_argument(
+        "--selected-lrs",
+        action="store_true",
+        help="the selected lr per task and variant as YAML (conf/selected/*.yaml, read by experiment=demo)",
+    )
+    views.add_argument(
         "--diff",
         action="store_true",
         help="instead of the table, the settings in which the rows of each (task, variant, model) differ",
@@ -687,16 +744,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs = load(args.csv or args.results)
-        table = aggregate(runs, task=args.task)
-        if args.with_reference and not args.diff:
-            table = add_reference(table, load_reference(reference_dir(args.results)), args.task)
+        if args.diff:
+            text = render_differences(differences(runs, args.task), args.format)
+        elif args.selected_lrs:
+            text = selected_lrs_yaml(tuned_board(runs, args.task, full=True), args.csv or args.results)
+        elif args.sensitivity:
+            table = sensitivity(configurations(runs, args.task))
+            text = (
+                table.round(4).to_csv(index=False)
+                if args.format == "csv"
+                else render_plain(table, args.format)
+            )
+        else:
+            table = aggregate(runs, args.task) if args.configs else tuned_board(runs, args.task, args.full)
+            if args.with_reference:
+                table = add_reference(table, load_reference(reference_dir(args.results)), args.task)
+            text = render(table, args.format)
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
-    text = (
-        render_differences(differences(runs, args.task), args.format)
-        if args.diff
-        else render(table, args.format)
-    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)

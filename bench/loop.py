@@ -10,7 +10,8 @@ test-kit and the tests all call it, so a benchmark times what training does.
         clip_grad_norm_; optimizer.step(); scheduler.step()
         hooks.on_step_end(model, step, total_steps)
         optimizer.zero_grad()
-    evaluate every `eval_every_steps` and at the end of every epoch; track the best evaluation
+    evaluate every `eval_every_steps` and at the end of every epoch; the best evaluation is the one
+    with the best selection metric (the dev set's, see bench.metrics)
 
 A non-finite loss stops the run with status ``diverged``. This module imports neither Hydra nor datasets.
 """
@@ -42,6 +43,7 @@ class TrainConfig:
     """The training loop's settings (`train.*`)."""
 
     lr: float | None = None  # None: the variant's recommended lr (variant.lr)
+    lr_scale: float = 1.0  # multiplies that lr: the grid of experiment=compare (x1, x4, x16)
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
     batch_size: int = 32
@@ -60,6 +62,7 @@ class TrainConfig:
 def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
     """Raise ValueError on a setting no run can use, naming it, its value and what is valid."""
     rules = [
+        ("lr_scale", math.isfinite(cfg.lr_scale) and cfg.lr_scale > 0, "a finite number > 0"),
         ("epochs", cfg.epochs >= 1, "an integer >= 1 (max_steps can stop earlier)"),
         ("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "null or an integer >= 1"),
         ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
@@ -250,9 +253,11 @@ def fit(
     cfg: TrainConfig,
     lr: float,
     device: torch.device,
-    main_metric: str,
+    select_metric: str,
     log_metrics: Log,
 ) -> LoopResult:
+    """Train for the configured budget; the best evaluation is the one with the highest
+    ``select_metric`` (a key of ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.metrics``)."""
     check_train_config(cfg, lr)
     steps_total = total_steps(len(loader), cfg)
     optimizer = torch.optim.AdamW(variant.param_groups(model, lr, cfg.weight_decay))
@@ -271,10 +276,10 @@ def fit(
         row.update(metrics)
         result.history.append(row)
         result.final, result.final_outputs = metrics, outputs
-        if not result.best or metrics[main_metric] > result.best[main_metric]:
+        if not result.best or metrics[select_metric] > result.best[select_metric]:
             result.best, result.best_epoch = metrics, row["epoch"]
-        log_metrics({f"eval/{k}": v for k, v in metrics.items()} | {"epoch": row["epoch"]}, step)
-        progress.show(f"{main_metric}={metrics[main_metric]:.4f}")
+        log_metrics(metrics | {"epoch": row["epoch"]}, step)
+        progress.show(f"{select_metric}={metrics[select_metric]:.4f}")
 
     start = time.perf_counter()
     eval_time = 0.0

@@ -175,7 +175,7 @@ EDIT HERE: the method, its paper and its equation. A peft-bench variant plugin g
 pip install -e .                      # in the environment where peft-bench is installed
 pytest                                # peft-bench's contract test-kit and this package's tests
 python -m bench.train variant=$name model=tiny task=rt_polarity train.epochs=1
-python -m bench.train -m variant=lora,$name seed=0,1,2 && python -m bench.leaderboard
+python -m bench.train -m variant=lora,$name seed=0,1,2 train.lr_scale=1,4,16 && python -m bench.leaderboard
 ```
 
 Options: `variant.r`, `variant.alpha`, `variant.lr`, `variant.targets` (defaults in `${Class}Config`).

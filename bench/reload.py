@@ -1,10 +1,10 @@
 """Rebuild a finished run from its folder: the variant, the model with its adapter, the tokenizer and
-the eval split(s), to look at predictions or keep using the model.
+the evaluated splits (dev and test), to look at predictions or keep using the model.
 
     from bench.reload import load_run, predict
     run = load_run("results/runs/2026-01-01_12-00-00_lora-rt_polarity-s0")
-    run.evals["validation"][0]        # {"sentence": ..., "label": ..., "idx": ...}
-    predict(run)["validation"]        # logits, one row per example, as in predictions.csv
+    run.evals["test"][0]              # {"sentence": ..., "label": ..., "idx": ...}
+    predict(run)["test"]              # logits, one row per example, as in predictions.csv
 
 It reads ``config.yaml`` and ``adapter/`` and calls the same functions as the runner (bench.models,
 bench.tasks, bench.data, variants.build, Variant.load_adapter_state_dict). Each eval split is in
@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 import variants
 from bench import data
+from bench.metrics import DEV
 from bench.models import ModelConfig, load_model, load_tokenizer, resolve_targets
 from bench.runner import evaluator, make_dataclass, seed_everything
 from bench.tasks import TaskConfig, load_task
@@ -41,7 +42,7 @@ class LoadedRun:
     tokenizer: object
     model_cfg: ModelConfig
     task: TaskConfig
-    evals: dict[str, datasets.Dataset]  # split -> examples sorted by idx, as in predictions.csv
+    evals: dict[str, datasets.Dataset]  # dev and test splits -> examples sorted by idx, as in predictions.csv
     device: torch.device
 
 
@@ -62,7 +63,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     variant.apply(model, resolve_targets(model_cfg, variant.config.targets))
     variant.load_adapter_state_dict(model, load_file(str(adapter)))
     model.to(device).eval()
-    evals = {split: ds.sort("idx") for split, ds in load_task(task_cfg).evals.items()}
+    task_data = load_task(task_cfg, with_dev=cfg.get("select_on", "test") == DEV)
+    evals = {split: ds.sort("idx") for split, ds in task_data.held_out().items()}
     return LoadedRun(
         run_dir=run_dir,
         config=cfg,

@@ -20,7 +20,9 @@ import torch
 from safetensors.torch import save_file
 
 RESULTS_ENV = "PEFT_BENCH_RESULTS"  # the results folder, when set (conf/train.yaml reads it too)
+# What does not change what a run computes: where it logs, how it reports progress, what it keeps.
 HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name")
+HASH_IGNORED_TRAIN = ("progress", "save_adapter")  # train.progress, train.save_adapter
 
 
 def default_results() -> str:
@@ -39,9 +41,12 @@ def recorded_path(recorded: str | Path, near: Path) -> Path:
 
 
 def config_payload(cfg: dict[str, Any], with_seed: bool = True) -> dict[str, Any]:
-    """The resolved config minus HASH_IGNORED (where a run logs, not what it computes), and minus
-    ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key`` and ``config_settings`` read."""
-    return {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
+    """The resolved config minus HASH_IGNORED and HASH_IGNORED_TRAIN (not what a run computes), and
+    minus ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key`` and ``config_settings`` read."""
+    out = {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in HASH_IGNORED_TRAIN}
+    return out
 
 
 def _short_hash(payload: dict[str, Any]) -> str:

@@ -9,10 +9,13 @@ RUNS_COLUMNS = [
     "model",
     "seed",
     "main_metric",  # name of the task's main metric, e.g. accuracy
-    "score",  # main metric at the best epoch (raw scale: 0..1 for accuracy, -1..1 for correlations)
-    "best_epoch",
-    "final_score",  # main metric at the last evaluation
-    "metrics",  # JSON: every metric at the best epoch
+    "score",  # test main metric at the selected epoch (raw scale: 0..1 for accuracy, -1..1 for correlations)
+    "dev_score",  # dev main metric at the selected epoch (what selects; empty with select_on=test)
+    "select_on",  # dev (the best epoch by the dev set) | test (the papers' convention)
+    "best_epoch",  # the selected epoch
+    "final_score",  # test main metric at the last evaluation
+    "chance_score",  # test main metric of the train majority class (regression: 0, a constant)
+    "metrics",  # JSON: every metric (dev/..., test/...) at the selected epoch
     "final_metrics",  # JSON: every metric at the last evaluation
     "hparams",  # JSON: key hyperparameters (lr, epochs, batch size, the variant's options)
     "label_hparams",  # JSON list: the hparams naming its configuration (lr, key_hparams)
@@ -33,9 +36,12 @@ RUNS_COLUMNS = [
     "git_commit",
     "error",  # one line, for failed runs
 ]
-ADDED_COLUMNS = (  # absent from CSVs written before them: read as empty (in the order above)
+ADDED_COLUMNS = (  # absent from CSVs written before them: read as empty (placed as in RUNS_COLUMNS)
     "label_hparams",
     "settings",
     "model_mb",
     "config_key",
+    "dev_score",
+    "select_on",
+    "chance_score",
 )

@@ -24,7 +24,7 @@ import variants
 from bench import data, loop, results
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
-from bench.metrics import compute_metrics
+from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
 from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
 from bench.plural import plural
 from bench.sinks import make_sinks
@@ -50,16 +50,6 @@ def is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and ("DefaultCPUAllocator" in message or "out of memory" in message)
 
 
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -79,20 +69,32 @@ def label_hparams(variant_name: str) -> list[str]:
     return ["lr", *cls.key_hparams]
 
 
+SELECT_ON = (DEV, TEST)
+
+
+def check_select_on(value: str) -> None:
+    if value not in SELECT_ON:
+        raise ValueError(
+            f"select_on={value!r} is not valid: choose {DEV} (select on the dev set, report the test "
+            "splits) or test (the papers' convention: best epoch on the reported split)"
+        )
+
+
 def run_header(
     variant: str,
     task: str,
     model: str,
     device: torch.device,
     n_train: int,
-    n_eval: int,
+    held_out: dict[str, int],
     epochs: int,
     steps: int,
 ) -> str:
-    """One line before training, e.g. "lora on rt_polarity with minilm, cpu: 2,000 train / 996 eval
-    examples, 2 epochs, 126 steps"."""
+    """One line before training, e.g. "lora on rt_polarity with minilm, cpu: 2,000 train, 996 dev,
+    1,000 test examples, 2 epochs, 126 steps"."""
+    parts = "".join(f", {n:,} {split}" for split, n in held_out.items())
     return (
-        f"{variant} on {task} with {model}, {device}: {n_train:,} train / {plural(n_eval, 'eval example')}, "
+        f"{variant} on {task} with {model}, {device}: {n_train:,} train{parts} examples, "
         f"{plural(epochs, 'epoch')}, {plural(steps, 'step')}"
     )
 
@@ -129,14 +131,16 @@ def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None
     """What metrics.json holds before training (status failed until the run ends): the run's names,
     ``config_hash`` (the run), ``config_key`` (its configuration: the hash without the seed), ``hparams``,
     ``label_hparams`` and ``settings`` (the resolved config as dotted keys, minus the seed and what the
-    hashes ignore), from the resolved config ``container``."""
+    hashes ignore), from the resolved config ``container``. ``hparams.lr`` is the lr trained with:
+    train.lr (else the variant's) times train.lr_scale."""
     task_cfg = make_dataclass(TaskConfig, container["task"])
     train_cfg = make_dataclass(TrainConfig, container["train"])
     variant_name = container["variant"]["name"]
     seed = container["seed"]
     options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
+    base_lr = train_cfg.lr or container["variant"].get("lr")
     hparams = {
-        "lr": train_cfg.lr or container["variant"].get("lr"),
+        "lr": base_lr * train_cfg.lr_scale if base_lr is not None else None,
         "epochs": train_cfg.epochs,
         "batch_size": train_cfg.batch_size,
         "max_train_samples": task_cfg.max_train_samples,
@@ -151,6 +155,9 @@ def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None
         "model": container["model"]["name"],
         "seed": seed,
         "main_metric": task_cfg.main_metric,
+        "dev_metric": dev_metric(task_cfg),
+        "select_on": container["select_on"],
+        "selection_metric": selection_key(task_cfg, container["select_on"]),
         "config_hash": results.config_hash(container),
         "config_key": results.config_key(container),
         "git_commit": results.git_commit(),
@@ -204,13 +211,16 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
 
 def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir) -> None:
     variant = variants.build(container["variant"]["name"], container["variant"])
-    loop.check_train_config(train_cfg, metrics["hparams"]["lr"])  # before any data or model loads
+    check_select_on(cfg.select_on)  # these checks come before any data or model loads
+    loop.check_train_config(train_cfg, metrics["hparams"]["lr"])
     targets = resolve_targets(model_cfg, variant.config.targets)
     device = loop.pick_device(cfg.device)
     seed_everything(cfg.seed)
     memory = PeakMemory(device)
 
-    task_data = load_task(task_cfg)
+    task_data = load_task(task_cfg, with_dev=cfg.select_on == DEV)
+    tests = {s: np.asarray(ds["label"]) for s, ds in task_data.evals.items()}
+    metrics["chance"] = chance(task_cfg, np.asarray(task_data.train["label"]), tests)
     regression = task_cfg.num_labels == 1
     tokenizer = load_tokenizer(model_cfg)
     model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
@@ -240,9 +250,9 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         train_cfg.length_grouping,
         train_cfg.num_workers,
     )
+    held_out = task_data.held_out()
     eval_dls = {
-        s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size)
-        for s, ds in task_data.evals.items()
+        s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size) for s, ds in held_out.items()
     }
 
     group = Path(sweep_dir).name if sweep_dir else None
@@ -263,7 +273,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
             model_cfg.name,
             device,
             len(task_data.train),
-            sum(len(ds) for ds in task_data.evals.values()),
+            {s: len(ds) for s, ds in held_out.items()},
             train_cfg.epochs,
             loop.total_steps(len(train_dl), train_cfg),
         )
@@ -284,7 +294,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         train_cfg,
         lr,
         device,
-        task_cfg.main_metric,
+        metrics["selection_metric"],
         log_values,
     )
     results.write_history(run_dir / "history.jsonl", out.history)

@@ -18,6 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from bench.metrics import DEV, TEST
 from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
 
 RUNS_CSV = "runs.csv"
@@ -25,12 +26,21 @@ LEGACY_CSV = "leaderboard.csv"  # the runs CSV's name before runs.csv
 LOCK_TIMEOUT_S = 120
 
 
+def test_score(values: dict[str, Any], main: str | None) -> Any:
+    """The reported number in a run's metrics: ``test/<main>`` (a run recorded before the dev and test
+    roles has the bare ``<main>``); "" when absent."""
+    return values.get(f"{TEST}/{main}", values.get(main, ""))
+
+
 def run_row(metrics: dict[str, Any]) -> dict[str, Any]:
     """Flatten a run's metrics.json into one runs-CSV row (JSON for the nested parts)."""
     main = metrics.get("main_metric")
+    best = metrics.get("best", {})
     row = {c: metrics.get(c, "") for c in RUNS_COLUMNS}
-    row["score"] = metrics.get("best", {}).get(main, "")
-    row["final_score"] = metrics.get("final", {}).get(main, "")
+    row["score"] = test_score(best, main)
+    row["dev_score"] = best.get(f"{DEV}/{metrics.get('dev_metric')}", "")
+    row["final_score"] = test_score(metrics.get("final", {}), main)
+    row["chance_score"] = test_score(metrics.get("chance", {}), main)
     row["metrics"] = json.dumps(metrics.get("best", {}), sort_keys=True)
     row["final_metrics"] = json.dumps(metrics.get("final", {}), sort_keys=True)
     row["hparams"] = json.dumps(metrics.get("hparams", {}), sort_keys=True, default=str)

@@ -12,6 +12,13 @@ Three sources, all returning the same columns (the text fields, ``label``, ``idx
 - ``local``: ``<split>.csv``, ``.json``, ``.jsonl`` or ``.parquet`` in ``data_dir`` (``train.csv``,
   ``validation.csv``, ...) with the text fields and ``label`` as columns (``idx`` optional).
 
+Every task has two held-out parts with two jobs (see ``load_task``): ``dev`` selects (the best epoch, and
+in the leaderboard the learning rate or any swept setting) and the ``eval_splits`` are the test, where
+the reported number comes from. ``dev`` is the source split ``dev_split`` when set (vader: its
+``validation`` part), else ``dev_size`` examples carved from train (GLUE: its labelled test is the
+validation split, so the dev set must come from train). Nothing is selected on the test splits unless a
+run asks for the papers' convention (``select_on=test``: best epoch on the reported split).
+
 Labels are ids 0..num_labels-1 (int64) or, when ``num_labels`` is 1, float32 regression targets. Label
 strings (``entailment``) map to their position in ``label_names``, the Hub dataset's order.
 """
@@ -28,7 +35,7 @@ import numpy as np
 from omegaconf import MISSING
 
 from bench import vader
-from bench.metrics import metric_names
+from bench.metrics import DEV, metric_names
 
 SOURCES = ("glue", "vader", "local")
 TABLE_BUILDERS = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
@@ -44,7 +51,9 @@ class TaskConfig:
     num_labels: int = MISSING  # 1 means regression
     metrics: list[str] = MISSING  # e.g. [accuracy, f1]
     main_metric: str = MISSING  # a metric name, plus _<suffix> for suffixed splits (MNLI: accuracy_m)
-    eval_splits: dict[str, str] = MISSING  # split -> metric suffix: {validation: ""}
+    eval_splits: dict[str, str] = MISSING  # the test splits -> metric suffix: {validation: ""}
+    dev_split: str | None = None  # a source split used as the dev set; None: carve dev_size from train
+    dev_size: float = 0.1  # carved dev set: a fraction of train (< 1) or a number of examples (>= 1)
     label_names: list[str] = field(default_factory=list)  # id order; maps label strings in local files
     data_dir: str | None = None  # local GLUE TSV / CSV / JSON / parquet files (vader: the sdist's folder)
     max_train_samples: int | None = None  # seeded subsample for quick runs
@@ -64,13 +73,23 @@ class TaskConfig:
 @dataclass
 class TaskData:
     train: datasets.Dataset
-    evals: dict[str, datasets.Dataset]  # eval split name -> dataset
+    evals: dict[str, datasets.Dataset]  # the test splits: name -> dataset
+    dev: datasets.Dataset | None = None  # None when not asked for (select_on=test)
+
+    def held_out(self) -> dict[str, datasets.Dataset]:
+        """Every split a run evaluates: ``dev`` (when loaded) first, then the test splits."""
+        return ({DEV: self.dev} if self.dev is not None else {}) | self.evals
 
 
-def load_task(cfg: TaskConfig) -> TaskData:
-    """The train split and the eval splits of a task, subsampled when max_*_samples are set."""
+def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
+    """Train, dev (when ``with_dev``) and the test splits of a task, subsampled when max_*_samples are set.
+
+    A carved dev set is taken from the whole train split first (seeded by ``split_seed``), so it never
+    overlaps train, whatever ``max_train_samples`` is; ``max_eval_samples`` caps dev and each test split.
+    """
     check_config(cfg)
-    splits = ["train", *cfg.eval_splits]
+    dev_source = [cfg.dev_split] if with_dev and cfg.dev_split else []
+    splits = ["train", *cfg.eval_splits, *dev_source]
     if cfg.source == "vader":
         data = _load_vader(cfg, splits)
     elif cfg.data_dir:
@@ -79,9 +98,32 @@ def load_task(cfg: TaskConfig) -> TaskData:
         raise ValueError(f"task {cfg.name!r} has source=local but no data folder: set task.data_dir=DIR")
     else:
         data = _load_hub(cfg, splits)
-    train = subsample(data["train"], cfg.max_train_samples, cfg.split_seed)
+    train, dev = data["train"], None
+    if with_dev:
+        if cfg.dev_split:
+            dev = data[cfg.dev_split]
+        else:
+            train, dev = carve(train, cfg.dev_size, cfg.split_seed, cfg.name)
+        dev = subsample(dev, cfg.max_eval_samples, cfg.split_seed)
+    train = subsample(train, cfg.max_train_samples, cfg.split_seed)
     evals = {s: subsample(data[s], cfg.max_eval_samples, cfg.split_seed) for s in cfg.eval_splits}
-    return TaskData(train=train, evals=evals)
+    return TaskData(train=train, evals=evals, dev=dev)
+
+
+def carve(
+    ds: datasets.Dataset, size: float, seed: int, task: str
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(rest, dev): ``size`` rows of ``ds`` (a fraction when < 1, at least one row; else a count) chosen by
+    ``seed``; both keep the original order. The same rows on every machine (numpy's PCG64)."""
+    n_dev = max(1, round(size * len(ds))) if size < 1 else int(size)
+    if len(ds) < 2 or not 1 <= n_dev < len(ds):
+        raise ValueError(
+            f"task {task!r}: task.dev_size={size} carves {n_dev} of the {len(ds)} training examples as the "
+            "dev set; it must leave at least one on each side (a fraction in (0, 1) or a count below the "
+            "train size), or set task.dev_split to a source split"
+        )
+    order = np.random.default_rng(seed).permutation(len(ds))
+    return ds.select(np.sort(order[n_dev:]).tolist()), ds.select(np.sort(order[:n_dev]).tolist())
 
 
 def check_config(cfg: TaskConfig) -> None:
@@ -101,6 +143,17 @@ def check_config(cfg: TaskConfig) -> None:
         raise ValueError(
             f"task {cfg.name!r}: main_metric {cfg.main_metric!r} is not one of {', '.join(names)}"
         )
+    if cfg.dev_size <= 0:
+        raise ValueError(
+            f"task.dev_size={cfg.dev_size} is not valid: it must be a fraction in (0, 1) or a count"
+        )
+    if cfg.dev_split == DEV or cfg.dev_split in cfg.eval_splits:
+        raise ValueError(
+            f"task {cfg.name!r}: dev_split {cfg.dev_split!r} must be a source split other than the test "
+            f"splits ({', '.join(cfg.eval_splits)})"
+        )
+    if DEV in cfg.eval_splits:
+        raise ValueError(f"task {cfg.name!r}: {DEV!r} names the dev set; a test split cannot be called so")
     for key in ("max_train_samples", "max_eval_samples"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ValueError(f"task.{key} must be >= 1 or null, got {getattr(cfg, key)}")

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from bench import runner
 from bench.config import CONF_DIR, register_configs
+from bench.metrics import TEST
 
 log = logging.getLogger("peft-bench")
 register_configs()
@@ -24,7 +25,8 @@ register_configs()
 # the console script `peft-bench-train` (a relative one resolves differently for each).
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Run one configuration; returns the main metric at the best epoch (for sweepers such as Optuna).
+    """Run one configuration; returns its selection metric (the dev score at the selected epoch) for
+    sweepers such as Optuna, which must never tune on the test splits.
 
     Returns None for a run that failed, diverged or ran out of memory (Optuna records the trial as FAIL;
     a NaN would crash hydra-optuna-sweeper 1.x with optuna 2.x). A skipped run returns its earlier score.
@@ -41,13 +43,14 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.error("run %s failed (recorded; the sweep goes on): %s: %s", hc.job.num, type(e).__name__, e)
         return None
-    score = metrics.get("best", {}).get(metrics["main_metric"])
+    best = metrics.get("best", {})
+    reported = (metrics["selection_metric"], f"{TEST}/{metrics['main_metric']}")
+    shown = ", ".join(f"{k}={best[k]:.4f}" for k in dict.fromkeys(reported) if k in best)
     log.info(
-        "%s %s: %s=%s (best epoch %s), %s trainable params (%.3f%%), %.1fs, run folder %s",
+        "%s %s: %s (selected epoch %s), %s trainable params (%.3f%%), %.1fs, run folder %s",
         metrics["run_name"],
         metrics["status"],
-        metrics["main_metric"],
-        f"{score:.4f}" if score is not None else "n/a",
+        shown or "no evaluation",
         metrics.get("best_epoch"),
         f"{metrics['trainable_params']:,}",
         metrics["pct_trainable"],
@@ -58,10 +61,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def main_score(metrics: dict) -> float | None:
-    """The main metric at the best epoch of a completed run; None for any other status."""
+    """The selection metric at the selected epoch of a completed run (dev, or test under the papers'
+    convention); None for any other status."""
     if metrics.get("status") != "completed":
         return None
-    return (metrics.get("best") or {}).get(metrics.get("main_metric"))
+    return (metrics.get("best") or {}).get(metrics.get("selection_metric"))
 
 
 if __name__ == "__main__":

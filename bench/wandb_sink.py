@@ -1,4 +1,5 @@
-"""Weights & Biases sink (``logger=wandb``): streams train loss, lr and eval metrics; summary, config, tags.
+"""Weights & Biases sink (``logger=wandb``): streams train loss, lr and the dev and test metrics; its summary
+holds the metrics at the selected epoch (``dev/...``, ``test/...``), the score, lr, budget and costs.
 
 Runs are named ``<variant>-<task>-s<seed>`` and grouped by sweep. Without an API key the run is
 offline (``wandb sync <run dir>/wandb/offline-run-*`` uploads it later). Every call is guarded: a W&B
@@ -10,6 +11,9 @@ from __future__ import annotations
 import os
 import warnings
 from typing import Any
+
+from bench.budget import budget_label, budget_of
+from bench.runs_csv import run_row
 
 
 def default_mode() -> str:
@@ -23,6 +27,13 @@ def default_mode() -> str:
     except (OSError, netrc.NetrcParseError):
         pass
     return "offline"
+
+
+SUMMARY_KEYS = (
+    "status", "main_metric", "select_on", "selection_metric", "best_epoch", "trainable_params",
+    "total_params", "pct_trainable", "peak_memory_mb", "model_mb", "train_time_s", "train_samples_per_s",
+    "adapter_mb", "config_hash", "config_key",
+)  # fmt: skip
 
 
 class WandbSink:
@@ -74,26 +85,20 @@ class WandbSink:
     def finish(self, metrics: dict[str, Any]) -> None:
         def summarise():
             s = self.run.summary
-            for k, v in metrics.get("best", {}).items():
-                s[f"best/{k}"] = v
+            for k, v in metrics.get("best", {}).items():  # dev/... and test/... at the selected epoch
+                s[k] = v
             for k, v in metrics.get("final", {}).items():
                 s[f"final/{k}"] = v
-            for k in (
-                "status",
-                "main_metric",
-                "best_epoch",
-                "trainable_params",
-                "total_params",
-                "pct_trainable",
-                "peak_memory_mb",
-                "model_mb",
-                "train_time_s",
-                "train_samples_per_s",
-                "adapter_mb",
-                "config_hash",
-            ):
+            for k in SUMMARY_KEYS:
                 s[k] = metrics.get(k)
-            s["score"] = metrics.get("best", {}).get(metrics.get("main_metric"))
+            row = run_row(metrics)
+            s["score"], s["dev_score"], s["chance_score"] = (
+                row["score"],
+                row["dev_score"],
+                row["chance_score"],
+            )
+            s["lr"] = metrics.get("hparams", {}).get("lr")
+            s["budget"] = budget_label(budget_of(metrics.get("settings") or {}))
             for k, v in (metrics.get("variant_summary") or {}).items():
                 s[f"variant/{k}"] = v
             self.run.finish(exit_code=0 if metrics.get("status") == "completed" else 1)

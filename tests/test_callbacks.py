@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import wandb
 from helpers.results import write_results
@@ -30,6 +31,13 @@ def sweep_config(root: Path, wandb_cfg: dict | None = None):
     )
 
 
+def md_rows(text: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table in ``text``, as {column: cell}."""
+    lines = [x for x in text.splitlines() if x.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split(" | ")]
+    return [dict(zip(header, (c.strip() for c in x.strip("|").split(" | ")), strict=True)) for x in lines[1:]]
+
+
 def test_sweep_group_is_the_sweep_folder_name():
     assert sweep_group("results/sweeps/2024-05-03_09-00-00_lora-grid") == "2024-05-03_09-00-00_lora-grid"
     assert sweep_group(Path("/abs/sweeps/x/")) == "x"
@@ -46,10 +54,13 @@ def test_multirun_end_writes_and_prints_the_sweep_leaderboard(tmp_path, capsys):
     LeaderboardCallback().on_multirun_end(sweep_config(tmp_path), config_name="train")
     sweep = tmp_path / "sweeps" / SWEEP
     md = (sweep / "leaderboard.md").read_text()
-    assert (
-        "| cola | lora | roberta_base | lr=0.0005 r=8 | 3 | 0 | matthews_correlation | 62.00 | 2.00 | 62.00 |"
-        in md
-    )
+    rows = md_rows(md)  # the compact tuned view: each variant at its selected configuration
+    assert [(r["rank"], r["task"], r["variant"], r["hparams"]) for r in rows] == [
+        ("1", "cola", "full", "lr=2e-05"),
+        ("2", "cola", "lora", "lr=0.0005 r=8"),
+    ]
+    lora = rows[1]
+    assert (lora["mean_x100"], lora["ci95_x100"], lora["n"], lora["tied"]) == ("62.00", "4.97", "3", "yes")
     assert "sst2" not in md  # only the sweep's runs
     out = capsys.readouterr().out
     assert md in out and f"sweep leaderboard: {sweep / 'leaderboard.md'}" in out
@@ -66,10 +77,15 @@ def test_multirun_end_logs_a_wandb_table(tmp_path, offline_wandb):
     [table_file] = (runs[0] / "files" / "media" / "table").glob("leaderboard_*.table.json")
     table = json.loads(table_file.read_text())
     rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
-    assert [(r["variant"], r["seeds"], r["mean_x100"], r["rank"]) for r in rows] == [
+    assert [(r["variant"], r["n"], r["mean_x100"], r["rank"]) for r in rows] == [
         ("full", 2, 64.0, 1),
         ("lora", 3, 62.0, 2),
     ]
+    assert table["columns"] == pd.read_csv(tmp_path / "sweeps" / SWEEP / "leaderboard.csv").columns.tolist()
+    assert {"model", "lr", "std_x100", "ci95_x100", "p_vs_best", "tied", "tuning_time_s"} <= set(
+        table["columns"]
+    )
+    assert [r["tied"] for r in rows] == [True, True]
     [log] = runs[0].glob("run-*.wandb")
     [run] = [r.run for r in read_records(log) if r.WhichOneof("record_type") == "run"]
     assert (run.project, run.run_group, run.job_type, run.display_name) == (

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from helpers.results import RUNS, composed_run, write_results, write_runs
 from omegaconf import OmegaConf
+from scipy import stats
 
 from bench import leaderboard
 from bench.results import HASH_IGNORED, config_hash, config_key, config_settings
@@ -34,6 +35,24 @@ def row(table: pd.DataFrame, task: str, variant: str, hparams: str | None = None
         sel &= table["hparams"] == hparams
     assert sel.sum() == 1, table[["task", "variant", "hparams"]]
     return table[sel].iloc[0]
+
+
+def md_rows(text: str) -> list[dict[str, str]]:
+    """The rows of the first Markdown table in ``text``, as {column: cell}."""
+    lines = [x for x in text.splitlines() if x.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split(" | ")]
+    return [dict(zip(header, (c.strip() for c in x.strip("|").split(" | ")), strict=True)) for x in lines[1:]]
+
+
+def md_row(text: str, task: str, variant: str) -> dict[str, str]:
+    [found] = [r for r in md_rows(text) if (r["task"], r["variant"]) == (task, variant)]
+    return found
+
+
+def without(csv_path: Path, *tasks: str) -> pd.DataFrame:
+    """The runs CSV read as text, without the runs of ``tasks``."""
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    return df[~df["task"].isin(tasks)]
 
 
 def test_load_runs_keeps_latest_completed_row_per_config_hash(results):
@@ -79,8 +98,12 @@ def test_aggregate_other_metrics_and_costs(results):
     assert (lora["train_samples_per_s"], lora["adapter_mb"]) == (400.0, 1.13)
 
 
-def test_ranks_and_glue_average(results):
-    table = leaderboard.aggregate(leaderboard.load_runs(results / "runs.csv"))
+def test_ranks_and_tuned_averages(results):
+    """--configs ranks every configuration and has no average (averaging the best configuration per task,
+    picked on test, was unfair); the tuned view averages only the variants with a selected row on every
+    task of the table."""
+    runs = leaderboard.load_runs(results / "runs.csv")
+    table = leaderboard.aggregate(runs)
     sst2 = table[table["task"] == "sst2"]
     assert sst2[["variant", "hparams", "rank"]].values.tolist() == [
         ["full", "lr=2e-05", 1],
@@ -88,15 +111,29 @@ def test_ranks_and_glue_average(results):
         ["lora", "lr=0.0005 r=8", 3],
     ]
     assert (row(table, "cola", "full")["rank"], row(table, "cola", "lora")["rank"]) == (1, 2)
-    assert table["task"].tolist()[:3] == ["cola", "cola", "mrpc"]  # alphabetical, average last
-    assert table["task"].tolist()[-2:] == ["avg", "avg"]
-    avg_lora, avg_full = row(table, "avg", "lora"), row(table, "avg", "full")
-    assert avg_lora["mean_x100"] == pytest.approx((93.0 + 62.0 + 89.0) / 3)  # best lr per task
-    assert avg_lora["tasks"] == "cola,mrpc,sst2"
+    assert table["task"].tolist() == ["cola", "cola", "mrpc", "rte", "sst2", "sst2", "sst2"]  # alphabetical
+    assert "tasks" not in table.columns
+
+    tuned = leaderboard.tuned_board(runs)  # rte (vera only) and mrpc (lora only): nobody ran every task
+    assert "avg" not in set(tuned["task"]) and sorted(tuned.attrs["incomplete"]) == ["full", "lora", "vera"]
+    assert row(tuned, "sst2", "lora")["hparams"] == "lr=0.001 r=8"  # legacy runs: selected on test
+
+    tuned = leaderboard.tuned_board(without(results / "runs.csv", "rte"))
+    assert tuned.attrs["incomplete"] == ["full"]  # no mrpc run
+    assert tuned["task"].tolist()[-1] == "avg" and (tuned["task"] == "avg").sum() == 1
+    avg_lora = row(tuned, "avg", "lora")
+    assert avg_lora["mean_x100"] == pytest.approx((93.0 + 62.0 + 89.0) / 3)  # the selected lr per task
+    assert (avg_lora["tasks"], avg_lora["rank"]) == ("cola,mrpc,sst2", 1)
+
+    tuned = leaderboard.tuned_board(without(results / "runs.csv", "rte", "mrpc"))
+    assert tuned.attrs["incomplete"] == []
+    assert tuned["task"].tolist() == ["cola", "cola", "sst2", "sst2", "avg", "avg"]  # average last
+    avg_full, avg_lora = row(tuned, "avg", "full"), row(tuned, "avg", "lora")
     assert avg_full["mean_x100"] == pytest.approx((94.0 + 1 / 3 + 64.0) / 2)
-    assert avg_full["tasks"] == "cola,sst2"
-    assert (avg_lora["rank"], avg_full["rank"]) == (1, 1)  # different task sets: not compared
-    assert not (table["variant"].eq("vera") & table["task"].eq("avg")).any()
+    assert avg_lora["mean_x100"] == pytest.approx((93.0 + 62.0) / 2)
+    assert (avg_full["tasks"], avg_lora["tasks"]) == ("cola,sst2", "cola,sst2")
+    assert (avg_full["rank"], avg_lora["rank"]) == (1, 2)  # the same tasks: compared
+    assert avg_lora["tuning_time_s"] == pytest.approx(360.0 + 600.0)  # cola + both sst2 lrs
 
 
 def test_aggregate_one_task_has_no_average(results):
@@ -106,10 +143,11 @@ def test_aggregate_one_task_has_no_average(results):
 
 
 def test_render_markdown_csv_html(results):
-    table = leaderboard.aggregate(leaderboard.load_runs(results / "runs.csv"))
+    runs = leaderboard.load_runs(results / "runs.csv")
+    table = leaderboard.aggregate(runs)
     md = leaderboard.render(table, "md")
-    assert "score = main metric at the best epoch, as the papers report" in md
-    assert "×100" in md and "tasks present only" in md
+    assert "at the epoch selected" in md and "×100" in md and "Every configuration, unselected" in md
+    assert "| avg |" not in md and "avg:" not in md
     line = next(x for x in md.splitlines() if "| sst2 | lora | roberta_base | lr=0.0005 r=8 |" in x)
     assert "| 3 | 1 | accuracy | 92.00 | 2.00 | 92.00 |" in line and "| 887,042 |" in line
     back = pd.read_csv(StringIO(leaderboard.render(table, "csv")))
@@ -119,12 +157,31 @@ def test_render_markdown_csv_html(results):
     ].item() == pytest.approx(94.3333)
     html = leaderboard.render(table, "html")
     assert '<table border="1" class="dataframe leaderboard">' in html
-    assert (
-        "<td>94.33</td>" in html
-        and "<td>81.33</td>" in html
-        and "best epoch" in html
-        and "metric &#215;100" in html
+    assert "<td>94.33</td>" in html and "<td>92.00</td>" in html and "metric &#215;100" in html
+
+    tuned = leaderboard.tuned_board(runs)
+    md = leaderboard.render(tuned, "md")
+    assert "Tuned: per (task, variant, model, budget)" in md and "Welch's t-test" in md
+    assert "No average for lora, full, vera: missing some task." in md
+    lora = md_row(md, "sst2", "lora")
+    assert (lora["rank"], lora["hparams"], lora["mean_x100"], lora["ci95_x100"], lora["n"]) == (
+        "2",
+        "lr=0.001 r=8",
+        "93.00",
+        "25.41",  # t(0.975, 1) * 2.8284 / sqrt(2)
+        "2",
     )
+    assert (lora["tied"], lora["tuning_time_s"]) == ("yes", "600")  # both lrs: 5 completed runs x 120 s
+    vera = md_row(md, "rte", "vera")
+    assert (vera["hparams"], vera["mean_x100"], vera["tied"]) == ("(no completed run)", "-", "-")
+    full = leaderboard.tuned_board(runs, full=True)
+    back = pd.read_csv(StringIO(leaderboard.render(full, "csv")))
+    assert back.columns.tolist() == full.columns.tolist()
+    assert {"model", "lr", "grid", "grid_runs", "p_vs_best", "std_x100"} <= set(back.columns)
+    sst2_lora = back[back["task"].eq("sst2") & back["variant"].eq("lora")].iloc[0]
+    assert (sst2_lora["grid"], sst2_lora["grid_runs"], sst2_lora["failed"]) == (2, 7, 2)
+    html = leaderboard.render(tuned, "html")
+    assert "<td>93.00</td>" in html and "<td>25.41</td>" in html and "Welch&#x27;s t-test" in html
 
 
 def test_render_unknown_format_lists_choices(results):
@@ -133,28 +190,70 @@ def test_render_unknown_format_lists_choices(results):
         leaderboard.render(table, "xlsx")
 
 
+def read_csv_out(capsys) -> pd.DataFrame:
+    """The CSV printed by main, its header checked for repeated columns first."""
+    text = capsys.readouterr().out
+    header = text.splitlines()[0].split(",")
+    assert len(header) == len(set(header)), header
+    return pd.read_csv(StringIO(text))
+
+
 def test_with_reference_published_numbers(results, capsys):
-    leaderboard.main(["--results", str(results), "--with-reference", "--format", "csv"])
-    table = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert leaderboard.main(["--results", str(results), "--with-reference", "--format", "csv"]) == 0
+    table = read_csv_out(capsys)  # the tuned view: one selected row per (task, variant)
+    ours = table[table["source"] == "ours"]
+    sst2_lora = ours[ours["task"].eq("sst2") & ours["variant"].eq("lora")]
+    assert sst2_lora[["hparams", "published"]].values.tolist() == [["lr=0.001 r=8", 95.1]]
+    assert "LoRA" in sst2_lora["published_source"].iloc[0]
+    assert ours.loc[ours["task"].eq("cola") & ours["variant"].eq("full"), "published"].item() == 63.6
+    assert not ours["task"].eq("avg").any()  # no variant of ours ran every task
+    ref = table[table["source"] == "reference"]
+    assert ref.loc[ref["task"].eq("qqp") & ref["variant"].eq("lora"), "published"].tolist() == [90.8]
+    assert 87.2 in ref.loc[ref["task"].eq("avg") & ref["variant"].eq("lora"), "published"].tolist()
+    rte_vera = ours[ours["task"].eq("rte") & ours["variant"].eq("vera")]  # failed, still beside the paper
+    assert rte_vera["published"].tolist() == [78.7] and rte_vera["n"].isna().all()
+
+    assert leaderboard.main(["--results", str(results), "--with-reference", "--format", "csv", "--full"]) == 0
+    table = read_csv_out(capsys)
+    ours = table[table["source"] == "ours"]
+    rte_vera = ours[ours["task"].eq("rte") & ours["variant"].eq("vera")]
+    assert rte_vera[["failed", "published"]].values.tolist() == [[1, 78.7]]
+    ref = table[table["source"] == "reference"].set_index(["task", "variant", "model"])
+    assert ref.loc[("avg", "adalora", "deberta_v3_base"), "published"] == 89.31
+    assert ref.loc[("cola", "vera", "roberta_base"), "trainable_params"] == 43_000
+
+    assert (
+        leaderboard.main(["--results", str(results), "--with-reference", "--format", "csv", "--configs"]) == 0
+    )
+    table = read_csv_out(capsys)  # every configuration: both sst2 lora lrs beside the paper's number
     ours = table[table["source"] == "ours"]
     sst2_lora = ours[ours["task"].eq("sst2") & ours["variant"].eq("lora")]
     assert sst2_lora["published"].tolist() == [95.1, 95.1]
-    assert "LoRA" in sst2_lora["published_source"].iloc[0]
-    assert ours.loc[ours["task"].eq("cola") & ours["variant"].eq("full"), "published"].item() == 63.6
-    assert ours.loc[ours["task"].eq("avg"), "published"].isna().all()  # ours cover 2-3 tasks, the papers' 8
-    ref = table[table["source"] == "reference"].set_index(["task", "variant", "model"])
-    assert ref.loc[("qqp", "lora", "roberta_base"), "published"] == 90.8
-    rte_vera = ours[ours["task"].eq("rte") & ours["variant"].eq("vera")]  # failed, still beside the paper
+    rte_vera = ours[ours["task"].eq("rte") & ours["variant"].eq("vera")]
     assert rte_vera[["seeds", "failed", "published"]].values.tolist() == [[0, 1, 78.7]]
-    assert ref.loc[("avg", "adalora", "deberta_v3_base"), "published"] == 89.31
+    ref = table[table["source"] == "reference"].set_index(["task", "variant", "model"])
     assert ref.loc[("avg", "lora", "roberta_base"), "published"] == 87.2
-    assert ref.loc[("cola", "vera", "roberta_base"), "trainable_params"] == 43_000
+
+
+def test_with_reference_tuned_averages_match_only_the_same_tasks(results):
+    """The tuned view's averages over cola and sst2 get no published number (the papers average 8 GLUE
+    tasks); the papers' averages show apart, as reference rows."""
+    ref = leaderboard.load_reference(leaderboard.REPO_REFERENCE)
+    tuned = leaderboard.tuned_board(without(results / "runs.csv", "rte", "mrpc"))
+    table = leaderboard.add_reference(tuned, ref)
+    ours = table[table["source"] == "ours"]
+    avg = ours[ours["task"] == "avg"]
+    assert sorted(avg["variant"]) == ["full", "lora"] and avg["published"].isna().all()
+    assert ours.loc[ours["task"].eq("sst2") & ours["variant"].eq("full"), "published"].item() == 94.8
+    published_avg = table[table["source"].eq("reference") & table["task"].eq("avg")]
+    assert {"full", "lora"} <= set(published_avg["variant"])
 
 
 def test_with_reference_one_task(results, capsys):
     leaderboard.main(["--results", str(results), "--with-reference", "--task", "cola"])
     md = capsys.readouterr().out
-    assert "| cola | vera | roberta_base | reference |" in md and "65.60" in md
+    vera = md_row(md, "cola", "vera")
+    assert (vera["hparams"], vera["published"], vera["source"]) == ("reference", "65.60", "reference")
     assert "sst2" not in md.split("| rank |")[1]
 
 
@@ -189,8 +288,13 @@ def test_reference_tables_hold_the_published_numbers():
 def test_cli_writes_out_file(results, capsys):
     out = results / "tables" / "board.html"
     assert leaderboard.main(["--results", str(results), "--format", "html", "--out", str(out)]) == 0
-    assert "<td>92.00</td>" in out.read_text()
+    text = out.read_text()
+    assert "<td>93.00</td>" in text and "<td>92.00</td>" not in text  # sst2 lora at its selected lr
     assert f"wrote {out}" in capsys.readouterr().err
+    assert (
+        leaderboard.main(["--results", str(results), "--format", "html", "--configs", "--out", str(out)]) == 0
+    )
+    assert "<td>92.00</td>" in out.read_text()  # every configuration
 
 
 def test_missing_csv_says_how_to_produce_one(tmp_path, capsys):
@@ -226,13 +330,21 @@ def test_write_sweep_leaderboard_uses_only_the_sweeps_rows(results):
     assert md == sweep / "leaderboard.md"
     text = md.read_text()
     assert text.startswith("# Leaderboard of sweep 2024-05-03_09-00-00_cola")
-    assert (
-        "| cola | full | roberta_base | lr=2e-05 | 2 | 0 | matthews_correlation | 64.00 | 1.41 | 64.00 |"
-        in text
-    )
-    assert "sst2" not in text
-    table = pd.read_csv(sweep / "leaderboard.csv")
-    assert table[["variant", "seeds", "mean_x100"]].values.tolist() == [["full", 2, 64.0], ["lora", 3, 62.0]]
+    full, lora = md_row(text, "cola", "full"), md_row(text, "cola", "lora")
+    assert [full[c] for c in ("rank", "hparams", "mean_x100", "ci95_x100", "n", "tied")] == [
+        "1", "lr=2e-05", "64.00", "12.71", "2", "yes",
+    ]  # fmt: skip
+    assert [lora[c] for c in ("rank", "hparams", "mean_x100", "ci95_x100", "n", "tied")] == [
+        "2", "lr=0.0005 r=8", "62.00", "4.97", "3", "yes",
+    ]  # fmt: skip
+    assert "sst2" not in text and "| avg |" not in text
+    table = pd.read_csv(sweep / "leaderboard.csv")  # the tuned view with every column
+    assert table[["variant", "n", "mean_x100", "std_x100"]].values.tolist() == [
+        ["full", 2, 64.0, pytest.approx(1.4142)],
+        ["lora", 3, 62.0, 2.0],
+    ]
+    p = stats.ttest_ind([63.0, 65.0], [60.0, 62.0, 64.0], equal_var=False).pvalue
+    assert table["p_vs_best"].tolist() == [1.0, pytest.approx(p, abs=1e-4)]
 
 
 def test_write_sweep_leaderboard_unknown_sweep(results):
@@ -264,10 +376,18 @@ def test_label_shows_the_recorded_label_hparams_and_what_varies(results):
 def test_published_average_matches_only_over_the_papers_tasks():
     ref = leaderboard.load_reference(leaderboard.REPO_REFERENCE)
     glue = "cola,mnli,mrpc,qnli,qqp,rte,sst2,stsb"
-    ours = pd.DataFrame(
+    ours = pd.DataFrame(  # avg rows as the tuned view has them (ranked among the averages)
         [
-            {"task": "avg", "variant": "lora", "model": "roberta_base", "mean_x100": 86.0, "tasks": glue},
             {
+                "rank": 1,
+                "task": "avg",
+                "variant": "lora",
+                "model": "roberta_base",
+                "mean_x100": 86.0,
+                "tasks": glue,
+            },
+            {
+                "rank": 2,
                 "task": "avg",
                 "variant": "full",
                 "model": "roberta_base",
@@ -275,6 +395,7 @@ def test_published_average_matches_only_over_the_papers_tasks():
                 "tasks": "cola,sst2",
             },
             {
+                "rank": 1,
                 "task": "avg",
                 "variant": "adalora",
                 "model": "deberta_v3_base",
@@ -299,17 +420,26 @@ def test_a_sweep_folder_is_read_from_its_run_folders(results, capsys):
     resumed = {"config_hash": "h-sst2-lora-5e-4-1", "completed_in": str(sst2.relative_to(results))}
     (sweep / "99_lora-sst2-s1" / "resumed.json").write_text(json.dumps(resumed))
     (sweep / "leaderboard.csv").write_text("rank,task\n1,cola\n")  # the sweep's aggregate: not a runs CSV
+    nested = sweep / "cola" / "part2"  # run folders at any depth (experiment=compare nests them by task)
+    nested.mkdir(parents=True)
+    next(sweep.glob("*_full-cola-s1")).rename(nested / "16_full-cola-s1")
     assert leaderboard.main(["--results", str(sweep), "--format", "csv"]) == 0
-    table = pd.read_csv(StringIO(capsys.readouterr().out))
-    assert table[["task", "variant", "hparams", "seeds", "mean_x100"]].values.tolist()[:3] == [
+    table = pd.read_csv(StringIO(capsys.readouterr().out))  # the tuned view
+    assert table[["task", "variant", "hparams", "n", "mean_x100"]].values.tolist()[:3] == [
         ["cola", "full", "lr=2e-05", 2, 64.0],
         ["cola", "lora", "lr=0.0005 r=8", 3, 62.0],
         ["sst2", "lora", "lr=0.0005 r=8", 1, 92.0],
     ]
     avg = table[table["task"] == "avg"]
     assert avg[["variant", "mean_x100", "tasks"]].values.tolist() == [
-        ["full", 64.0, "cola"],
-        ["lora", 77.0, "cola,sst2"],
+        ["lora", 77.0, "cola,sst2"]
+    ]  # full: no sst2
+    assert leaderboard.main(["--results", str(sweep), "--format", "csv", "--configs"]) == 0
+    configs = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert configs[["task", "variant", "seeds"]].values.tolist() == [
+        ["cola", "full", 2],
+        ["cola", "lora", 3],
+        ["sst2", "lora", 1],
     ]
     assert (sweep / "leaderboard.csv").read_text() == "rank,task\n1,cola\n"
     assert not (sweep / "runs.csv").exists()

@@ -9,11 +9,13 @@ import pytest
 from bench.metrics import (
     accuracy,
     compute_metrics,
+    dev_metric,
     f1,
     matthews_correlation,
     metric_names,
     pearson,
     predictions,
+    selection_key,
     spearmanr,
 )
 from bench.tasks import TaskConfig
@@ -92,8 +94,19 @@ def test_predictions_argmax_and_regression():
 def test_compute_metrics_binary():
     logits = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 0.0]])
     out = compute_metrics(task(), {"validation": (logits, np.array([0, 1, 0, 1]))})
-    assert out == {"accuracy": 0.5, "f1": 0.5}
+    assert out == {"test/accuracy": 0.5, "test/f1": 0.5}
     assert all(type(v) is float for v in out.values())
+
+
+def test_compute_metrics_keys_dev_and_test_by_role():
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [2.0, 0.0]])
+    outputs = {"dev": (logits, np.array([0, 1, 1, 0])), "validation": (logits, np.array([0, 1, 0, 1]))}
+    assert compute_metrics(task(), outputs) == {
+        "dev/accuracy": 1.0,
+        "dev/f1": 1.0,
+        "test/accuracy": 0.5,
+        "test/f1": 0.5,
+    }
 
 
 def test_compute_metrics_mnli_matched_and_mismatched():
@@ -102,21 +115,23 @@ def test_compute_metrics_mnli_matched_and_mismatched():
         "validation_matched": (eye[[0, 1, 2, 2]], np.array([0, 1, 2, 0])),  # 3 of 4
         "validation_mismatched": (eye[[2, 2]], np.array([0, 2])),  # 1 of 2
     }
-    assert compute_metrics(MNLI, outputs) == {"accuracy_m": 0.75, "accuracy_mm": 0.5}
+    assert compute_metrics(MNLI, outputs) == {"test/accuracy_m": 0.75, "test/accuracy_mm": 0.5}
     assert metric_names(MNLI) == ["accuracy_m", "accuracy_mm"]
+    dev = compute_metrics(MNLI, {"dev": (eye[[0, 1]], np.array([0, 0]))})
+    assert dev == {"dev/accuracy": 0.5}  # the dev set has no suffix
 
 
 def test_compute_metrics_regression_logits_n_by_1():
     logits = np.array([[1.0], [2.0], [3.0]], dtype=np.float32)
     out = compute_metrics(STSB, {"validation": (logits, np.array([1.0, 2.0, 4.0]))})
-    assert out["pearson"] == pytest.approx(9 / math.sqrt(84), rel=1e-6)
-    assert out["spearmanr"] == pytest.approx(1.0)
-    assert set(out) == {"pearson", "spearmanr"}
+    assert out["test/pearson"] == pytest.approx(9 / math.sqrt(84), rel=1e-6)
+    assert out["test/spearmanr"] == pytest.approx(1.0)
+    assert set(out) == {"test/pearson", "test/spearmanr"}
 
 
 def test_compute_metrics_errors():
     with pytest.raises(
-        ValueError, match="split 'test' is not an eval split of task 't'; eval splits: validation"
+        ValueError, match="split 'test' is not an eval split of task 't'; eval splits: dev, validation"
     ):
         compute_metrics(task(), {"test": (np.eye(2), np.array([0, 1]))})
     with pytest.raises(ValueError, match="3 predictions for 2 labels"):
@@ -126,7 +141,27 @@ def test_compute_metrics_errors():
 
 
 def test_metrics_need_only_the_plain_task_values():
-    """Any object with name, num_labels, metrics and eval_splits will do (bench.metrics.MetricTask)."""
-    spec = SimpleNamespace(name="t", num_labels=2, metrics=["accuracy"], eval_splits={"dev": "d"})
-    assert metric_names(spec) == ["accuracy_d"]
-    assert compute_metrics(spec, {"dev": (np.eye(2), np.array([0, 0]))}) == {"accuracy_d": 0.5}
+    """Any object with name, num_labels, metrics, main_metric and eval_splits will do (MetricTask)."""
+    spec = SimpleNamespace(
+        name="t", num_labels=2, metrics=["accuracy"], main_metric="accuracy_h", eval_splits={"held": "h"}
+    )
+    assert metric_names(spec) == ["accuracy_h"]
+    assert compute_metrics(spec, {"held": (np.eye(2), np.array([0, 0]))}) == {"test/accuracy_h": 0.5}
+    assert compute_metrics(spec, {"dev": (np.eye(2), np.array([0, 0]))}) == {"dev/accuracy": 0.5}
+    assert selection_key(spec, "dev") == "dev/accuracy"
+
+
+def test_dev_metric_and_selection_key():
+    """The dev set selects on the main metric without the test split's suffix; select_on=test on it."""
+    spec = SimpleNamespace(
+        name="mnli",
+        num_labels=3,
+        metrics=["accuracy"],
+        main_metric="accuracy_m",
+        eval_splits={"validation_matched": "m", "validation_mismatched": "mm"},
+    )
+    assert dev_metric(spec) == dev_metric(MNLI) == "accuracy"
+    assert selection_key(spec, "dev") == "dev/accuracy"
+    assert selection_key(spec, "test") == "test/accuracy_m"
+    assert dev_metric(STSB) == "pearson" and selection_key(STSB, "test") == "test/pearson"
+    assert dev_metric(task(main_metric="f1")) == "f1"

@@ -20,11 +20,15 @@ def test_reloaded_model_reproduces_the_logits_of_predictions_csv(run_dir):
     run = load_run(run_dir)
     with (run_dir / "predictions.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(run.evals) == ["validation"] and len(rows) == len(run.evals["validation"]) == 32
-    assert [int(r["idx"]) for r in rows] == run.evals["validation"]["idx"]  # same examples, same order
-    assert [int(r["label"]) for r in rows] == run.evals["validation"]["label"]
-    saved = np.array([[float(r["logit_0"]), float(r["logit_1"])] for r in rows], dtype=np.float32)
-    np.testing.assert_array_equal(predict(run)["validation"], saved)  # %.9g round-trips float32
+    assert list(run.evals) == ["dev", "test"] and {r["split"] for r in rows} == {"dev", "test"}
+    logits = predict(run)
+    for split, ds in run.evals.items():
+        mine = [r for r in rows if r["split"] == split]
+        assert len(mine) == len(ds) == 32
+        assert [int(r["idx"]) for r in mine] == ds["idx"]  # same examples, same order
+        assert [int(r["label"]) for r in mine] == ds["label"]
+        saved = np.array([[float(r["logit_0"]), float(r["logit_1"])] for r in mine], dtype=np.float32)
+        np.testing.assert_array_equal(logits[split], saved)  # %.9g round-trips float32
     assert (run.variant.name, run.model.training, run.task.name) == ("lora", False, "rt_polarity")
 
 

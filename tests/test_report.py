@@ -1,10 +1,13 @@
-"""The HTML report: self-contained, the right plots, edge cases, and plots that really render in Chromium."""
+"""The HTML report: the verdict first, self-contained, the right plots, edge cases, and a page that really
+renders in Chromium (the verdict before the plots, the compact table within 1400 px)."""
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -13,19 +16,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.report_results import write_comparison
 from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
-from bench import report
+from bench import leaderboard, report
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
-PLOTS = [
+PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank
+    "score per variant",
     "score vs trainable parameters",
     "score vs peak memory (MB)",
     "score vs train time (s)",
-    "score per variant",
     "learning curves",
 ]
+COMPARISON_PLOTS = [*PLOTS[:4], "dev score vs lr", "critical difference diagram", "learning curves"]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -37,17 +42,28 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--hide-scrollbars",
 ]
-IMG_CHECK = """<script>
+PAGE_CHECK = """<script>
 window.addEventListener("load", () => {
   const imgs = Array.from(document.images);
   const ok = imgs.filter((i) => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0);
+  const verdict = document.getElementById("verdict");
+  const fit = document.querySelector("div.fit");
   const out = document.createElement("pre");
-  out.id = "img-check";
-  const widths = ok.map((i) => i.naturalWidth);
-  out.textContent = JSON.stringify({total: imgs.length, loaded: ok.length, widths: widths});
+  out.id = "page-check";
+  out.textContent = JSON.stringify({
+    total: imgs.length,
+    loaded: ok.length,
+    widths: ok.map((i) => i.naturalWidth),
+    verdict: verdict.innerText,
+    verdict_first: Boolean(verdict.compareDocumentPosition(imgs[0]) & Node.DOCUMENT_POSITION_FOLLOWING),
+    fit: [fit.clientWidth, fit.querySelector("table").scrollWidth],
+    page: [document.documentElement.clientWidth, document.documentElement.scrollWidth],
+  });
   document.body.appendChild(out);
 });
 </script>"""
+TASKS = ("rt_polarity", "rt_rating", "tweet_polarity")
+CHEAPEST = "trainable parameters: lora; peak memory: lora; train time: dora"
 
 
 def keep_rows(csv_path: Path, keep) -> Path:
@@ -73,6 +89,109 @@ def build(tmp_path: Path, keep=None) -> str:
     return (tmp_path / "report.html").read_text()
 
 
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory) -> tuple[Path, str]:
+    """The comparison of helpers.report_results (3 tasks x 4 variants): its folder and its report."""
+    folder = tmp_path_factory.mktemp("comparison")
+    write_comparison(folder)
+    assert report.main(["--results", str(folder)]) == 0
+    return folder, (folder / "report.html").read_text()
+
+
+def comparison_rows(folder: Path) -> tuple[pd.DataFrame, report.Style]:
+    """The comparison's selected rows and its plot style."""
+    runs = leaderboard.load(folder)
+    rows = report.selected_rows(report.unique_columns(leaderboard.tuned_board(runs, full=True)))
+    return rows, report.Style(rows)
+
+
+def test_bar_floor_is_chance_or_zero():
+    assert report.bar_floor(np.array([70.0, 80.0]), 50.0) == 50.0  # chance, below every bar
+    assert report.bar_floor(np.array([45.0, 80.0]), 50.0) == 0.0  # a bar (or its CI) below chance
+    assert report.bar_floor(np.array([60.0, 80.0]), math.nan) == 0.0  # chance not recorded
+    assert report.bar_floor(np.array([-5.0, 10.0]), 0.0) == -5.0  # a negative correlation
+    assert report.bar_floor(np.array([5.0, 10.0]), 0.0) == 0.0  # a correlation's chance is zero
+
+
+def test_bars_start_at_chance_and_mark_the_tied(comparison):
+    rows, style = comparison_rows(comparison[0])
+    fig = report.bars_figure(rows, style)
+    for ax, task in zip(fig.axes, TASKS, strict=True):
+        assert ax.get_ylim()[0] == 50.0, task  # chance: the majority class
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["dora", "lora", "full", "ia3"]
+        marks = [t.get_text().split("\n")[0] for t in ax.texts if "n=" in t.get_text()]
+        assert [m.split(" ", 1)[1] if " " in m else "" for m in marks] == ["best", "≈best", "", ""]
+        assert "chance" in [t.get_text() for t in ax.texts]
+
+
+def test_every_point_is_named(comparison):
+    """Cost, sensitivity and curve plots: each panel names every variant and draws chance."""
+    folder, _ = comparison
+    rows, style = comparison_rows(folder)
+    runs = leaderboard.load(folder)
+    sens = report.sensitivity(leaderboard.configurations(runs))
+    figures = [
+        report.cost_figure(rows, "trainable_params", "trainable parameters", True, style),
+        report.sensitivity_figure(sens, rows, style),
+        report.curves_figure(runs, rows, folder, style)[0],
+    ]
+    for fig in figures:
+        for ax in fig.axes[:3]:
+            texts = [t.get_text() for t in ax.texts]
+            assert sorted(t for t in texts if t != "chance") == ["dora", "full", "ia3", "lora"], texts
+            assert texts.count("chance") == 1
+    assert figures[2].axes[0].get_ylabel() == "dev/accuracy ×100"  # the curves: the dev metric
+    rings = [c.get_offsets().tolist() for c in figures[1].axes[0].collections if 140 in c.get_sizes()]
+    assert [[1e-3, 85.0]] in rings and [[3e-3, 80.0]] not in rings  # dora's: the lr with the best dev score
+
+
+def test_comparison_report_verdict_then_plots_then_tables(comparison):
+    _, page = comparison
+    assert list(images(page)) == COMPARISON_PLOTS
+    verdict, first_plot = page.index('<section id="verdict"><h2>Verdict</h2>'), page.index("<img ")
+    tables = page.index("<h2>Leaderboard</h2>")
+    assert verdict < first_plot < tables
+    assert tables < page.index("<h3>Every column") < page.index("<details><summary>Every configuration")
+    assert page.rindex("<table") > page.index("<details>")  # every configuration: collapsed, last
+    assert "<td>rt_polarity</td><td>dora lr=0.001: 84.00 ± 1.24 (95% CI, n=3)</td><td>lora</td>" in page
+    assert "Demšar, Statistical comparisons of classifiers over multiple data sets, JMLR 7 (2006)" in page
+    ranks = page[page.index("<h2>Average rank") : page.index("<figure>")]
+    order = [ranks.index(f"<td>{v}</td>") for v in ("dora", "lora", "full", "ia3")]
+    assert order == sorted(order)  # best average rank first
+
+
+def test_verdict_warns_at_chance_and_labels_the_paper_protocol():
+    best = {
+        "variant": "lora",
+        "hparams": "lr=0.001",
+        "mean_x100": 50.3,
+        "ci95_x100": 0.2,
+        "n": 3,
+        "select_on": "test",
+    }
+    cells = report.task_cells(
+        {"task": "sst2", "best": best, "tied": [], "cheapest": {}, "untested": ["vera"], "chance_x100": 50.0}
+    )
+    assert cells[:4] == ["sst2", "lora lr=0.001: 50.30 ± 0.20 (95% CI, n=3)", "none", "no cost recorded"]
+    assert cells[4] == (
+        "paper protocol: best epoch on the reported split; at chance (50.00): the best predicts the majority "
+        "class; not tested (fewer than 2 seeds): vera"
+    )
+    clear = best | {"mean_x100": 50.6, "select_on": "dev"}
+    cells = report.task_cells(
+        {"task": "sst2", "best": clear, "tied": ["dora"], "cheapest": {}, "untested": [], "chance_x100": 50.0}
+    )
+    assert cells[2] == "dora" and cells[4] == ""  # 0.6 above chance, selected on dev: no remark
+
+
+def test_curve_key_prefers_the_dev_metric():
+    assert report.curve_key(["step", "dev/accuracy", "test/accuracy"], "accuracy") == "dev/accuracy"
+    assert report.curve_key(["step", "dev/accuracy", "test/accuracy_m"], "accuracy_m") == "dev/accuracy"
+    assert report.curve_key(["step", "test/accuracy_m"], "accuracy_m") == "test/accuracy_m"
+    assert report.curve_key(["step", "accuracy"], "accuracy") == "accuracy"  # a run before dev sets
+    assert report.curve_key(["step", "train_loss"], "accuracy") is None
+
+
 def test_pareto_mask():
     x = np.array([1.0, 2.0, 3.0, 4.0, 2.0])
     y = np.array([50.0, 60.0, 55.0, 70.0, 60.0])
@@ -90,8 +209,15 @@ def test_report_is_self_contained_with_all_plots(tmp_path, capsys):
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script" not in page
     assert "18 runs (15 completed, 3 failed, diverged or oom) on cola, mrpc, rte, sst2" in page
     assert "lora-mrpc-s1: no &#x27;accuracy&#x27; curve in" in page  # the run without history.jsonl
-    assert "<td>92.00</td>" in page and "<td>81.33</td>" in page  # the leaderboard table
-    assert "score = main metric at the best epoch, as the papers report" in page
+    assert "<td>92.00</td>" in page  # every configuration: sst2 lora lr 5e-4, not the selected one
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    assert ["sst2", "full", "roberta_base", "lr=2e-05", "test", "94.33"] in [r[1:7] for r in rows]
+    assert "Score = test metric at the epoch selected on the dev set" in page
+    assert "No dev score with an lr (rows selected on test have none): plot skipped." in page
+    verdict = page[page.index('<section id="verdict">') : page.index("</section>")]
+    assert "<td>sst2</td><td>full lr=2e-05: 94.33 ± 3.79 (95% CI, n=3)</td><td>lora</td>" in verdict
+    assert verdict.count("paper protocol: best epoch on the reported split") == 3  # cola, mrpc, sst2
+    assert "No verdict over all tasks" in verdict  # 2 variants: no rank test
 
 
 def test_report_one_task(tmp_path):
@@ -137,27 +263,54 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
-def test_report_renders_in_headless_chromium(tmp_path):
-    page = build(tmp_path)
-    checked = tmp_path / "checked.html"
-    checked.write_text(page.replace("</body>", IMG_CHECK + "</body>"))
-    dom = chromium(tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", checked.as_uri())
-    found = re.search(r'<pre id="img-check">(.*?)</pre>', dom.stdout)
-    assert found, f"no check result in the DOM; chromium stderr:\n{dom.stderr[-2000:]}"
-    check = json.loads(found.group(1))
-    assert (check["total"], check["loaded"]) == (len(PLOTS), len(PLOTS))
-    assert min(check["widths"]) > 400
+def verdict_rows(text: str) -> dict[str, list[str]]:
+    """The per-task rows of the verdict's text (its table: cells split by tabs), by task."""
+    return {line.split("\t")[0]: line.split("\t")[1:] for line in text.splitlines() if "\t" in line}
 
-    shot = tmp_path / "report.png"
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(comparison):
+    """The page in a 1400 px window: every plot loads, the verdict comes before the first plot and names
+    the best (dora at its dev-selected lr) and the tied (lora), and the compact table fits."""
+    folder, page = comparison
+    checked = folder / "checked.html"
+    checked.write_text(page.replace("</body>", PAGE_CHECK + "</body>"))
+    dom = chromium(
+        folder / "profile",
+        "--window-size=1400,2000",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        checked.as_uri(),
+    )
+    found = re.search(r'<pre id="page-check">(.*?)</pre>', dom.stdout, re.S)
+    assert found, f"no check result in the DOM; chromium stderr:\n{dom.stderr[-2000:]}"
+    check = json.loads(html.unescape(found.group(1)))
+    assert (check["total"], check["loaded"]) == (len(COMPARISON_PLOTS), len(COMPARISON_PLOTS))
+    assert min(check["widths"]) > 400
+    assert check["verdict_first"]
+    text = check["verdict"]
+    assert text.startswith("Verdict")
+    assert "best dora (average rank 1.00); tied with it (Nemenyi, p >= 0.05): lora, full;" in text
+    assert f"cheapest of those (mean over the tasks): {CHEAPEST}. Friedman test over the ranks" in text
+    assert "Welch's t-test over seeds (p >= 0.05)" in text
+    rows = verdict_rows(text)
+    assert list(rows) == ["task", *TASKS]  # the header, then a row per task
+    for task in TASKS:
+        best, tied, cheapest = rows[task][:3]
+        assert best.startswith("dora lr=0.001: ") and best.endswith(" (95% CI, n=3)"), best
+        assert (tied, cheapest) == ("lora", CHEAPEST)
+    assert check["fit"][1] <= check["fit"][0], check["fit"]  # the compact table: no horizontal scroll
+    assert check["page"][1] <= check["page"][0] <= 1400, check["page"]
+
+    shot = folder / "report.png"
     chromium(
-        tmp_path / "profile",
-        "--window-size=1300,2400",
+        folder / "profile",
+        "--window-size=1400,2400",
         f"--screenshot={shot}",
-        (tmp_path / "report.html").as_uri(),
+        (folder / "report.html").as_uri(),
     )
     pixels = mpimg.imread(shot)[..., :3]
-    assert pixels.shape[:2] == (2400, 1300)
+    assert pixels.shape[:2] == (2400, 1400)
     not_white = (pixels < 0.95).any(axis=-1).mean()
     coloured = (pixels.max(axis=-1) - pixels.min(axis=-1) > 0.3).mean()  # the plots' markers and bars
     assert not_white > 0.05 and coloured > 0.005, (not_white, coloured)
@@ -187,8 +340,14 @@ def test_report_of_keyed_runs_shows_their_budgets(tmp_path, compose):
         composed_run(compose, tmp_path, ["variant=dora", *extra, f"seed={seed}"], score)
         for extra, seed, score in [([], 0, 0.80), ([], 1, 0.82), (["task.max_eval_samples=200"], 0, 0.9)]
     ]
-    for m in runs:
-        lines = [{"epoch": 1.0, "step": s, "accuracy": m["best"]["accuracy"] - 0.1 / s} for s in (1, 2)]
+    for m in runs:  # scored by role, as the runner records them
+        m["best"] = m["final"] = {
+            "dev/accuracy": m["best"]["accuracy"],
+            "test/accuracy": m["best"]["accuracy"],
+        }
+        lines = [
+            {"epoch": 1.0, "step": s, "dev/accuracy": m["best"]["dev/accuracy"] - 0.1 / s} for s in (1, 2)
+        ]
         (Path(m["run_dir"]) / "history.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     page = report.build_report(write_runs(tmp_path, runs))
     assert "3 runs (3 completed, 0 failed, diverged or oom) on rt_polarity" in page

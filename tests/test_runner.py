@@ -18,13 +18,13 @@ from bench import results, runner
 
 
 def test_run_header():
-    header = runner.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, 1000, 2, 126)
-    assert (
-        header
-        == "lora on rt_polarity with minilm, cpu: 2,000 train / 1,000 eval examples, 2 epochs, 126 steps"
+    held_out = {"dev": 996, "test": 1000}
+    header = runner.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, held_out, 2, 126)
+    assert header == (
+        "lora on rt_polarity with minilm, cpu: 2,000 train, 996 dev, 1,000 test examples, 2 epochs, 126 steps"
     )
-    one = runner.run_header("head", "rte", "tiny", torch.device("cuda:0"), 1, 1, 1, 1)
-    assert one == "head on rte with tiny, cuda:0: 1 train / 1 eval example, 1 epoch, 1 step"
+    one = runner.run_header("head", "rte", "tiny", torch.device("cuda:0"), 1, {"validation": 1}, 1, 1)
+    assert one == "head on rte with tiny, cuda:0: 1 train, 1 validation examples, 1 epoch, 1 step"
 
 
 def test_label_hparams_are_lr_and_the_variants_key_hparams():
@@ -44,10 +44,12 @@ def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, of
     assert (row["run_dir"], row["status"]) == (str(run_dir), "completed")
     assert json.loads(row["label_hparams"]) == m["label_hparams"]
     wandb.teardown()  # wait for wandb-core to flush the run's log (else the summary is sometimes not there)
-    assert offline_run(run_dir)["summary"]["best/accuracy"] == m["best"]["accuracy"]  # and W&B too
-    assert (
-        "lora on rt_polarity with tiny, cpu: 32 train / 32 eval examples, 1 epoch, 1 step" in caplog.messages
-    )
+    summary = offline_run(run_dir)["summary"]  # and W&B too: the selected epoch's dev and test, lr, budget
+    assert summary["test/accuracy"] == m["best"]["test/accuracy"] and "dev/accuracy" in summary
+    assert (summary["score"], summary["lr"]) == (m["best"]["test/accuracy"], m["hparams"]["lr"])
+    assert summary["budget"] == "1 ep x bs 32, len 64, 32/32 ex" and summary["select_on"] == "dev"
+    header = "lora on rt_polarity with tiny, cpu: 32 train, 32 dev, 32 test examples, 1 epoch, 1 step"
+    assert header in caplog.messages
 
 
 def test_a_run_records_its_config_key_and_settings(compose, tmp_path):

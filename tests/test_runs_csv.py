@@ -51,7 +51,8 @@ def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
     runs = leaderboard.load(tmp_path)
     err = capsys.readouterr().err
     assert f"renamed the runs CSV {tmp_path / 'leaderboard.csv'} to {tmp_path / 'runs.csv'}" in err
-    assert f"added the column(s) {', '.join(ADDED_COLUMNS)} to {tmp_path / 'runs.csv'}" in err
+    added = [c for c in RUNS_COLUMNS if c in ADDED_COLUMNS]  # named in the CSV's column order
+    assert f"added the column(s) {', '.join(added)} to {tmp_path / 'runs.csv'}" in err
     assert visible(tmp_path) == ["runs.csv"]
     columns, rows = read(tmp_path / "runs.csv")
     assert columns == RUNS_COLUMNS and [r["run_dir"] for r in rows] == [r["run_dir"] for r in old]

@@ -43,11 +43,11 @@ SPECS = {  # name: (text fields, num_labels, metrics, main metric, eval splits)
     "qnli": (["question", "sentence"], 2, ["accuracy"], "accuracy", {"validation": ""}),
     "rte": (["sentence1", "sentence2"], 2, ["accuracy"], "accuracy", {"validation": ""}),
     "wnli": (["sentence1", "sentence2"], 2, ["accuracy"], "accuracy", {"validation": ""}),
-    "rt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
-    "rt_rating": (["sentence"], 1, ["pearson", "spearmanr"], "pearson", {"validation": ""}),
-    "tweet_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
-    "amazon_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
-    "nyt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"validation": ""}),
+    "rt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
+    "rt_rating": (["sentence"], 1, ["pearson", "spearmanr"], "pearson", {"test": ""}),
+    "tweet_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
+    "amazon_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
+    "nyt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
 }
 
 
@@ -62,6 +62,7 @@ def test_config_files_match_the_glue_conventions(name):
     assert (cfg.name, cfg.text_fields, cfg.num_labels, cfg.metrics) == (name, fields, num_labels, metrics)
     assert (cfg.main_metric, cfg.eval_splits) == (main, splits)
     assert cfg.source == ("vader" if name in VADER_TASKS else "glue")
+    assert cfg.dev_split == ("validation" if name in VADER_TASKS else None)  # GLUE: carved from train
     assert cfg.main_metric in metric_names(cfg)
     check_config(cfg)
 
@@ -130,7 +131,7 @@ TSV = {  # name: (train labels, {eval split: labels}, (split, field, row, exact 
 @pytest.mark.parametrize("name", GLUE_TASKS)
 def test_glue_tsv_files(name):
     cfg = task_cfg(name, data_dir=str(GLUE / name))
-    data = load_task(cfg)
+    data = load_task(cfg, with_dev=False)
     train_labels, eval_labels, (split, column, row, text) = TSV[name]
     assert list(data.evals) == list(cfg.eval_splits)
     splits = {"train": data.train, **data.evals}
@@ -146,7 +147,7 @@ def test_glue_tsv_files(name):
 
 
 def test_mrpc_header_bom_is_ignored_and_text_kept_verbatim():
-    train = load_task(task_cfg("mrpc", data_dir=str(GLUE / "mrpc"))).train
+    train = load_task(task_cfg("mrpc", data_dir=str(GLUE / "mrpc")), with_dev=False).train
     assert train["sentence1"][0].startswith('Amrozi accused his brother , whom he called " the witness "')
 
 
@@ -156,7 +157,7 @@ def test_mrpc_header_bom_is_ignored_and_text_kept_verbatim():
 @pytest.mark.parametrize("folder", ["sst2_csv", "sst2_parquet"])
 @pytest.mark.parametrize("source", ["glue", "local"])
 def test_csv_and_parquet(folder, source):
-    data = load_task(task_cfg("sst2", source=source, data_dir=str(LOCAL / folder)))
+    data = load_task(task_cfg("sst2", source=source, data_dir=str(LOCAL / folder)), with_dev=False)
     assert data.train["sentence"] == [
         "a gripping, funny film",
         "dull and far too long",
@@ -169,7 +170,7 @@ def test_csv_and_parquet(folder, source):
 
 
 def test_jsonl_with_string_labels_and_idx():
-    data = load_task(task_cfg("mnli", data_dir=str(LOCAL / "mnli_jsonl")))
+    data = load_task(task_cfg("mnli", data_dir=str(LOCAL / "mnli_jsonl")), with_dev=False)
     assert data.train["label"] == [0, 2, 1]  # entailment, contradiction, neutral
     assert data.train["idx"] == [10, 11, 12]
     assert data.evals["validation_matched"]["label"] == [0, 2]
@@ -178,7 +179,7 @@ def test_jsonl_with_string_labels_and_idx():
 
 
 def test_json_regression():
-    data = load_task(task_cfg("stsb", data_dir=str(LOCAL / "stsb_json")))
+    data = load_task(task_cfg("stsb", data_dir=str(LOCAL / "stsb_json")), with_dev=False)
     assert data.train["label"] == pytest.approx([5.0, 0.5, 2.6])
     assert data.train.features["label"].dtype == "float32"
     assert data.evals["validation"]["sentence2"] == ["A young child is riding a horse."]
@@ -197,9 +198,12 @@ def test_custom_local_task(tmp_path):
         main_metric="accuracy",
         eval_splits={"validation": ""},
     )
-    data = load_task(cfg)
+    data = load_task(cfg, with_dev=False)
     assert (data.train["text"], data.train["label"]) == (["hello", "bye"], [2, 0])
     assert data.evals["validation"]["label"] == [1]
+    carved = load_task(cfg)  # the default dev set: at least one row, taken from train
+    assert (len(carved.train), len(carved.dev)) == (1, 1)
+    assert sorted([*carved.train["text"], *carved.dev["text"]]) == ["bye", "hello"]
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -338,7 +342,7 @@ def hub(monkeypatch):
 
 def test_hub_sst2(hub):
     calls = hub("sst2", {"train": 6, "validation": 4, "test": 5})
-    data = load_task(task_cfg("sst2"))
+    data = load_task(task_cfg("sst2"), with_dev=False)
     assert calls == [("nyu-mll/glue", "sst2")]
     assert data.train.column_names == ["sentence", "label", "idx"]
     assert data.train["label"] == [0, 1, 0, 1, 0, 1]
@@ -358,7 +362,7 @@ def test_hub_mnli_uses_matched_and_mismatched_validation(hub):
             "test_mismatched": 2,
         },
     )
-    data = load_task(task_cfg("mnli"))
+    data = load_task(task_cfg("mnli"), with_dev=False)
     assert data.train["label"] == [0, 1, 2, 0, 1, 2]
     assert {s: len(ds) for s, ds in data.evals.items()} == {
         "validation_matched": 3,
@@ -372,7 +376,7 @@ def test_hub_mnli_uses_matched_and_mismatched_validation(hub):
 
 def test_hub_stsb_regression(hub):
     hub("stsb", {"train": 4, "validation": 2, "test": 2})
-    data = load_task(task_cfg("stsb"))
+    data = load_task(task_cfg("stsb"), with_dev=False)
     assert data.train.features["label"].dtype == "float32"
     assert data.train["label"] == [0.0, 1.0, 0.0, 1.0]
 
@@ -400,14 +404,14 @@ def test_hub_failure_says_network_or_data_dir(monkeypatch):
 
 def test_subsampling_is_seeded_and_keeps_order(hub):
     hub("sst2", {"train": 40, "validation": 10})
-    a = load_task(task_cfg("sst2", max_train_samples=8, max_eval_samples=3))
-    b = load_task(task_cfg("sst2", max_train_samples=8, max_eval_samples=3))
-    c = load_task(task_cfg("sst2", max_train_samples=8, split_seed=1))
+    a = load_task(task_cfg("sst2", max_train_samples=8, max_eval_samples=3), with_dev=False)
+    b = load_task(task_cfg("sst2", max_train_samples=8, max_eval_samples=3), with_dev=False)
+    c = load_task(task_cfg("sst2", max_train_samples=8, split_seed=1), with_dev=False)
     assert len(a.train) == 8 and len(a.evals["validation"]) == 3
     assert a.train["idx"] == b.train["idx"] == sorted(a.train["idx"])
     assert a.train["idx"] != c.train["idx"]
     assert a.train["sentence"] == [f"train sentence {i}" for i in a.train["idx"]]
-    assert len(load_task(task_cfg("sst2", max_train_samples=100)).train) == 40
+    assert len(load_task(task_cfg("sst2", max_train_samples=100), with_dev=False).train) == 40
     with pytest.raises(ValueError, match="task.max_train_samples must be >= 1 or null, got 0"):
         load_task(task_cfg("sst2", max_train_samples=0))
 
@@ -429,7 +433,7 @@ def test_tsv_layout_comes_from_the_task_config(tmp_path):
         data_dir=str(tmp_path),
         tsv_columns={"question": "q", "label": "gold"},
     )
-    data = load_task(cfg)
+    data = load_task(cfg, with_dev=False)
     assert (data.train["question"], data.train["label"]) == (["Is it?", "No way"], [1, 0])
     assert data.evals["validation"]["label"] == [0]
     headerless = {**vars(cfg), "tsv_columns": {"question": "q", "label": 2}, "tsv_header": False}
@@ -444,3 +448,39 @@ def test_tasks_without_tsv_columns_read_no_tsv(tmp_path):
     cfg = replace(task_cfg("sst2", data_dir=str(tmp_path)), tsv_columns={})
     with pytest.raises(FileNotFoundError, match="looked for train.csv, train.json"):
         load_task(cfg)
+
+
+# -- the dev set ---------------------------------------------------------------------------------------
+
+
+def test_glue_dev_set_is_carved_from_train_seeded_and_disjoint(hub):
+    hub("sst2", {"train": 20, "validation": 4, "test": 5})
+    data = load_task(task_cfg("sst2", dev_size=0.25))
+    assert (len(data.train), len(data.dev), len(data.evals["validation"])) == (15, 5, 4)
+    assert not set(data.train["idx"]) & set(data.dev["idx"])
+    assert sorted([*data.train["idx"], *data.dev["idx"]]) == list(range(20))
+    again = load_task(task_cfg("sst2", dev_size=0.25))
+    other = load_task(task_cfg("sst2", dev_size=0.25, split_seed=1))
+    assert again.dev["idx"] == data.dev["idx"] != other.dev["idx"]
+    assert len(load_task(task_cfg("sst2", dev_size=3)).dev) == 3  # a count
+
+
+def test_dev_set_is_carved_before_train_is_subsampled(hub):
+    """max_train_samples never moves an example between train and dev."""
+    hub("sst2", {"train": 20, "validation": 4, "test": 5})
+    full = load_task(task_cfg("sst2", dev_size=5))
+    small = load_task(task_cfg("sst2", dev_size=5, max_train_samples=6, max_eval_samples=2))
+    assert set(small.train["idx"]) <= set(full.train["idx"])
+    assert set(small.dev["idx"]) <= set(full.dev["idx"]) and len(small.dev) == 2
+
+
+@pytest.mark.parametrize("size", [0, -1, 20, 25])
+def test_dev_size_that_leaves_no_train_or_no_dev_is_refused(hub, size):
+    hub("sst2", {"train": 20, "validation": 4, "test": 5})
+    with pytest.raises(ValueError, match=f"task.dev_size={size}"):
+        load_task(task_cfg("sst2", dev_size=size))
+
+
+def test_dev_split_must_not_be_a_test_split():
+    with pytest.raises(ValueError, match="dev_split 'test' must be a source split other than the test"):
+        check_config(task_cfg("rt_polarity", dev_split="test"))

@@ -101,48 +101,53 @@ def test_split_indices_are_stable_disjoint_and_80_10_10():
 def test_rt_polarity_labels_and_splits(cached):
     _, ratings, texts = vader.read_corpus("movieReviewSnippets")
     data = load_task(task_cfg("rt_polarity"))
-    assert list(data.evals) == ["validation"]
-    train, val = data.train, data.evals["validation"]
+    assert list(data.evals) == ["test"]
+    train, val, test = data.train, data.dev, data.evals["test"]
     assert train.column_names == ["sentence", "label", "idx"]
-    for ds in (train, val):
+    for ds in (train, val, test):
         idx = np.array(ds["idx"])
         assert np.all(np.abs(ratings[idx]) >= 0.5)  # the neutral band is gone
         assert ds["label"] == (ratings[idx] > 0).astype(int).tolist()
         assert ds["sentence"][:5] == [texts[i] for i in idx[:5]]
-    assert not set(train["idx"]) & set(val["idx"])
+    assert not (set(train["idx"]) & set(val["idx"]) or set(train["idx"]) & set(test["idx"]))
+    assert not set(val["idx"]) & set(test["idx"])
     kept = np.abs(ratings) >= 0.5
     parts = vader.split_indices(len(ratings), 0)
     assert len(train) == kept[parts["train"]].sum() and len(val) == kept[parts["validation"]].sum()
+    assert len(test) == kept[parts["test"]].sum()
     assert 0.4 < np.mean(train["label"]) < 0.6
 
 
 def test_splits_are_repeatable_and_depend_on_split_seed(cached):
-    a = load_task(task_cfg("rt_polarity")).evals["validation"]["idx"]
-    b = load_task(task_cfg("rt_polarity")).evals["validation"]["idx"]
-    c = load_task(task_cfg("rt_polarity", split_seed=1)).evals["validation"]["idx"]
+    a = load_task(task_cfg("rt_polarity")).evals["test"]["idx"]
+    b = load_task(task_cfg("rt_polarity")).evals["test"]["idx"]
+    c = load_task(task_cfg("rt_polarity", split_seed=1)).evals["test"]["idx"]
     assert a == b
     assert a != c and len(set(a) & set(c)) < len(a) // 2
 
 
-def test_test_split_on_request(cached):
-    data = load_task(task_cfg("tweet_polarity", eval_splits={"validation": "", "test": "test"}))
-    train, val, test = (set(d["idx"]) for d in (data.train, data.evals["validation"], data.evals["test"]))
-    assert not (train & val or train & test or val & test)
+def test_dev_is_the_validation_part_and_test_the_test_part(cached):
+    data = load_task(task_cfg("tweet_polarity"))
+    train, dev, test = (set(d["idx"]) for d in (data.train, data.dev, data.evals["test"]))
+    assert not (train & dev or train & test or dev & test)
+    parts = vader.split_indices(4200, 0)
+    assert dev <= set(parts["validation"].tolist()) and test <= set(parts["test"].tolist())
     assert data.evals["test"].features["label"].dtype == "int64"
+    assert load_task(task_cfg("tweet_polarity"), with_dev=False).dev is None
 
 
 def test_rt_rating_is_regression_on_every_row_of_the_split(cached):
     _, ratings, _ = vader.read_corpus("movieReviewSnippets")
-    val = load_task(task_cfg("rt_rating")).evals["validation"]
+    val = load_task(task_cfg("rt_rating")).evals["test"]
     assert val.features["label"].dtype == "float32"
-    assert val["idx"] == vader.split_indices(len(ratings), 0)["validation"].tolist()
+    assert val["idx"] == vader.split_indices(len(ratings), 0)["test"].tolist()
     assert np.allclose(val["label"], ratings[val["idx"]], atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["tweet_polarity", "amazon_polarity", "nyt_polarity"])
 def test_other_polarity_tasks(cached, name):
     data = load_task(task_cfg(name, max_train_samples=100, max_eval_samples=50))
-    assert (len(data.train), len(data.evals["validation"])) == (100, 50)
+    assert (len(data.train), len(data.dev), len(data.evals["test"])) == (100, 50, 50)
     assert set(data.train["label"]) == {0, 1}
 
 
