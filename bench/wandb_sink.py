@@ -84,6 +84,9 @@ class WandbSink:
 
     def finish(self, metrics: dict[str, Any]) -> None:
         def summarise():
+            # Write the last logged step's row now: written by finish(), it would overwrite the summary's
+            # dev/... and test/... (the selected epoch's) with the last epoch's values.
+            self.run.log({}, commit=True)
             s = self.run.summary
             for k, v in metrics.get("best", {}).items():  # dev/... and test/... at the selected epoch
                 s[k] = v

@@ -40,6 +40,7 @@ RUN = [
     "task.max_eval_samples=32",
     "train.epochs=1",
 ]
+PLUGINS = ("pissa", "starter")
 # tiny BERT: 2 layers x (query, value) of 32 x 32 with rank-4 factors A, B, plus the 32 -> 2 head
 PARAMS_R4 = lora_params(4)
 
@@ -152,14 +153,27 @@ def test_plugins_sweep_in_joblib_workers_into_the_csv(sweep):
 @pytest.mark.slow
 def test_plugins_in_the_leaderboard_and_report(sweep, capsys, tmp_path):
     results, _ = sweep
+    rows = read_rows(results / "runs.csv")
+    test_mean = {v: 100 * sum(float(r["score"]) for r in rows if r["variant"] == v) / 2 for v in PLUGINS}
+    dev_mean = {v: 100 * sum(float(r["dev_score"]) for r in rows if r["variant"] == v) / 2 for v in PLUGINS}
+    # the default view: the tuned table, each plugin at its (only) configuration, over its 2 seeds
     assert leaderboard.main(["--results", str(results), "--format", "csv"]) == 0
-    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    by_variant = table.set_index("variant")
-    assert set(by_variant.index) == {"pissa", "starter"}
-    assert list(by_variant.loc[["pissa", "starter"], "seeds"]) == [2, 2]
+    tuned = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    by_variant = tuned[tuned["task"] == "rt_polarity"].set_index("variant")
+    assert set(by_variant.index) == set(PLUGINS)
+    for v in PLUGINS:
+        assert (by_variant.loc[v, "n"], by_variant.loc[v, "grid"]) == (2, 1)
+        assert by_variant.loc[v, "mean_x100"] == pytest.approx(test_mean[v], abs=1e-4)
+        assert by_variant.loc[v, "dev_x100"] == pytest.approx(dev_mean[v], abs=1e-4)
+    # --configs: every configuration, with its seeds
+    assert leaderboard.main(["--results", str(results), "--format", "csv", "--configs"]) == 0
+    configs = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("variant")
+    assert set(configs.index) == set(PLUGINS)
+    assert list(configs.loc[list(PLUGINS), "seeds"]) == [2, 2]
     assert report.main(["--results", str(results), "--out", str(tmp_path / "report.html")]) == 0
     html = (tmp_path / "report.html").read_text()
     assert "pissa" in html and "starter" in html
+    assert html.index('<section id="verdict">') < html.index("<h2>Leaderboard</h2>")  # the verdict first
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ from helpers.runs import ROOT, read_rows
 from helpers.wandb_offline import offline_run
 from safetensors.torch import load_file
 
+from bench import leaderboard
+from bench.budget import budget_label, budget_of
 from bench.models import ModelConfig, load_tokenizer, tiny_model
 from bench.results_columns import RUNS_COLUMNS
 from bench.tasks import TaskConfig, load_task
@@ -47,14 +49,23 @@ def train(results: Path, *overrides: str, check: bool = True) -> subprocess.Comp
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    train(results, *RUN_ARGS, "logger=wandb")
+    proc = train(results, *RUN_ARGS, "logger=wandb")
     (run_dir,) = (results / "runs").iterdir()
-    return results, run_dir
+    return results, run_dir, proc.stdout + proc.stderr
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+
+
+def _task_data(run_dir: Path):
+    """The run's train, dev and test examples, loaded again from its config.yaml."""
+    return load_task(TaskConfig(**_task_cfg(run_dir)))
 
 
 @pytest.mark.slow
 def test_run_folder_has_every_file(lora_run):
-    _, run_dir = lora_run
+    _, run_dir, _ = lora_run
     for name in [
         "config.yaml",
         "metrics.json",
@@ -67,15 +78,41 @@ def test_run_folder_has_every_file(lora_run):
 
 
 @pytest.mark.slow
+def test_run_header_names_train_dev_and_test(lora_run):
+    *_, log = lora_run
+    header = "lora on rt_polarity with tiny, cpu: 96 train, 40 dev, 40 test examples, 2 epochs, 12 steps"
+    assert header in log
+
+
+@pytest.mark.slow
 def test_metrics_json_values(lora_run):
-    _, run_dir = lora_run
+    _, run_dir, _ = lora_run
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["status"] == "completed" and m["error"] is None
     assert (m["variant"], m["task"], m["model"], m["seed"]) == ("lora", "rt_polarity", "tiny", 0)
     assert m["run_name"] == "lora-rt_polarity-s0"
-    assert m["main_metric"] == "accuracy" and set(m["best"]) == {"accuracy", "f1"}
-    assert m["best"]["accuracy"] >= m["final"]["accuracy"]
+    assert m["main_metric"] == "accuracy" and m["dev_metric"] == "accuracy"
+    assert (m["select_on"], m["selection_metric"]) == ("dev", "dev/accuracy")
+    keys = {"dev/accuracy", "dev/f1", "test/accuracy", "test/f1"}
+    assert set(m["best"]) == keys and set(m["final"]) == keys
+    # the dev set selects: the best epoch is the evaluation with the highest dev accuracy (the first of
+    # equals), and best holds every metric of that evaluation; final is the last one
+    history = _history(run_dir)
     assert m["best_epoch"] in (1.0, 2.0)
+    dev = [h["dev/accuracy"] for h in history]
+    assert m["best_epoch"] == history[dev.index(max(dev))]["epoch"]
+    (selected,) = [h for h in history if h["epoch"] == m["best_epoch"]]
+    assert m["best"] == {k: selected[k] for k in keys}
+    assert m["final"] == {k: history[-1][k] for k in keys}
+    assert m["best"]["dev/accuracy"] >= m["final"]["dev/accuracy"]
+    # chance: the test metrics of always predicting the train set's majority class
+    data = _task_data(run_dir)
+    majority = int(np.bincount(data.train["label"]).argmax())
+    test_labels = np.asarray(data.evals["test"]["label"])
+    assert set(m["chance"]) == {"test/accuracy", "test/f1"}
+    assert m["chance"]["test/accuracy"] == pytest.approx(float(np.mean(test_labels == majority)))
+    expected_f1 = 2 * test_labels.mean() / (1 + test_labels.mean()) if majority == 1 else 0.0
+    assert m["chance"]["test/f1"] == pytest.approx(expected_f1)
     # tiny BERT: 2 layers x (query, value) x LoRA r=4 on 32x32, plus the 32->2 head
     assert m["trainable_params"] == 2 * 2 * (4 * 32 + 32 * 4) + (32 * 2 + 2)
     assert m["pct_trainable"] == pytest.approx(100 * m["trainable_params"] / m["total_params"], abs=1e-3)
@@ -92,23 +129,37 @@ def test_metrics_json_values(lora_run):
 
 @pytest.mark.slow
 def test_history_one_line_per_eval(lora_run):
-    _, run_dir = lora_run
-    rows = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    _, run_dir, _ = lora_run
+    rows = _history(run_dir)
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
     assert [r["step"] for r in rows] == [6, 12]
-    assert all(np.isfinite(r["train_loss"]) and 0 <= r["accuracy"] <= 1 for r in rows)
+    metrics = ("dev/accuracy", "dev/f1", "test/accuracy", "test/f1")
+    assert all(set(metrics) <= set(r) and "accuracy" not in r and "f1" not in r for r in rows)
+    assert all(np.isfinite(r["train_loss"]) and all(0 <= r[k] <= 1 for k in metrics) for r in rows)
 
 
 @pytest.mark.slow
 def test_leaderboard_row(lora_run):
-    results, run_dir = lora_run
+    results, run_dir, _ = lora_run
     rows = read_rows(results / "runs.csv")
     assert len(rows) == 1 and list(rows[0]) == RUNS_COLUMNS
     row, m = rows[0], json.loads((run_dir / "metrics.json").read_text())
     assert row["status"] == "completed" and row["variant"] == "lora" and row["run_dir"] == str(run_dir)
-    assert float(row["score"]) == m["best"]["accuracy"]
-    assert json.loads(row["metrics"]) == m["best"]
+    # score: the test accuracy at the epoch selected on dev; dev_score: the dev accuracy that selected it
+    assert float(row["score"]) == m["best"]["test/accuracy"]
+    assert float(row["dev_score"]) == m["best"]["dev/accuracy"]
+    assert row["select_on"] == "dev" and float(row["best_epoch"]) == m["best_epoch"]
+    assert float(row["final_score"]) == m["final"]["test/accuracy"]
+    assert float(row["chance_score"]) == m["chance"]["test/accuracy"]
+    assert json.loads(row["metrics"]) == m["best"] and json.loads(row["final_metrics"]) == m["final"]
     assert int(row["trainable_params"]) == m["trainable_params"]
+    # the tuned leaderboard (the default view) reports that test score, with its dev and chance scores
+    board = leaderboard.tuned_board(leaderboard.load(results))
+    (tuned,) = board[(board["task"] == "rt_polarity") & (board["variant"] == "lora")].to_dict("records")
+    assert tuned["model"] == "tiny" and tuned["n"] == 1 and tuned["rank"] == 1
+    assert tuned["mean_x100"] == pytest.approx(100 * m["best"]["test/accuracy"])
+    assert tuned["dev_x100"] == pytest.approx(100 * m["best"]["dev/accuracy"])
+    assert tuned["chance_x100"] == pytest.approx(100 * m["chance"]["test/accuracy"])
 
 
 @pytest.mark.slow
@@ -116,24 +167,33 @@ def test_predictions_match_peft_loading_the_saved_adapter(lora_run):
     """peft loads the saved adapter on the same base and reproduces the logits in predictions.csv."""
     from peft import PeftModel
 
-    _, run_dir = lora_run
+    _, run_dir, _ = lora_run
     rows = read_rows(run_dir / "predictions.csv")
-    assert len(rows) == 40 and all(r["split"] == "validation" for r in rows)
+    assert [r["split"] for r in rows] == ["dev"] * 40 + ["test"] * 40
     for r in rows:
         assert int(r["prediction"]) == int(np.argmax([float(r["logit_0"]), float(r["logit_1"])]))
-    task = TaskConfig(**_task_cfg(run_dir))
-    evals = load_task(task).evals["validation"]
-    by_idx = {int(i): s for i, s in zip(evals["idx"], evals["sentence"], strict=True)}
-    texts = [by_idx[int(r["idx"])] for r in rows]
-    labels = [int(r["label"]) for r in rows]
-    assert labels == [int(dict(zip(evals["idx"], evals["label"], strict=True))[int(r["idx"])]) for r in rows]
+    data = _task_data(run_dir)
+    final = json.loads((run_dir / "metrics.json").read_text())["final"]
     base = tiny_model(TINY, num_labels=2, seed=0)
     peft_model = PeftModel.from_pretrained(base, str(run_dir / "adapter")).eval()
-    batch = load_tokenizer(TINY)(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
-    with torch.no_grad():
-        logits = peft_model(**batch).logits
-    saved = torch.tensor([[float(r["logit_0"]), float(r["logit_1"])] for r in rows])
-    torch.testing.assert_close(logits, saved, rtol=1e-4, atol=1e-5)
+    for split, examples in [("dev", data.dev), ("test", data.evals["test"])]:
+        mine = [r for r in rows if r["split"] == split]
+        # the split's examples, in idx order, with their labels (dev and test are disjoint)
+        assert [int(r["idx"]) for r in mine] == sorted(examples["idx"])
+        columns = zip(examples["idx"], examples["sentence"], examples["label"], strict=True)
+        by_idx = {int(i): (text, int(y)) for i, text, y in columns}
+        assert [int(r["label"]) for r in mine] == [by_idx[int(r["idx"])][1] for r in mine]
+        # the predictions are the final evaluation's: their accuracy is final's
+        correct = [int(r["prediction"]) == int(r["label"]) for r in mine]
+        assert np.mean(correct) == pytest.approx(final[f"{split}/accuracy"])
+        texts = [by_idx[int(r["idx"])][0] for r in mine]
+        batch = load_tokenizer(TINY)(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+        with torch.no_grad():
+            logits = peft_model(**batch).logits
+        saved = torch.tensor([[float(r["logit_0"]), float(r["logit_1"])] for r in mine])
+        torch.testing.assert_close(logits, saved, rtol=1e-4, atol=1e-5, msg=f"{split} logits")
+    dev_idx, test_idx = ({r["idx"] for r in rows if r["split"] == split} for split in ("dev", "test"))
+    assert not dev_idx & test_idx
 
 
 def _task_cfg(run_dir: Path) -> dict:
@@ -144,23 +204,39 @@ def _task_cfg(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_wandb_offline_run_read_back(lora_run):
-    _, run_dir = lora_run
+    _, run_dir, _ = lora_run
     run = offline_run(run_dir)
     assert run["name"] == "lora-rt_polarity-s0"
     assert set(run["tags"]) >= {"lora", "rt_polarity", "tiny", "seed0"}
-    evals = [h for h in run["history"] if "eval/accuracy" in h]
-    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
-    assert [h["eval/accuracy"] for h in evals] == [h["accuracy"] for h in history]
+    # streamed: every evaluation's dev and test metrics, at its step (no eval/... keys any more)
+    metrics = ("dev/accuracy", "dev/f1", "test/accuracy", "test/f1")
+    evals = [h for h in run["history"] if "dev/accuracy" in h]
+    history = _history(run_dir)
+    assert [h["_step"] for h in evals] == [h["step"] for h in history]
+    assert [[h[k] for k in metrics] for h in evals] == [[h[k] for k in metrics] for h in history]
+    assert not any(k.startswith("eval/") for h in run["history"] for k in h)
     assert any("train/loss" in h and "train/lr" in h for h in run["history"])
+    # summary: the metrics at the selected epoch (not the last one), the final ones, the scores
     m = json.loads((run_dir / "metrics.json").read_text())
-    assert run["summary"]["best/accuracy"] == m["best"]["accuracy"]
-    assert run["summary"]["trainable_params"] == m["trainable_params"]
+    (row,) = read_rows(run_dir.parent.parent / "runs.csv")
+    summary = run["summary"]
+    assert {k: summary[k] for k in metrics} == m["best"]
+    assert {k: summary[f"final/{k}"] for k in metrics} == m["final"]
+    assert not any(k.startswith("best/") for k in summary)
+    assert summary["score"] == m["best"]["test/accuracy"] == float(row["score"])
+    assert summary["dev_score"] == m["best"]["dev/accuracy"] == float(row["dev_score"])
+    assert summary["chance_score"] == m["chance"]["test/accuracy"] == float(row["chance_score"])
+    assert (summary["select_on"], summary["selection_metric"]) == ("dev", "dev/accuracy")
+    assert summary["best_epoch"] == m["best_epoch"] and summary["lr"] == m["hparams"]["lr"] == 5e-4
+    assert summary["config_key"] == m["config_key"]
+    assert summary["budget"] == budget_label(budget_of(m["settings"])) and "2 ep" in summary["budget"]
+    assert summary["trainable_params"] == m["trainable_params"]
     assert run["config"]["variant"]["r"] == 4
 
 
 @pytest.mark.slow
 def test_resume_skips_a_completed_config(lora_run):
-    results, _ = lora_run
+    results, *_ = lora_run
     proc = train(results, *RUN_ARGS)
     assert "skipped" in proc.stderr + proc.stdout
     assert len(read_rows(results / "runs.csv")) == 1
