@@ -209,9 +209,8 @@ DEMO = {
     "task.max_eval_samples": 1000,
     "train.epochs": 2,
     "train.batch_size": 32,
-    "train.lr": None,
     "seed": 0,
-}
+}  # not train.lr: the demo trains at the tuned lrs (tests/test_sweeps.py), the others at the variant's
 
 
 @pytest.mark.parametrize("overrides", [["experiment=demo"], ["budget=cpu_short"]], ids=" ".join)
@@ -220,12 +219,13 @@ def test_cpu_short_budget(compose_cfg, overrides):
     assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO
 
 
-@pytest.mark.parametrize("experiment", ["offline_suite", "rank_sweep", "lr_search"])
+@pytest.mark.parametrize("experiment", ["compare", "offline_suite", "rank_sweep", "lr_search"])
 def test_experiments_share_the_budget(compose_cfg, experiment):
     if experiment == "lr_search":
         pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    cfg = compose_cfg(f"experiment={experiment}", "task=rt_polarity")
+    cfg = compose_cfg(f"experiment={experiment}", "task=rt_polarity", "variant=lora")
     assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO
+    assert cfg.train.lr is None  # the variant's own lr (compare scales it with train.lr_scale)
 
 
 # -- targets -----------------------------------------------------------------------------------------
