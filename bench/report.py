@@ -33,7 +33,7 @@ import pandas as pd
 import scikit_posthocs
 from matplotlib.figure import Figure
 
-from bench import leaderboard
+from bench import leaderboard, runs_table
 from bench.metrics import DEV, TEST
 from bench.plural import plural
 from bench.results import default_results, recorded_path
@@ -294,7 +294,7 @@ def curves_figure(
 ) -> tuple[Figure | None, list[str]]:
     """The dev metric vs step of each variant's selected configuration, mean ± std over seeds; lists
     the runs without a curve."""
-    done = dict(list(runs[runs["status"] == "completed"].groupby(leaderboard.LABELLED)))
+    done = dict(list(runs[runs["status"] == "completed"].groupby(runs_table.LABELLED)))
     missing: list[str] = []
     tasks = leaderboard.sort_tasks(rows["task"])
     fig, axes = grid(len(tasks))
@@ -472,7 +472,7 @@ def table_sections(runs: pd.DataFrame, compact: pd.DataFrame, tuned: pd.DataFram
 def build_report(source: str | Path) -> str:
     """The whole page as a string; ``source``: a results or sweep folder, or a runs CSV."""
     source = Path(source)
-    runs = leaderboard.load(source)
+    runs = runs_table.load(source)
     tuned = unique_columns(leaderboard.tuned_board(runs, full=True))
     compact = unique_columns(leaderboard.tuned_board(runs))
     rows = selected_rows(tuned)

@@ -17,7 +17,7 @@ from helpers.results import RUNS, composed_run, write_results, write_runs
 from omegaconf import OmegaConf
 from scipy import stats
 
-from bench import leaderboard
+from bench import leaderboard, runs_table
 from bench.results import HASH_IGNORED, config_hash, config_key, config_settings
 from bench.results_columns import RUNS_COLUMNS
 from bench.runs_csv import run_row
@@ -56,7 +56,7 @@ def without(csv_path: Path, *tasks: str) -> pd.DataFrame:
 
 
 def test_load_runs_keeps_latest_completed_row_per_config_hash(results):
-    runs = leaderboard.load_runs(results / "runs.csv")
+    runs = runs_table.load_runs(results / "runs.csv")
     assert len(runs) == len(RUNS) - 2
     seed0 = runs[runs["config_hash"] == "h-sst2-lora-5e-4-0"]
     assert seed0[["status", "score"]].values.tolist() == [["completed", 0.90]]
@@ -64,7 +64,7 @@ def test_load_runs_keeps_latest_completed_row_per_config_hash(results):
 
 
 def test_aggregate_statistics_seeds_and_failures(results):
-    table = leaderboard.aggregate(leaderboard.load_runs(results / "runs.csv"))
+    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"))
     lora = row(table, "sst2", "lora", "lr=0.0005 r=8")
     assert (lora["seeds"], lora["failed"]) == (3, 1)
     assert lora["mean_x100"] == pytest.approx(92.0)
@@ -84,7 +84,7 @@ def test_aggregate_statistics_seeds_and_failures(results):
 
 
 def test_aggregate_other_metrics_and_costs(results):
-    table = leaderboard.aggregate(leaderboard.load_runs(results / "runs.csv"))
+    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"))
     mrpc = row(table, "mrpc", "lora")
     assert (mrpc["main_metric"], mrpc["mean_x100"], mrpc["f1_x100"]) == (
         "accuracy",
@@ -102,7 +102,7 @@ def test_ranks_and_tuned_averages(results):
     """--configs ranks every configuration and has no average (averaging the best configuration per task,
     picked on test, was unfair); the tuned view averages only the variants with a selected row on every
     task of the table."""
-    runs = leaderboard.load_runs(results / "runs.csv")
+    runs = runs_table.load_runs(results / "runs.csv")
     table = leaderboard.aggregate(runs)
     sst2 = table[table["task"] == "sst2"]
     assert sst2[["variant", "hparams", "rank"]].values.tolist() == [
@@ -137,13 +137,13 @@ def test_ranks_and_tuned_averages(results):
 
 
 def test_aggregate_one_task_has_no_average(results):
-    table = leaderboard.aggregate(leaderboard.load_runs(results / "runs.csv"), task="cola")
+    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"), task="cola")
     assert table["task"].tolist() == ["cola", "cola"]
     assert "tasks" not in table.columns
 
 
 def test_render_markdown_csv_html(results):
-    runs = leaderboard.load_runs(results / "runs.csv")
+    runs = runs_table.load_runs(results / "runs.csv")
     table = leaderboard.aggregate(runs)
     md = leaderboard.render(table, "md")
     assert "at the epoch selected" in md and "×100" in md and "Every configuration, unselected" in md
@@ -185,7 +185,7 @@ def test_render_markdown_csv_html(results):
 
 
 def test_render_unknown_format_lists_choices(results):
-    table = leaderboard.aggregate(leaderboard.load_runs(results / "runs.csv"))
+    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"))
     with pytest.raises(ValueError, match=r"unknown format 'xlsx'; choose one of md, csv, html"):
         leaderboard.render(table, "xlsx")
 
@@ -321,7 +321,7 @@ def test_not_a_runs_csv_names_missing_columns(tmp_path):
     with pytest.raises(
         ValueError, match="x.csv is not a peft-bench runs CSV: missing columns timestamp, run_name,"
     ):
-        leaderboard.load_runs(tmp_path / "x.csv")
+        runs_table.load_runs(tmp_path / "x.csv")
 
 
 def test_write_sweep_leaderboard_uses_only_the_sweeps_rows(results):
@@ -443,8 +443,8 @@ def test_a_sweep_folder_is_read_from_its_run_folders(results, capsys):
     ]
     assert (sweep / "leaderboard.csv").read_text() == "rank,task\n1,cola\n"
     assert not (sweep / "runs.csv").exists()
-    runs = leaderboard.load(sweep)
-    from_csv = leaderboard.load_runs(results / "runs.csv").set_index("config_hash")
+    runs = runs_table.load(sweep)
+    from_csv = runs_table.load_runs(results / "runs.csv").set_index("config_hash")
     for _, r in runs.iterrows():
         expected = from_csv.loc[r["config_hash"]]
         assert (r["score"], r["hparams"], r["label_hparams"], r["hp_label"]) == (
@@ -522,7 +522,7 @@ def test_the_issues_three_dora_runs_are_three_rows_labelled_by_what_differs(comp
             (["model.max_length=64"], 0, 0.80),
         ],
     )
-    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
     assert table["seeds"].tolist() == [1, 1, 1]
     assert sorted(table["hparams"]) == [
         "lr=0.0005 r=8 model.max_length=128 train.weight_decay=0.01",
@@ -546,7 +546,7 @@ def test_runs_differing_in_one_setting_never_share_a_row(compose, tmp_path, over
     csv_path = composed(
         compose, tmp_path, [([], 0, 0.80), ([], 1, 0.84), ([override], 0, 0.90), ([override], 1, 0.90)]
     )
-    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
     assert len(table) == 2 and table["seeds"].tolist() == [2, 2]
     other, base = table.iloc[0], table.iloc[1]  # ranked: the override scored higher
     assert shown in other["hparams"] and shown not in base["hparams"]
@@ -557,7 +557,7 @@ def test_runs_differing_in_one_setting_never_share_a_row(compose, tmp_path, over
 
 def test_runs_differing_only_in_the_seed_share_a_row(compose, tmp_path):
     csv_path = composed(compose, tmp_path, [([], 0, 0.80), ([], 1, 0.82), ([], 2, 0.84)])
-    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
     assert table[["hparams", "seeds", "failed"]].values.tolist() == [["lr=0.0005 r=8", 3, 0]]
     assert (table["mean_x100"].item(), table["std_x100"].item()) == pytest.approx((82.0, 2.0))
     assert "budget" not in table.columns  # one budget: nothing to flag
@@ -574,7 +574,7 @@ def test_mismatched_budgets_are_flagged(compose, tmp_path):
             (["task.max_eval_samples=200"], 0, 0.85),
         ],
     )
-    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
     assert table[["hparams", "budget"]].values.tolist() == [
         ["lr=0.0005 r=8 task.max_eval_samples=200", "! 3 ep x bs 32, len 128, all/200 ex"],
         ["lr=0.0005 r=8 task.max_eval_samples=346", "3 ep x bs 32, len 128, all/346 ex"],
@@ -598,7 +598,7 @@ def test_matched_budgets_are_not_flagged_whatever_else_differs(compose, tmp_path
             (["train.epochs=2", "train.batch_size=16", "train.weight_decay=0"], 0, 0.9),
         ],
     )
-    table = leaderboard.aggregate(leaderboard.load_runs(csv_path))
+    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
     assert len(table) == 2 and "budget" not in table.columns
     assert "budgets differ" not in leaderboard.render(table, "md")
 
@@ -640,7 +640,7 @@ def test_diff_lists_the_settings_rows_differ_in(compose, tmp_path, capsys):
 
 def test_diff_of_older_runs_compares_their_hparams(results, capsys):
     """Rows of a CSV written before config_key fall back to label grouping; --diff compares hparams."""
-    runs = leaderboard.load_runs(results / "runs.csv")
+    runs = runs_table.load_runs(results / "runs.csv")
     assert runs["row_key"].str.startswith("label:").all()
     diff = leaderboard.differences(runs)
     assert diff[["task", "variant", "setting"]].drop_duplicates().values.tolist() == [["sst2", "lora", "lr"]]
@@ -662,6 +662,6 @@ def test_older_and_newer_runs_of_one_configuration_stay_apart(compose, tmp_path,
 
 
 def test_budget_of_an_older_run_is_what_its_hparams_recorded(results):
-    runs = leaderboard.load_runs(results / "runs.csv")
+    runs = runs_table.load_runs(results / "runs.csv")
     lora = runs[runs["variant"].eq("lora")].iloc[0]
     assert leaderboard.budget_label(leaderboard.run_budget(lora)) == "3 ep x bs 16, len ?, all/? ex"

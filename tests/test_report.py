@@ -20,7 +20,7 @@ from helpers.report_results import write_comparison
 from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
-from bench import leaderboard, report
+from bench import leaderboard, report, runs_table
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank
@@ -100,7 +100,7 @@ def comparison(tmp_path_factory) -> tuple[Path, str]:
 
 def comparison_rows(folder: Path) -> tuple[pd.DataFrame, report.Style]:
     """The comparison's selected rows and its plot style."""
-    runs = leaderboard.load(folder)
+    runs = runs_table.load(folder)
     rows = report.selected_rows(report.unique_columns(leaderboard.tuned_board(runs, full=True)))
     return rows, report.Style(rows)
 
@@ -128,7 +128,7 @@ def test_every_point_is_named(comparison):
     """Cost, sensitivity and curve plots: each panel names every variant and draws chance."""
     folder, _ = comparison
     rows, style = comparison_rows(folder)
-    runs = leaderboard.load(folder)
+    runs = runs_table.load(folder)
     sens = report.sensitivity(leaderboard.configurations(runs))
     figures = [
         report.cost_figure(rows, "trainable_params", "trainable parameters", True, style),

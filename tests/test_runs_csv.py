@@ -10,7 +10,7 @@ import pytest
 from helpers.results import write_results
 from omegaconf import OmegaConf
 
-from bench import leaderboard
+from bench import runs_table
 from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.runs_csv import RunsCsv, locate, run_row
 from bench.sinks import Sink, make_sinks
@@ -48,7 +48,7 @@ def metrics(run_dir: str) -> dict:
 
 def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
     old = legacy_results(tmp_path)
-    runs = leaderboard.load(tmp_path)
+    runs = runs_table.load(tmp_path)
     err = capsys.readouterr().err
     assert f"renamed the runs CSV {tmp_path / 'leaderboard.csv'} to {tmp_path / 'runs.csv'}" in err
     added = [c for c in RUNS_COLUMNS if c in ADDED_COLUMNS]  # named in the CSV's column order
@@ -58,7 +58,7 @@ def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
     assert columns == RUNS_COLUMNS and [r["run_dir"] for r in rows] == [r["run_dir"] for r in old]
     assert all(r[c] == "" for r in rows for c in ADDED_COLUMNS)
     assert len(runs) == len(old) - 2  # latest row per config hash, as before
-    leaderboard.load(tmp_path)
+    runs_table.load(tmp_path)
     assert capsys.readouterr().err == ""  # once only
 
 

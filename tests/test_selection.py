@@ -18,7 +18,7 @@ import pytest
 from helpers.results import composed_run, write_runs
 from scipy import stats
 
-from bench import config, leaderboard
+from bench import config, leaderboard, runs_table
 from bench.selection import ci_half_width, grid_edge, selected_lrs
 
 BUDGET = {
@@ -97,7 +97,7 @@ def grid(task: str, variant: str, lr: float, dev: list[float], test: list[float]
 
 
 def load(tmp_path: Path, runs: list[dict]) -> pd.DataFrame:
-    return leaderboard.load_runs(write_runs(tmp_path, runs))
+    return runs_table.load_runs(write_runs(tmp_path, runs))
 
 
 def only(table: pd.DataFrame, **match) -> pd.Series:

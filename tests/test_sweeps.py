@@ -23,7 +23,7 @@ from helpers.runs import HEAD_PARAMS, ROOT, lora_params
 from omegaconf import OmegaConf
 
 import variants
-from bench import leaderboard, results, runner, selection
+from bench import leaderboard, results, runner, runs_table, selection
 from bench.config import CONF_DIR, selected_lr
 from bench.loop import TrainConfig
 from bench.results_columns import RUNS_COLUMNS
@@ -579,7 +579,7 @@ def test_compare_sweep_resumes_after_a_kill_and_yields_a_tuned_leaderboard(tmp_p
 def test_demo_trains_each_variant_at_the_lr_the_committed_comparison_selected(compose_cfg):
     """conf/selected/compare.yaml is what the committed results/compare select, and the demo uses it."""
     committed = ROOT / "results" / "compare"
-    table = leaderboard.tuned_board(leaderboard.load(committed), full=True)
+    table = leaderboard.tuned_board(runs_table.load(committed), full=True)
     selected = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "selected" / "compare.yaml"))
     assert selected == selection.selected_lrs(table)
     for variant, lr in selected["rt_polarity"].items():

@@ -13,7 +13,7 @@ from helpers.runs import ROOT, read_rows
 from helpers.wandb_offline import offline_run
 from safetensors.torch import load_file
 
-from bench import leaderboard
+from bench import leaderboard, runs_table
 from bench.budget import budget_label, budget_of
 from bench.models import ModelConfig, load_tokenizer, tiny_model
 from bench.results_columns import RUNS_COLUMNS
@@ -154,7 +154,7 @@ def test_leaderboard_row(lora_run):
     assert json.loads(row["metrics"]) == m["best"] and json.loads(row["final_metrics"]) == m["final"]
     assert int(row["trainable_params"]) == m["trainable_params"]
     # the tuned leaderboard (the default view) reports that test score, with its dev and chance scores
-    board = leaderboard.tuned_board(leaderboard.load(results))
+    board = leaderboard.tuned_board(runs_table.load(results))
     (tuned,) = board[(board["task"] == "rt_polarity") & (board["variant"] == "lora")].to_dict("records")
     assert tuned["model"] == "tiny" and tuned["n"] == 1 and tuned["rank"] == 1
     assert tuned["mean_x100"] == pytest.approx(100 * m["best"]["test/accuracy"])
