@@ -43,7 +43,7 @@ class TrainConfig:
     """The training loop's settings (`train.*`)."""
 
     lr: float | None = None  # None: the variant's recommended lr (variant.lr)
-    lr_scale: float = 1.0  # multiplies that lr: the grid of experiment=compare (x1, x4, x16)
+    lr_scale: float = 1.0  # multiplies that lr: the grid of experiment=compare (x1, x4, x16, x64)
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
     batch_size: int = 32

@@ -539,7 +539,7 @@ def test_compare_is_one_budget_an_lr_grid_and_seeds_for_every_variant(compose_cf
     params = cfg.hydra.sweeper.params
     assert params.variant.split(",") == ALL_VARIANTS
     assert params.task.split(",") == ["rt_polarity", "rt_rating", "tweet_polarity"]
-    assert [float(x) for x in params["train.lr_scale"].split(",")] == [1.0, 4.0, 16.0]
+    assert [float(x) for x in params["train.lr_scale"].split(",")] == [1.0, 4.0, 16.0, 64.0]
     assert params.seed.split(",") == ["0", "1", "2"]
     assert (cfg.select_on, cfg.model.max_length, cfg.train.epochs) == ("dev", 64, 2)
     budgets = {(compose_cfg("experiment=compare", f"variant={v}").train.batch_size,) for v in ALL_VARIANTS}
@@ -556,7 +556,7 @@ def test_compare_sweep_resumes_after_a_kill_and_yields_a_tuned_leaderboard(tmp_p
     sweep(tmp_path, *grid)
     folders = sorted(p.parent for p in tmp_path.glob("compare/rt_polarity/*/metrics.json"))
     assert [f.name for f in folders] == sorted(
-        f"{v}-lrx{s}-s{seed}" for v in ("head", "lora") for s in (1.0, 4.0, 16.0) for seed in (0, 1)
+        f"{v}-lrx{s}-s{seed}" for v in ("head", "lora") for s in (1.0, 4.0, 16.0, 64.0) for seed in (0, 1)
     )
     assert any((f / "resumed.json").is_file() for f in folders if f.name in done_before)
     board = (tmp_path / "compare" / "leaderboard.csv").read_text()
@@ -573,7 +573,7 @@ def test_compare_sweep_resumes_after_a_kill_and_yields_a_tuned_leaderboard(tmp_p
         assert float(row["lr"]) == pytest.approx(best_lr)
         tests = [100 * m["best"]["test/accuracy"] for m in runs if m["hparams"]["lr"] == best_lr]
         assert float(row["mean_x100"]) == pytest.approx(sum(tests) / len(tests), abs=1e-3)
-        assert (row["grid"], row["n"]) == ("3", "2")
+        assert (row["grid"], row["n"]) == ("4", "2")
 
 
 def test_demo_trains_each_variant_at_the_lr_the_committed_comparison_selected(compose_cfg):
