@@ -3,7 +3,7 @@
 RUNS_COLUMNS = [
     "timestamp",  # ISO time the run ended
     "run_name",  # variant-task-s<seed>
-    "status",  # completed | failed | diverged | oom
+    "status",  # completed | failed | diverged | oom | interrupted (Ctrl-C; rerun by the same command)
     "variant",
     "task",
     "model",

@@ -171,7 +171,8 @@ def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None
 
 
 def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
-    """Train one variant on one task; always leaves metrics.json (status completed/diverged/failed/oom)."""
+    """Train one variant on one task; always leaves metrics.json (status completed, diverged, failed, oom
+    or interrupted: Ctrl-C)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -200,6 +201,9 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
         metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
         (run_dir / "error.txt").write_text(traceback.format_exc())
+        raise
+    except KeyboardInterrupt:  # Ctrl-C: not a failure of the config; the same command runs it again
+        metrics["status"], metrics["error"] = "interrupted", "KeyboardInterrupt: stopped by the user"
         raise
     finally:
         metrics["timestamp"] = dt.datetime.now().isoformat(timespec="seconds")

@@ -91,3 +91,21 @@ def test_adalora_runs_with_its_defaults_on_a_40_example_task(compose, tmp_path):
     assert (m["status"], m["steps"]) == ("completed", 2)
     adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
     assert (adapter["total_step"], adapter["tinit"], adapter["tfinal"], adapter["deltaT"]) == (2, 0, 1, 1)
+
+
+def test_ctrl_c_is_recorded_as_interrupted_and_the_same_command_reruns_it(compose, tmp_path, monkeypatch):
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(runner.loop, "fit", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            tiny_run(compose, tmp_path)
+    run_dir = tmp_path / "runs" / "tiny"
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert (m["status"], m["error"]) == ("interrupted", "KeyboardInterrupt: stopped by the user")
+    with (tmp_path / "runs.csv").open(newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["interrupted"]
+    assert results.is_complete(tmp_path, m["config_hash"]) is None  # not skipped by resume
+    tiny_run(compose, tmp_path)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
