@@ -21,7 +21,8 @@ class Sink(Protocol):
         """The run begins: ``run`` holds run_name, variant, task, model, seed, group, run_dir, config."""
 
     def log(self, values: dict[str, float], step: int) -> None:
-        """Values at an optimizer step (``train/loss``, ``train/lr``, ``dev/<metric>``, ``test/<metric>``, ``epoch``)."""
+        """Values at an optimizer step (``train/loss``, ``train/lr``, ``dev/<metric>``, ``test/<metric>``,
+        ``epoch``)."""
 
     def finish(self, metrics: dict[str, Any]) -> None:
         """The run ended: ``metrics`` is its metrics.json."""
