@@ -60,14 +60,6 @@ table.leaderboard,table.verdict{border-collapse:collapse;font-size:12px}
 ul.notes{font-size:13px;color:#444} .wide{overflow-x:auto} figcaption{font-size:13px;color:#444}"""
 
 
-def unique_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with each column once (the first kept), its attrs kept: ``tuned_board(full=True)`` can
-    list a column twice (ci95_x100), which ``leaderboard.cells`` cannot format."""
-    out = table.loc[:, ~table.columns.duplicated()].copy()
-    out.attrs = dict(table.attrs)
-    return out
-
-
 def selected_rows(tuned: pd.DataFrame) -> pd.DataFrame:
     """The tuned rows that selected a scored configuration (one per task, variant, model, budget), no
     averages: a row to select on dev needs a dev score (the tuned table keeps one without, to count
@@ -473,8 +465,8 @@ def build_report(source: str | Path) -> str:
     """The whole page as a string; ``source``: a results or sweep folder, or a runs CSV."""
     source = Path(source)
     runs = runs_table.load(source)
-    tuned = unique_columns(leaderboard.tuned_board(runs, full=True))
-    compact = unique_columns(leaderboard.tuned_board(runs))
+    tuned = leaderboard.tuned_board(runs, full=True)
+    compact = leaderboard.tuned_board(runs)
     rows = selected_rows(tuned)
     test = friedman(rows)
     done = int((runs["status"] == "completed").sum())

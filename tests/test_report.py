@@ -101,7 +101,7 @@ def comparison(tmp_path_factory) -> tuple[Path, str]:
 def comparison_rows(folder: Path) -> tuple[pd.DataFrame, report.Style]:
     """The comparison's selected rows and its plot style."""
     runs = runs_table.load(folder)
-    rows = report.selected_rows(report.unique_columns(leaderboard.tuned_board(runs, full=True)))
+    rows = report.selected_rows(leaderboard.tuned_board(runs, full=True))
     return rows, report.Style(rows)
 
 
