@@ -11,6 +11,7 @@ resolved config as dotted keys) in which the configurations of its (task, varian
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ NUMERIC_COLUMNS = (
     "seed", "score", "dev_score", "chance_score", "best_epoch", "final_score", "lr", "total_params",
     *COST_COLUMNS,
 )  # fmt: skip
+NAMED_BY = ("status", "variant", "task", "model")  # a row without one of these cannot be placed
 LABELLED = ["task", "variant", "model", "hp_label"]  # a configuration's runs by their label (unique)
 COMPARED = ["task", "variant", "model"]  # the rows whose differing settings the labels show
 HOW_TO_PRODUCE = (
@@ -97,6 +99,7 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     """Typed columns, parsed JSON, latest row per config hash, a ``row_key`` (the configuration: its
     ``config_key``, else for an older run its label) and a ``hp_label`` per row. Idempotent."""
     df = df.reindex(columns=[*df.columns, *(c for c in ADDED_COLUMNS if c not in df.columns)], fill_value="")
+    df = drop_malformed(df)
     for col in NUMERIC_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in JSON_COLUMNS:
@@ -109,6 +112,29 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     df["row_key"] = ("key:" + df["config_key"]).where(keyed, "label:" + legacy)
     df["hp_label"] = row_labels(df, legacy)
     return df
+
+
+def malformed(row: pd.Series) -> str | None:
+    """Why a run's row cannot be read (a blank name, a JSON cell that does not parse), or None."""
+    blank = [c for c in NAMED_BY if not str(row[c]).strip()]
+    if blank:
+        return f"no {', '.join(blank)}"
+    for col in (*JSON_COLUMNS, "label_hparams"):
+        try:
+            _parse_json(row[col])
+        except (TypeError, ValueError) as e:
+            return f"column {col}: {e}"
+    return None
+
+
+def drop_malformed(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that can be read; each skipped row is named (its run folder, else its position) on
+    stderr, so that one damaged row never stops a leaderboard or a report."""
+    reasons = {i: why for i, row in df.iterrows() if (why := malformed(row)) is not None}
+    for i, why in reasons.items():
+        where = str(df.at[i, "run_dir"]).strip() or f"row {i + 1}"
+        print(f"peft-bench: skipped a malformed run row ({where}): {why}", file=sys.stderr)
+    return df.drop(index=list(reasons)).reset_index(drop=True) if reasons else df
 
 
 def _parse_json(value: Any, empty: Any = None) -> Any:

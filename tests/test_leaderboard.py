@@ -665,3 +665,19 @@ def test_budget_of_an_older_run_is_what_its_hparams_recorded(results):
     runs = runs_table.load_runs(results / "runs.csv")
     lora = runs[runs["variant"].eq("lora")].iloc[0]
     assert leaderboard.budget_label(leaderboard.run_budget(lora)) == "3 ep x bs 16, len ?, all/? ex"
+
+
+def test_a_malformed_row_is_skipped_and_named_not_fatal(results, capsys):
+    """A damaged CSV row (broken JSON, a blank variant) is left out, named on stderr."""
+    df = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)
+    df.loc[0, "settings"] = '{"train.lr": '
+    df.loc[1, "variant"] = ""
+    bad_dirs = df.loc[[0, 1], "run_dir"].tolist()
+    df.to_csv(results / "runs.csv", index=False)
+    runs = runs_table.load_runs(results / "runs.csv")
+    messages = [m for m in capsys.readouterr().err.splitlines() if "skipped a malformed run row" in m]
+    assert len(messages) == 2 and all(d in m for d, m in zip(bad_dirs, messages, strict=True))
+    assert "column settings" in messages[0] and "no variant" in messages[1]
+    assert not set(bad_dirs) & set(runs["run_dir"])
+    assert leaderboard.main(["--results", str(results)]) == 0  # the leaderboard still renders
+    assert "| rank |" in capsys.readouterr().out
