@@ -280,6 +280,25 @@ def _load_file(cfg: TaskConfig, split: str) -> datasets.Dataset:
             f"no {split!r} file for task {cfg.name!r} in {folder}: looked for {', '.join(names)}"
         )
     path = found[0]
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: task {cfg.name!r} needs its {split!r} examples there")
+    if path.suffix != ".parquet":
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{path} is not UTF-8 text: byte {e.object[e.start : e.start + 1]!r} at offset {e.start} "
+                "(re-save the file as UTF-8)"
+            ) from None
+    ds = _read_file(cfg, path)
+    if len(ds) == 0:
+        raise ValueError(
+            f"{path} has no examples (a header only): task {cfg.name!r} needs its {split!r} data"
+        )
+    return ds
+
+
+def _read_file(cfg: TaskConfig, path: Path) -> datasets.Dataset:
     if path.suffix == ".tsv":
         return _to_dataset(cfg, _read_tsv(path, cfg), str(path), str(cfg.tsv_columns["label"]))
     builder = TABLE_BUILDERS[path.suffix[1:]]

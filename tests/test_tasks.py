@@ -484,3 +484,32 @@ def test_dev_size_that_leaves_no_train_or_no_dev_is_refused(hub, size):
 def test_dev_split_must_not_be_a_test_split():
     with pytest.raises(ValueError, match="dev_split 'test' must be a source split other than the test"):
         check_config(task_cfg("rt_polarity", dev_split="test"))
+
+
+# -- bad data files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("train.tsv", b"", r"train.tsv is empty: task 'sst2' needs its 'train' examples"),
+        ("train.tsv", b"sentence\tlabel\n", r"train.tsv has no examples \(a header only\)"),
+        (
+            "train.tsv",
+            b"sentence\tlabel\ncaf\xe9\t1\n",
+            r"train.tsv is not UTF-8 text: byte b'\\xe9' at offset 18",
+        ),
+        (
+            "train.csv",
+            b"sentence,label\ncaf\xe9,1\n",
+            r"train.csv is not UTF-8 text: byte b'\\xe9' at offset 18",
+        ),
+    ],
+)
+def test_a_bad_data_file_is_named_with_what_is_wrong(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    (tmp_path / name.replace("train", "dev" if name.endswith(".tsv") else "validation")).write_text(
+        "sentence,label\nhi,1\n".replace(",", "\t" if name.endswith(".tsv") else ",")
+    )
+    with pytest.raises(ValueError, match=message):
+        load_task(task_cfg("sst2", data_dir=str(tmp_path)))
