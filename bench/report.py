@@ -102,6 +102,13 @@ def grid(n: int, width: float = 4.4, height: float = 3.4) -> tuple[Figure, list]
     return fig, axes[:n]
 
 
+def task_panels(data: pd.DataFrame) -> tuple[Figure, list[tuple[Any, str, pd.DataFrame]]]:
+    """A figure with one panel per task of ``data``, and each panel's (axes, task, that task's rows)."""
+    tasks = leaderboard.sort_tasks(data["task"])
+    fig, axes = grid(len(tasks))
+    return fig, [(ax, t, data[data["task"] == t]) for ax, t in zip(axes, tasks, strict=True)]
+
+
 def shared_legend(fig: Figure, axes: list) -> None:
     """One legend for all panels, right of them."""
     entries: dict = {}
@@ -139,10 +146,8 @@ def cost_figure(rows: pd.DataFrame, column: str, xlabel: str, logx: bool, style:
     data = rows[rows[column].notna() & (rows[column] > 0)]
     if data.empty:
         return None
-    tasks = leaderboard.sort_tasks(data["task"])
-    fig, axes = grid(len(tasks))
-    for ax, task in zip(axes, tasks, strict=True):
-        d = data[data["task"] == task]
+    fig, panels = task_panels(data)
+    for ax, task, d in panels:
         x, y = d[column].to_numpy(float), d["mean_x100"].to_numpy(float)
         for (variant, model), g in d.groupby(["variant", "model"]):
             ax.scatter(
@@ -165,7 +170,7 @@ def cost_figure(rows: pd.DataFrame, column: str, xlabel: str, logx: bool, style:
             ax.set_xscale("log")
         ax.margins(x=0.2)
         ax.grid(alpha=0.3)
-    shared_legend(fig, axes)
+    shared_legend(fig, [ax for ax, _, _ in panels])
     return fig
 
 
@@ -212,10 +217,8 @@ def sensitivity_figure(sens: pd.DataFrame, rows: pd.DataFrame, style: Style) -> 
     data = sens.dropna(subset=["dev_x100", "lr"])
     if data.empty:
         return None
-    tasks = leaderboard.sort_tasks(data["task"])
-    fig, axes = grid(len(tasks))
-    for ax, task in zip(axes, tasks, strict=True):
-        d = data[data["task"] == task]
+    fig, panels = task_panels(data)
+    for ax, task, d in panels:
         for (variant, model), g in d.groupby(["variant", "model"]):
             g = g.sort_values("lr")
             ax.plot(g["lr"], g["dev_x100"], color=style.colors[variant], marker=style.markers[model], ms=4)
