@@ -31,6 +31,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from bench.hash_policy import not_hashed
+
 Batch = dict[str, Tensor]
 PROGRESS = ("auto", "bar", "log", "off")
 
@@ -55,8 +57,8 @@ class TrainConfig:
     eval_every_steps: int = 0  # 0: evaluate at the end of every epoch only
     length_grouping: bool = True  # batches of similar length (less padding)
     num_workers: int = 0
-    save_adapter: bool = True
-    progress: str = "auto"  # auto: a bar on a terminal, else log lines | bar | log | off
+    save_adapter: bool = not_hashed(True)
+    progress: str = not_hashed("auto")  # auto: a bar on a terminal, else log lines | bar | log | off
 
 
 def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:

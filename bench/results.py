@@ -19,10 +19,16 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from bench.hash_policy import unhashed
+from bench.loop import TrainConfig
+from bench.models import ModelConfig
+from bench.tasks import TaskConfig
+
 RESULTS_ENV = "PEFT_BENCH_RESULTS"  # the results folder, when set (conf/train.yaml reads it too)
 # What does not change what a run computes: where it logs, how it reports progress, what it keeps.
 HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name")
-HASH_IGNORED_TRAIN = ("progress", "save_adapter")  # train.progress, train.save_adapter
+# The sections whose schemas mark settings as not hashed, or hashed only when set (bench.hash_policy).
+SECTION_SCHEMAS = {"train": TrainConfig, "task": TaskConfig, "model": ModelConfig}
 
 
 def default_results() -> str:
@@ -41,11 +47,13 @@ def recorded_path(recorded: str | Path, near: Path) -> Path:
 
 
 def config_payload(cfg: dict[str, Any], with_seed: bool = True) -> dict[str, Any]:
-    """The resolved config minus HASH_IGNORED and HASH_IGNORED_TRAIN (not what a run computes), and
-    minus ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key`` and ``config_settings`` read."""
+    """The resolved config minus HASH_IGNORED and the settings its section schemas leave unhashed (not
+    what a run computes), and minus ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key``
+    and ``config_settings`` read."""
     out = {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
-    if isinstance(out.get("train"), dict):
-        out["train"] = {k: v for k, v in out["train"].items() if k not in HASH_IGNORED_TRAIN}
+    for section, schema in SECTION_SCHEMAS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = unhashed(out[section], schema)
     return out
 
 

@@ -1,0 +1,57 @@
+"""The config hash: which settings enter it (bench.hash_policy), and committed runs keep theirs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from bench.hash_policy import hashed_if_set, not_hashed, unhashed
+from bench.results import config_hash
+
+COMPARE = Path(__file__).resolve().parent.parent / "results" / "compare"
+
+
+@dataclasses.dataclass
+class Toy:
+    kept: int = 1
+    quiet: str = not_hashed("auto")
+    added: bool = hashed_if_set(False)
+
+
+def test_a_setting_added_later_is_hashed_only_when_set_and_a_quiet_one_never():
+    assert unhashed({"kept": 1, "quiet": "bar", "added": False}, Toy) == {"kept": 1}
+    assert unhashed({"kept": 2, "quiet": "off", "added": True}, Toy) == {"kept": 2, "added": True}
+    assert unhashed({"kept": 1}, Toy) == {"kept": 1}  # a run recorded before the setting existed
+
+
+def test_progress_and_save_adapter_do_not_change_the_hash(compose):
+    def hash_of(*overrides: str) -> str:
+        return config_hash(OmegaConf.to_container(compose(list(overrides)), resolve=True))
+
+    assert hash_of("train.progress=off", "train.save_adapter=false") == hash_of()
+    assert hash_of("train.epochs=1") != hash_of()
+
+
+def committed_runs() -> list[Path]:
+    """One committed run of experiment=compare per (task, variant): its first seed at x1."""
+    return sorted(COMPARE.glob("*/*-lrx1.0-s0/metrics.json"))
+
+
+@pytest.mark.parametrize("metrics_json", committed_runs(), ids=lambda p: f"{p.parent.parent.name}-{p.parent.name}")
+def test_the_committed_comparison_keeps_its_hashes(compose, metrics_json):
+    """The command that made a committed run composes to its recorded hash today, so resume skips it:
+    a setting added since (hashed_if_set) must not make the whole comparison rerun."""
+    run = OmegaConf.load(metrics_json.parent / "config.yaml")
+    overrides = [
+        "experiment=compare",
+        f"task={run.task.name}",
+        f"variant={run.variant.name}",
+        f"train.lr_scale={run.train.lr_scale}",
+        f"seed={run.seed}",
+    ]
+    now = config_hash(OmegaConf.to_container(compose(overrides), resolve=True))
+    assert now == json.loads(metrics_json.read_text())["config_hash"]
