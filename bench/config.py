@@ -14,10 +14,14 @@ Resolvers (registered by ``register_configs``), so that lists are derived, not w
 - ``${peft_bench.selected_lr:NAME,TASK,VARIANT}``: the lr that a tuned comparison selected, from
   ``conf/selected/NAME.yaml`` (written by ``python -m bench.leaderboard --selected-lrs``); None (the
   variant's own lr) for a task or variant it does not list, such as a plugin.
+- ``${peft_bench.folder:NAME}``: NAME, refused unless it is one safe folder name; the run and sweep
+  folders are built from config values (``variant.name``, ``task.name``, ``experiment_name``), and none
+  of them may climb out of the results folder (``../x``) or nest (``a/b``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +41,7 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 HYDRA_GROUPS = ("hydra/launcher",)
 SELECTED_DIR = CONF_DIR / "selected"  # tuned lrs (not a group: read by the selected_lr resolver)
 SCHEMA_SUFFIX = "_schema"
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]*")
 T = TypeVar("T")
 
 
@@ -84,6 +89,7 @@ def register_configs() -> None:
         "peft_bench.tasks": lambda source: ",".join(tasks_from(source)),
         "peft_bench.groups": help_groups,
         "peft_bench.selected_lr": selected_lr,
+        "peft_bench.folder": folder_name,
     }
     for name, resolver in resolvers.items():
         OmegaConf.register_new_resolver(name, resolver, replace=True)
@@ -140,6 +146,17 @@ def tasks_from(source: str) -> list[str]:
     if not names:
         raise ValueError(f"no task in {CONF_DIR / 'task'} has source {source!r}")
     return names
+
+
+def folder_name(name: Any) -> str:
+    """``name`` as one folder name; a ValueError when it holds a separator or ``..``, or starts oddly."""
+    text = str(name)
+    if not FOLDER_NAME.fullmatch(text) or ".." in text:
+        raise ValueError(
+            f"{text!r} cannot name a run folder (it comes from variant.name, task.name or experiment_name): "
+            "use letters, digits and . _ = + -, start with a letter or digit, and no '..'"
+        )
+    return text
 
 
 def selected_lr(name: str, task: str, variant: str) -> float | None:

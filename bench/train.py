@@ -1,12 +1,17 @@
 """Entry point: ``python -m bench.train [overrides]`` (one run) or ``-m`` (a sweep); ``peft-bench-train``.
 
 Hydra composes ``conf/train.yaml`` with the chosen groups; ``--help`` lists them and ``--cfg job``
-prints the composed config. In a sweep, a run that fails is recorded as failed and the sweep goes on.
+prints the composed config. In a sweep, a run that fails is recorded as failed and the sweep goes on;
+the sweep then exits 1 with a one-line summary (bench.callbacks). An error prints one line; its
+traceback is in the run folder's ``error.txt``, or printed with ``HYDRA_FULL_ERROR=1``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -14,17 +19,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bench import runner
-from bench.config import CONF_DIR, register_configs
+from bench.config import CONF_DIR, group_options, register_configs
 from bench.metrics import TEST
 
 log = logging.getLogger("peft-bench")
 register_configs()
+FULL_ERROR = "HYDRA_FULL_ERROR"
+SHOW_TRACEBACKS = os.environ.get(FULL_ERROR) == "1"  # the user's setting (main sets it for Hydra)
+UNKNOWN_OPTION = re.compile(r"Could not find '(.+)/([^'/]+)'")
 
 
 # An absolute path: the same conf/ whether run as `python -m bench.train`, `python -m bench train` or
 # the console script `peft-bench-train` (a relative one resolves differently for each).
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | None:
     """Run one configuration; returns its selection metric (the dev score at the selected epoch) for
     sweepers such as Optuna, which must never tune on the test splits.
 
@@ -40,7 +48,9 @@ def main(cfg: DictConfig) -> float | None:
         return main_score(skipped.metrics)
     except Exception as e:
         if not multirun:
-            raise
+            if SHOW_TRACEBACKS:
+                raise
+            sys.exit(one_line(e, f"traceback in {hc.runtime.output_dir}/error.txt"))
         log.error("run %s failed (recorded; the sweep goes on): %s: %s", hc.job.num, type(e).__name__, e)
         return None
     best = metrics.get("best", {})
@@ -66,6 +76,32 @@ def main_score(metrics: dict) -> float | None:
     if metrics.get("status") != "completed":
         return None
     return (metrics.get("best") or {}).get(metrics.get("selection_metric"))
+
+
+def one_line(e: BaseException, where: str) -> str:
+    """``error: <the message and its cause>`` on one line, then where the traceback is. Hydra's "Could
+    not find 'group/name'" becomes the group's options, schemas left out."""
+    text = str(e)
+    missing = UNKNOWN_OPTION.search(text)
+    if missing:
+        group, name = missing.groups()
+        text = f"unknown {group} {name!r}; available: {', '.join(group_options(group))}"
+    elif e.__cause__ is not None and str(e.__cause__) not in text:
+        text += f": {e.__cause__}"
+    return f"error: {' '.join(text.split()) or type(e).__name__} ({where}; {FULL_ERROR}=1 prints it)"
+
+
+def main() -> None:
+    """The command line: ``train``, whose errors print one line, those of composing the config (an
+    unknown option, a value that cannot name a folder) too. Hydra is told to raise them (its own report
+    is a trimmed traceback); with the user's ``HYDRA_FULL_ERROR=1`` the traceback is printed."""
+    os.environ[FULL_ERROR] = "1"
+    try:
+        train()
+    except Exception as e:
+        if SHOW_TRACEBACKS:
+            raise
+        sys.exit(one_line(e, "no run started"))
 
 
 if __name__ == "__main__":

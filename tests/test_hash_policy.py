@@ -41,7 +41,7 @@ def committed_runs() -> list[Path]:
     return sorted(COMPARE.glob("*/*-lrx1.0-s0/metrics.json"))
 
 
-@pytest.mark.parametrize("metrics_json", committed_runs(), ids=lambda p: f"{p.parent.parent.name}-{p.parent.name}")
+@pytest.mark.parametrize("metrics_json", committed_runs(), ids=lambda p: f"{p.parts[-3]}-{p.parts[-2]}")
 def test_the_committed_comparison_keeps_its_hashes(compose, metrics_json):
     """The command that made a committed run composes to its recorded hash today, so resume skips it:
     a setting added since (hashed_if_set) must not make the whole comparison rerun."""

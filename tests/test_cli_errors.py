@@ -1,0 +1,78 @@
+"""Every user error of ``python -m bench.train`` ends in one clear line naming the value and the valid
+choices; the traceback goes to the run folder's error.txt (or the terminal with HYDRA_FULL_ERROR=1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.runs import ROOT
+
+QUICK = ["model=tiny", "task.max_train_samples=16", "train.epochs=1"]
+
+
+def train(results: Path, *overrides: str, full_error: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(PEFT_BENCH_RESULTS=str(results), WANDB_MODE="disabled")
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    flags = [o for o in overrides if o.startswith("-")]  # -m before the overrides, as argparse wants
+    cmd = [sys.executable, "-m", "bench.train", *flags, *QUICK, *(o for o in overrides if o not in flags)]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one error line, after asserting the run failed without a traceback."""
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["variant=nope"], ["unknown variant 'nope'", "lora, loraplus"]),
+        (["task=nope"], ["unknown task 'nope'", "rt_polarity"]),
+        (["model=nope"], ["unknown model 'nope'", "minilm"]),
+        (["-m", "hydra/launcher=nope"], ["unknown hydra/launcher 'nope'", "joblib", "submitit_slurm"]),
+        (["variant.rr=3"], ["'rr' not in 'LoRAConfig'"]),
+        (["train.lr=abc"], ["'abc'", "could not be converted to Float"]),
+        (["variant.name=../x"], ["_../x-rt_polarity-s0'", "cannot name a run folder", "no '..'"]),
+        (["task.name=a/b"], ["a/b", "cannot name a run folder"]),
+        (["-m", "experiment_name=../up"], ["_../up'", "cannot name a run folder"]),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) and "=" in v[-1] else "",
+)
+def test_a_bad_command_is_one_line_and_writes_nothing(tmp_path, overrides, expected):
+    line = error_line(train(tmp_path / "results", *overrides))
+    assert all(e in line for e in expected), line
+    assert "no run started" in line
+    assert not (tmp_path / "results").exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.lr=-1", "train.lr=-1.0 is not valid: it must be a finite number > 0"),
+        ("train.epochs=0", "train.epochs=0 is not valid: it must be an integer >= 1"),
+        ("train.grad_accum=0", "train.grad_accum=0 is not valid: it must be an integer >= 1"),
+        ("train.warmup_ratio=5", "train.warmup_ratio=5.0 is not valid: it must be in [0, 1)"),
+        ("variant.r=0", "r=0"),
+    ],
+)
+def test_a_bad_setting_fails_its_run_in_one_line_the_traceback_in_error_txt(tmp_path, override, expected):
+    line = error_line(train(tmp_path, override))
+    assert expected in line, line
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert f"traceback in {run_dir}/error.txt" in line
+    assert "Traceback (most recent call last)" in (run_dir / "error.txt").read_text()
+
+
+def test_hydra_full_error_prints_the_traceback(tmp_path):
+    proc = train(tmp_path, "train.lr=-1", full_error=True)
+    assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
+    assert "train.lr=-1.0 is not valid" in proc.stderr
