@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.plural import plural
 from bench.results import flatten, recorded_path
 from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, run_row
@@ -147,7 +148,8 @@ def _parse_json(value: Any, empty: Any = None) -> Any:
 
 
 def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per config hash: the latest completed row, else the latest attempt; unhashed rows all count."""
+    """One row per config hash: the latest completed row, else the latest attempt; unhashed rows all count.
+    The failed attempts that a completed row supersedes are hidden, and counted on stderr."""
     order = df.assign(
         _done=df["status"] == "completed",
         _time=pd.to_datetime(df["timestamp"], errors="coerce", utc=True),
@@ -160,6 +162,15 @@ def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
         .drop_duplicates("config_hash", keep="last")
     )
     kept = pd.concat([latest, order[~hashed]]).sort_values("_row")
+    completed = set(latest.loc[latest["_done"], "config_hash"])
+    dropped = order[hashed & ~order["_row"].isin(latest["_row"])]
+    superseded = int((~dropped["_done"] & dropped["config_hash"].isin(completed)).sum())
+    if superseded:
+        print(
+            f"peft-bench: hid {plural(superseded, 'failed run')} that a completed rerun of the same config "
+            "supersedes (python -m bench.failed_runs lists failed runs, --prune deletes them)",
+            file=sys.stderr,
+        )
     return kept.drop(columns=["_done", "_time", "_row"]).reset_index(drop=True)
 
 

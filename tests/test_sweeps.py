@@ -26,6 +26,7 @@ import variants
 from bench import leaderboard, results, runner, runs_table, selection
 from bench.config import CONF_DIR, selected_lr
 from bench.loop import TrainConfig
+from bench.plural import plural
 from bench.results_columns import RUNS_COLUMNS
 from bench.train import main_score
 
@@ -62,13 +63,19 @@ def sweep_cmd(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "bench.train", "-m", *args.values()]
 
 
-def sweep(results_dir: Path, *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `sweep_cmd(*overrides)` with results in `results_dir`; asserts it exits 0."""
+def sweep(
+    results_dir: Path, *overrides: str, timeout: int = 600, failed: int = 0
+) -> subprocess.CompletedProcess:
+    """Run `sweep_cmd(*overrides)` with results in `results_dir`; asserts it exits 0, or with ``failed``
+    runs not completed, 1 with the one-line summary that counts them."""
     cmd = sweep_cmd(*overrides)
     proc = subprocess.run(
         cmd, cwd=ROOT, env=bench_env(results_dir), capture_output=True, text=True, timeout=timeout
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.returncode == (1 if failed else 0), proc.stdout[-2000:] + proc.stderr[-4000:]
+    if failed:
+        summary = proc.stderr.strip().splitlines()[-1]
+        assert summary.startswith(f"sweep: {plural(failed, 'run')} did not complete ("), summary
     return proc
 
 
@@ -361,7 +368,7 @@ def test_submitit_local_sweep(tmp_path):
 @pytest.mark.slow
 def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
     """experiment=rank_sweep on the tiny model: the grid's ranks 1..64; r=64 > hidden 32 fails, recorded."""
-    sweep(tmp_path, "experiment=rank_sweep", "variant=lora", "seed=0")
+    sweep(tmp_path, "experiment=rank_sweep", "variant=lora", "seed=0", failed=1)
     (sweep_dir,) = sweep_dirs(tmp_path)
     assert sweep_dir.name.endswith("_rank_sweep")
     metrics = run_metrics(sweep_dir)
@@ -400,7 +407,8 @@ def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
 def test_sweep_records_oom_failed_and_diverged_runs_and_goes_on(tmp_path):
     """hidden 2**40: the embedding cannot be allocated (oom); hidden 30 with 4 heads raises (failed);
     lr 1e20 makes the loss NaN on the second step (diverged); hidden 32 with lr 1e-3 completes."""
-    sweep(tmp_path, f"model.hidden_size={2**40},30,32", "train.lr=1e-3,1e20")
+    proc = sweep(tmp_path, f"model.hidden_size={2**40},30,32", "train.lr=1e-3,1e20", failed=4)
+    assert "(failed: 2, oom: 2)" in proc.stderr  # the diverged run is a result of its lr, not a failure
     (sweep_dir,) = sweep_dirs(tmp_path)
     metrics = run_metrics(sweep_dir)
     expected = ["oom", "oom", "failed", "failed", "completed", "diverged"]
