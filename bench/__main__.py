@@ -1,4 +1,4 @@
-"""``python -m bench <command> [args]``: train, leaderboard, report, new_variant, speed."""
+"""``python -m bench <command> [args]``: train, leaderboard, report, failed_runs, new_variant, speed."""
 
 import runpy
 import sys
@@ -7,6 +7,7 @@ COMMANDS = {
     "train": "bench.train",
     "leaderboard": "bench.leaderboard",
     "report": "bench.report",
+    "failed_runs": "bench.failed_runs",
     "new_variant": "bench.new_variant",
     "speed": "bench.speed",
 }

@@ -57,6 +57,7 @@ class TrainConfig:
     eval_every_steps: int = 0  # 0: evaluate at the end of every epoch only
     length_grouping: bool = True  # batches of similar length (less padding)
     num_workers: int = 0
+    gradient_checkpointing: bool = not_hashed(False)  # recompute activations in backward: less memory
     save_adapter: bool = not_hashed(True)
     progress: str = not_hashed("auto")  # auto: a bar on a terminal, else log lines | bar | log | off
 

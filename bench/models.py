@@ -184,3 +184,19 @@ def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them
+    (``train.gradient_checkpointing``): less memory for more compute, the same gradients. Non-reentrant,
+    so that frozen embeddings (every adapter variant) need no inputs that require grad."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"train.gradient_checkpointing=true: {type(model).__name__} does not support gradient "
+            "checkpointing; set it to false"
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # its name from transformers 5.x on
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

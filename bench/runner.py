@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import json
 import logging
 import random
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -25,7 +27,14 @@ from bench import data, loop, results
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
-from bench.models import ModelConfig, load_model, load_tokenizer, model_name_or_path, resolve_targets
+from bench.models import (
+    ModelConfig,
+    enable_gradient_checkpointing,
+    load_model,
+    load_tokenizer,
+    model_name_or_path,
+    resolve_targets,
+)
 from bench.plural import plural
 from bench.sinks import make_sinks
 from bench.tasks import TaskConfig, load_task
@@ -48,6 +57,30 @@ def is_out_of_memory(e: BaseException) -> bool:
         return True
     message = str(e)
     return isinstance(e, RuntimeError) and ("DefaultCPUAllocator" in message or "out of memory" in message)
+
+
+OOM_HINT = (
+    "the run does not fit in memory: try a smaller train.batch_size with a larger train.grad_accum (the "
+    "same effective batch), train.gradient_checkpointing=true, a smaller model.max_length, or variant=qlora"
+)
+MIN_FREE_MB = 200  # a run folder: metrics, history, predictions and an adapter (full: the whole model)
+
+
+def check_disk(folder: Path) -> None:
+    """Raise OSError before any training when ``folder`` cannot be written or has under MIN_FREE_MB free."""
+    probe = folder / ".write-test"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write to the run folder {folder}: {e.strerror}") from e
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        raise OSError(
+            errno.ENOSPC,
+            f"only {free_mb:.0f} MB free for the run folder {folder}; a run needs {MIN_FREE_MB} MB: free "
+            "space, or put the results elsewhere (PEFT_BENCH_RESULTS or paths.results)",
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -200,6 +233,8 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     except Exception as e:
         metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
+        if metrics["status"] == "oom":
+            metrics["error"] += f" ({OOM_HINT})"
         (run_dir / "error.txt").write_text(traceback.format_exc())
         raise
     except KeyboardInterrupt:  # Ctrl-C: not a failure of the config; the same command runs it again
@@ -217,6 +252,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     variant = variants.build(container["variant"]["name"], container["variant"])
     check_select_on(cfg.select_on)  # these checks come before any data or model loads
     loop.check_train_config(train_cfg, metrics["hparams"]["lr"])
+    check_disk(run_dir)
     targets = resolve_targets(model_cfg, variant.config.targets)
     device = loop.pick_device(cfg.device)
     seed_everything(cfg.seed)
@@ -230,6 +266,8 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
     model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
     base_total = sum(p.numel() for p in model.parameters())
     variant.apply(model, targets)
+    if train_cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     added = sum(

@@ -108,7 +108,8 @@ def append_row(path: str | Path, row: dict[str, Any], unless_run_dir_present: bo
     """Append one row under the lock; returns False when ``unless_run_dir_present`` found its run_dir.
 
     The row is formatted in memory and written with a single write while the lock is held, so a crash
-    never leaves half a row, and the header is written only by the writer that creates the file.
+    never leaves half a row, and the header is written only by the writer that creates the file; a write
+    that fails (a full disk) is cut back to the rows before it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,11 +122,15 @@ def append_row(path: str | Path, row: dict[str, Any], unless_run_dir_present: bo
             with path.open(newline="") as f:
                 if any(r.get("run_dir") == row["run_dir"] for r in csv.DictReader(f)):
                     return False
-        with path.open("a", newline="") as f:
-            if new:
-                f.write(",".join(RUNS_COLUMNS) + "\r\n")
-            f.write(buf.getvalue())
-            f.flush()
+        size = 0 if new else path.stat().st_size
+        try:
+            with path.open("a", newline="") as f:
+                f.write((",".join(RUNS_COLUMNS) + "\r\n" if new else "") + buf.getvalue())
+                f.flush()
+        except OSError:  # a full disk mid-write: cut back to the rows before, never half a row
+            with path.open("r+b") as f:
+                f.truncate(size)
+            raise
     return True
 
 

@@ -8,12 +8,15 @@ failure prints a warning and turns the sink off; it never loses the run, its fol
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import Any
 
 from bench.budget import budget_label, budget_of
 from bench.runs_csv import run_row
+
+log = logging.getLogger("peft-bench")
 
 
 def default_mode() -> str:
@@ -48,6 +51,11 @@ class WandbSink:
     ):
         self.project, self.entity, self.tags = project, entity, list(tags or [])
         self.mode = mode or default_mode()
+        if mode is None and self.mode == "offline":  # never a login prompt, with or without a terminal
+            log.warning(
+                "W&B: no API key (WANDB_API_KEY or ~/.netrc), so the run is logged offline; "
+                "`wandb sync <run dir>/wandb/offline-run-*` uploads it"
+            )
         self.run = None
 
     def _guard(self, what: str, fn, *args, **kwargs):

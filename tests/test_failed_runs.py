@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 from pathlib import Path
 
@@ -102,3 +103,30 @@ def test_the_leaderboard_hides_and_counts_a_failure_a_completed_rerun_supersedes
     reused = runs[runs["run_dir"].str.endswith("compare/lora-s3")]
     assert list(reused["status"]) == ["completed"]  # one row for that config, the completed one
     assert sorted(runs["status"]) == ["completed", "completed", "diverged", "failed", "interrupted", "oom"]
+
+
+def test_a_full_disk_mid_row_leaves_the_runs_csv_as_it_was(results, monkeypatch):
+    csv_path = results / RUNS_CSV
+    before = csv_path.read_bytes()
+    real_open = Path.open
+
+    def full_disk_open(self, mode="r", *args, **kwargs):
+        f = real_open(self, mode, *args, **kwargs)
+        if self == csv_path and mode == "a":
+            real_write = f.write
+
+            def half_then_full(text):
+                real_write(text[: len(text) // 2])
+                f.flush()
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            f.write = half_then_full
+        return f
+
+    monkeypatch.setattr(Path, "open", full_disk_open)
+    row = run_row(metrics_json("rt_polarity", "lora", 3e-4, 9, results / "runs/new"))
+    with pytest.raises(OSError, match="No space left on device"):
+        append_row(csv_path, row)
+    monkeypatch.undo()
+    assert csv_path.read_bytes() == before
+    assert len(load_runs(csv_path)) == 6

@@ -293,3 +293,20 @@ def test_other_entry_points_compose_the_same_config(command, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "name: vera" in proc.stdout and "name: rt_polarity" in proc.stdout
+
+
+@pytest.mark.slow
+def test_wandb_without_a_key_or_a_terminal_goes_offline_with_a_notice(tmp_path):
+    """No API key, no ~/.netrc, stdin closed: W&B never waits for a login; one line says it is offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path / "home"), PEFT_BENCH_RESULTS=str(tmp_path), WANDB_SILENT="true")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.train", *RUN_ARGS, "logger=wandb"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    notices = [line for line in (proc.stdout + proc.stderr).splitlines() if "W&B: no API key" in line]
+    assert len(notices) == 1 and "logged offline" in notices[0]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
