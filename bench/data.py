@@ -1,10 +1,15 @@
-"""Tokenization and batching: dynamic padding, with length-grouped batches for training."""
+"""Tokenization and batching: dynamic padding, with length-grouped batches for training, each cut to
+the rank's share when distributed (bench.distributed)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+
+from bench.distributed import ONE_PROCESS, World, shard
 
 
 def tokenize(dataset, tokenizer, text_fields: list[str], max_length: int, regression: bool) -> list[dict]:
@@ -72,15 +77,38 @@ class EpochOrder(torch.utils.data.Sampler):
         return iter(self.rng.permutation(len(self.lengths)).tolist())
 
 
-def train_loader(examples, collator, batch_size: int, seed: int, group_by_length: bool, workers: int = 0):
+class RankBatches(torch.utils.data.Sampler):
+    """The single-process batches (``batch_size`` consecutive indices of ``order``), each cut to this
+    rank's slice (``bench.distributed.shard``); with one process, the batches themselves."""
+
+    def __init__(self, order: EpochOrder, batch_size: int, w: World):
+        self.order, self.batch_size, self.world = order, batch_size, w
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def __iter__(self):
+        indices = list(self.order)
+        for start in range(0, len(indices), self.batch_size):
+            yield shard(indices[start : start + self.batch_size], self.world)
+
+
+def train_loader(
+    examples,
+    collator,
+    batch_size: int,
+    seed: int,
+    group_by_length: bool,
+    workers: int = 0,
+    w: World = ONE_PROCESS,
+):
     lengths = [len(e["input_ids"]) for e in examples]
-    sampler = EpochOrder(lengths, batch_size, seed, group_by_length)
-    return DataLoader(
-        examples, batch_size=batch_size, sampler=sampler, collate_fn=collator, num_workers=workers
-    )
+    batches = RankBatches(EpochOrder(lengths, batch_size, seed, group_by_length), batch_size, w)
+    return DataLoader(examples, batch_sampler=batches, collate_fn=collator, num_workers=workers)
 
 
-def eval_loader(examples, collator, batch_size: int):
-    """Examples sorted by length (fast); predictions are put back in order by `idx`."""
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+def eval_loader(examples, collator, batch_size: int, w: World = ONE_PROCESS):
+    """Examples sorted by length (fast), every ``w.size``-th from ``w.rank`` on (a rank's share); the
+    predictions are put back in order by `idx` once gathered."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))[w.rank :: w.size]
     return DataLoader([examples[i] for i in order], batch_size=batch_size, collate_fn=collator)

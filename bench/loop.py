@@ -18,6 +18,7 @@ A non-finite loss stops the run with status ``diverged``. This module imports ne
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from bench import distributed
 from bench.hash_policy import not_hashed
 
 Batch = dict[str, Tensor]
@@ -130,26 +132,36 @@ def train_step(
     """One optimizer step over ``micro_batches`` (gradient accumulation); returns each micro-batch's loss.
 
     ``step`` is 1-based. Clipping (when max_grad_norm > 0) covers ``trainable`` (default: every parameter
-    that requires grad). Raises Diverged on a non-finite loss, before its backward.
+    that requires grad). Raises Diverged on a non-finite loss, before its backward. ``model`` may be
+    wrapped in DDP (bench.distributed): the hooks get the model inside, and each micro-batch's loss is
+    weighted so that the ranks' averaged gradient is that of the whole batch.
     """
+    inner = distributed.unwrap(model)
     losses = []
-    for batch in micro_batches:
-        with autocast(device):
-            loss = model(**batch).loss
-            extra = hooks.extra_loss(model)
-            if extra is not None:
-                loss = loss + extra
-        if not torch.isfinite(loss):
-            raise Diverged(f"non-finite loss {loss.item()} at step {step}")
-        (loss / len(micro_batches)).backward()
-        losses.append(loss.item())
+    for i, batch in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        # DDP: gradients are averaged over the ranks once, after the last micro-batch of the step
+        sync = model.no_sync() if inner is not model and not last else contextlib.nullcontext()
+        with sync:
+            with autocast(device):
+                loss = model(**batch).loss
+                extra = hooks.extra_loss(inner)
+                if extra is not None:
+                    loss = loss + extra
+            shown, weight = loss.detach(), 1.0
+            if inner is not model:  # every rank sees the whole batch's loss, and so stops together
+                shown, weight = distributed.global_mean(loss, batch["labels"].shape[0])
+            if not torch.isfinite(shown):
+                raise Diverged(f"non-finite loss {shown.item()} at step {step}")
+            (loss * weight / len(micro_batches)).backward()
+        losses.append(shown.item())
     if max_grad_norm:
-        params = trainable if trainable is not None else [p for p in model.parameters() if p.requires_grad]
+        params = trainable if trainable is not None else [p for p in inner.parameters() if p.requires_grad]
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    hooks.on_step_end(model, step, total_steps)
+    hooks.on_step_end(inner, step, total_steps)
     optimizer.zero_grad(set_to_none=True)
     return losses
 
@@ -266,6 +278,7 @@ def fit(
     optimizer = torch.optim.AdamW(variant.param_groups(model, lr, cfg.weight_decay))
     scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_total), steps_total)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    net = distributed.wrap(model, device)
     result = LoopResult()
     step, micro, running = 0, 0, []
     progress = Progress(steps_total, cfg.progress)
@@ -292,7 +305,7 @@ def fit(
             group = [{k: v.to(device, non_blocking=True) for k, v in b.items() if k != "idx"} for b in group]
             try:
                 losses = train_step(
-                    model, variant, optimizer, group, step + 1, steps_total, device,
+                    net, variant, optimizer, group, step + 1, steps_total, device,
                     cfg.max_grad_norm, scheduler, trainable,
                 )  # fmt: skip
             except Diverged as e:
@@ -318,6 +331,7 @@ def fit(
         run_eval()
         eval_time += time.perf_counter() - t
     progress.close()
+    result.samples_seen = distributed.total(result.samples_seen)
     result.steps = step
     result.train_time_s = time.perf_counter() - start - eval_time
     return result

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench import data, loop, results
+from bench import data, distributed, loop, results
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
@@ -147,13 +147,10 @@ def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with loop.autocast(device):
                     logits.append(model(**batch).logits.float().cpu())
-            idx_all = torch.cat(idx).numpy()
+            arrays = (torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(idx).numpy())
+            logits_all, labels_all, idx_all = distributed.gather(arrays)  # every rank's share
             order = np.argsort(idx_all, kind="stable")
-            outputs[split] = (
-                torch.cat(logits).numpy()[order],
-                torch.cat(labels).numpy()[order],
-                idx_all[order],
-            )
+            outputs[split] = (logits_all[order], labels_all[order], idx_all[order])
         metrics = compute_metrics(task, {s: (lg, lb) for s, (lg, lb, _) in outputs.items()})
         return metrics, outputs
 
@@ -205,19 +202,33 @@ def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None
 
 def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
     """Train one variant on one task; always leaves metrics.json (status completed, diverged, failed, oom
-    or interrupted: Ctrl-C)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    or interrupted: Ctrl-C). When distributed, every rank trains and only rank 0 writes."""
+    w = distributed.world()
+    finished = False
+    try:
+        metrics = _run(cfg, Path(run_dir), sweep_dir, w)
+        finished = True
+        return metrics
+    finally:
+        distributed.leave(finished)
+
+
+def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.World) -> dict[str, Any]:
+    if w.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
     cfg_hash = results.config_hash(container)
     if cfg.resume and not cfg.force:
         done = results.is_complete(cfg.paths.results, cfg_hash)
         if done is not None:
-            results.write_json(run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)})
             previous = json.loads((done / "metrics.json").read_text())
-            for sink in make_sinks(cfg):  # a kill between metrics.json and the sinks lost its CSV row
-                sink.recover(previous)
+            if w.main:
+                results.write_json(
+                    run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)}
+                )
+                for sink in make_sinks(cfg):  # a kill between metrics.json and the sinks lost its CSV row
+                    sink.recover(previous)
             raise RunSkipped(
                 f"config {cfg_hash} already completed in {done} (force=true reruns it)", previous
             )
@@ -226,35 +237,67 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     task_cfg = make_dataclass(TaskConfig, container["task"])
     train_cfg = make_dataclass(TrainConfig, container["train"])
     metrics = record(container, run_dir, sweep_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    sinks = make_sinks(cfg)
+    if w.main:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    sinks = make_sinks(cfg) if w.main else []
     try:
-        _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir)
+        _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, w)
     except Exception as e:
         metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
         if metrics["status"] == "oom":
             metrics["error"] += f" ({OOM_HINT})"
-        (run_dir / "error.txt").write_text(traceback.format_exc())
+        if w.main:
+            (run_dir / "error.txt").write_text(traceback.format_exc())
         raise
     except KeyboardInterrupt:  # Ctrl-C: not a failure of the config; the same command runs it again
         metrics["status"], metrics["error"] = "interrupted", "KeyboardInterrupt: stopped by the user"
         raise
     finally:
         metrics["timestamp"] = dt.datetime.now().isoformat(timespec="seconds")
-        results.write_json(run_dir / "metrics.json", metrics)
+        if w.main:
+            results.write_json(run_dir / "metrics.json", metrics)
         for sink in sinks:
             sink.finish(metrics)
     return metrics
 
 
-def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir) -> None:
+def write_outputs(run_dir: Path, out: loop.LoopResult) -> None:
+    results.write_history(run_dir / "history.jsonl", out.history)
+    if out.final_outputs:
+        results.write_predictions(run_dir / "predictions.csv", out.final_outputs)
+
+
+def check_world(w: distributed.World, n_train: int, held_out: dict[str, int], batch_size: int) -> None:
+    """Raise ValueError unless every process gets examples of every batch and of every held-out split."""
+    if w.size == 1:
+        return
+    if n_train < w.size or batch_size < w.size:
+        raise ValueError(
+            f"{w.size} processes for {n_train:,} training examples in batches of train.batch_size="
+            f"{batch_size}: every process needs an example of each batch; use at most "
+            f"{min(n_train, batch_size)} processes"
+        )
+    last = n_train % batch_size
+    if 0 < last < w.size:
+        raise ValueError(
+            f"the last batch of each epoch holds {last} of the {n_train:,} training examples, fewer than "
+            f"the {w.size} processes: choose a train.batch_size that leaves 0 or at least {w.size} over"
+        )
+    small = {split: n for split, n in held_out.items() if n < w.size}
+    if small:
+        split, n = next(iter(small.items()))
+        raise ValueError(f"the {split} split has {n} examples for {w.size} processes; use at most {n}")
+
+
+def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, w) -> None:
     variant = variants.build(container["variant"]["name"], container["variant"])
     check_select_on(cfg.select_on)  # these checks come before any data or model loads
     loop.check_train_config(train_cfg, metrics["hparams"]["lr"])
-    check_disk(run_dir)
+    if w.main:
+        check_disk(run_dir)
     targets = resolve_targets(model_cfg, variant.config.targets)
-    device = loop.pick_device(cfg.device)
+    device = distributed.join(w, loop.pick_device(cfg.device))
     seed_everything(cfg.seed)
     memory = PeakMemory(device)
 
@@ -284,6 +327,8 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         return data.tokenize(ds, tokenizer, task_cfg.text_fields, model_cfg.max_length, regression)
 
     collate = data.Collator(tokenizer, regression)
+    held_out = task_data.held_out()
+    check_world(w, len(task_data.train), {s: len(ds) for s, ds in held_out.items()}, train_cfg.batch_size)
     train_dl = data.train_loader(
         encode(task_data.train),
         collate,
@@ -291,10 +336,10 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         cfg.seed,
         train_cfg.length_grouping,
         train_cfg.num_workers,
+        w,
     )
-    held_out = task_data.held_out()
     eval_dls = {
-        s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size) for s, ds in held_out.items()
+        s: data.eval_loader(encode(ds), collate, train_cfg.eval_batch_size, w) for s, ds in held_out.items()
     }
 
     group = Path(sweep_dir).name if sweep_dir else None
@@ -339,11 +384,10 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         metrics["selection_metric"],
         log_values,
     )
-    results.write_history(run_dir / "history.jsonl", out.history)
-    if out.final_outputs:
-        results.write_predictions(run_dir / "predictions.csv", out.final_outputs)
     adapter_bytes = 0
-    if train_cfg.save_adapter:
+    if w.main:
+        write_outputs(run_dir, out)
+    if w.main and train_cfg.save_adapter:
         adapter_bytes = results.save_adapter(
             run_dir / "adapter",
             variant.adapter_state_dict(model),
@@ -364,6 +408,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         adapter_mb=round(adapter_bytes / 2**20, 4),
         device=str(device),
         variant_summary=variant.summary(model),
+        processes=w.size,
         python=sys.version.split()[0],
         torch=torch.__version__,
     )

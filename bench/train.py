@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import sys
+import tempfile
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -91,11 +93,23 @@ def one_line(e: BaseException, where: str) -> str:
     return f"error: {' '.join(text.split()) or type(e).__name__} ({where}; {FULL_ERROR}=1 prints it)"
 
 
+def quiet_rank_overrides() -> list[str]:
+    """Under torchrun, the overrides that keep a rank other than 0 out of the results folder: its Hydra
+    run folder (timestamped, so it may differ from rank 0's) goes to a temporary folder, with no
+    ``.hydra`` copy and no log file. Rank 0 writes the run (bench.distributed)."""
+    rank = int(os.environ.get("RANK", 0))
+    if rank == 0 or {"-m", "--multirun"} & set(sys.argv):
+        return []
+    scratch = Path(tempfile.gettempdir()) / f"peft-bench-rank{rank}-{os.getpid()}"
+    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+
+
 def main() -> None:
     """The command line: ``train``, whose errors print one line, those of composing the config (an
     unknown option, a value that cannot name a folder) too. Hydra is told to raise them (its own report
     is a trimmed traceback); with the user's ``HYDRA_FULL_ERROR=1`` the traceback is printed."""
     os.environ[FULL_ERROR] = "1"
+    sys.argv += quiet_rank_overrides()
     try:
         train()
     except Exception as e:
