@@ -1,7 +1,8 @@
 """One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
 
 run(cfg, run_dir) -> metrics (the dict written to metrics.json). Every run appends its row to the runs
-CSV; ``logger=...`` adds sinks (``bench.sinks``).
+CSV; ``logger=...`` adds sinks (``bench.sinks``). A run resumes from its checkpoint when an earlier run
+of its config hash was killed (``bench.checkpoint``); the checkpoint is deleted once the run has ended.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench import data, loop, results
+from bench import checkpoint, data, loop, results
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
@@ -188,6 +189,9 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
             raise RunSkipped(
                 f"config {cfg_hash} already completed in {done} (force=true reruns it)", previous
             )
+    checkpoints = checkpoint.folder(cfg.paths.results, cfg_hash)
+    if not cfg.resume or cfg.force:
+        checkpoint.delete(checkpoints)  # from scratch
 
     model_cfg = make_dataclass(ModelConfig, container["model"])
     task_cfg = make_dataclass(TaskConfig, container["task"])
@@ -196,7 +200,9 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     sinks = make_sinks(cfg)
     try:
-        _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir)
+        _train(
+            container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints
+        )
     except Exception as e:
         metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
@@ -210,10 +216,14 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
         results.write_json(run_dir / "metrics.json", metrics)
         for sink in sinks:
             sink.finish(metrics)
+    if not train_cfg.keep_checkpoint:  # the run has ended (completed or diverged): nothing to resume
+        checkpoint.delete(checkpoints)
     return metrics
 
 
-def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir) -> None:
+def _train(
+    container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints
+) -> None:
     variant = variants.build(container["variant"]["name"], container["variant"])
     check_select_on(cfg.select_on)  # these checks come before any data or model loads
     loop.check_train_config(train_cfg, metrics["hparams"]["lr"])
@@ -300,6 +310,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         device,
         metrics["selection_metric"],
         log_values,
+        checkpoints,
     )
     results.write_history(run_dir / "history.jsonl", out.history)
     if out.final_outputs:
@@ -318,6 +329,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         best_epoch=out.best_epoch,
         final=out.final,
         steps=out.steps,
+        resumed_from_step=out.resumed_from,
         train_time_s=round(out.train_time_s, 3),
         train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
         peak_memory_mb=round(memory.peak_mb(), 1),
