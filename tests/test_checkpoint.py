@@ -129,16 +129,26 @@ def test_a_stopped_fit_resumes_bit_identical_to_an_uninterrupted_one(case, tmp_p
     assert_same_run(resumed, uninterrupted)
 
 
-def test_resuming_without_the_rng_states_would_differ(tmp_path, monkeypatch):
-    """The test above can fail: the same resume with the global RNG states not restored ends elsewhere."""
-    name, options, settings, kill_at, _ = CASES["lora-mid-epoch"]
+@pytest.mark.parametrize(
+    ("case", "owner", "restore"),
+    [
+        ("lora-mid-epoch", checkpoint, "set_rng_state"),  # the global RNG states (dropout)
+        ("lora-grad-accum", data.EpochOrder, "load_state_dict"),  # the sampler's order (epoch 2)
+        ("adalora-budget-phase", variants.get("adalora"), "load_training_state"),  # the importance EMAs
+    ],
+)
+def test_the_test_above_can_fail_each_part_of_the_state_matters(case, owner, restore, tmp_path, monkeypatch):
+    """The same resume with one part of the state left as a fresh run has it ends elsewhere."""
+    name, options, settings, kill_at, _ = CASES[case]
     cfg = TrainConfig(**BASE, **settings)
-    uninterrupted = fit_tiny(name, options, TrainConfig(**BASE), None)
+    uninterrupted = fit_tiny(name, options, without_checkpoints(cfg), None)
     with pytest.raises(Killed):
         fit_tiny(name, options, cfg, tmp_path, kill_at_eval=kill_at)
-    monkeypatch.setattr(checkpoint, "set_rng_state", lambda state: None)
+    monkeypatch.setattr(owner, restore, lambda *args: None)
     resumed = fit_tiny(name, options, cfg, tmp_path)
-    assert json.dumps(resumed[0].history) != json.dumps(uninterrupted[0].history)
+    assert resumed[0].resumed_from is not None
+    with pytest.raises(AssertionError):
+        assert_same_run(resumed, uninterrupted)
 
 
 def test_checkpoints_by_time_are_written_too(tmp_path):
