@@ -58,8 +58,9 @@ def fit_tiny(
     variant.apply(model, Targets(modules=["query", "value"], head=["classifier"]))
     tokenizer = load_tokenizer(TINY)
     collate = data.Collator(tokenizer, regression=False)
-    train = data.train_loader(examples(tokenizer), collate, cfg.batch_size, seed=0, group_by_length=True)
-    held_out = collate(examples(tokenizer)[:8])
+    train_set = examples(tokenizer)
+    train = data.train_loader(train_set, collate, cfg.batch_size, seed=0, group_by_length=True)
+    held_out = collate(train_set[:8])
     calls = 0
 
     @torch.no_grad()
