@@ -62,16 +62,28 @@ class Collator:
 
 
 class EpochOrder(torch.utils.data.Sampler):
-    """A new (optionally length-grouped) order each epoch, from a seeded generator."""
+    """A new (optionally length-grouped) order each epoch, from a seeded generator.
+
+    ``state_dict`` is the generator's state before the current epoch's order was drawn, so a resumed run
+    (``bench.checkpoint``) draws that epoch's order again, and every later one as an uninterrupted run.
+    """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool):
         self.lengths, self.batch_size, self.group = lengths, batch_size, group_by_length
         self.rng = np.random.default_rng(seed)
+        self.epoch_start = self.rng.bit_generator.state
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def state_dict(self) -> dict:
+        return {"rng": self.epoch_start}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = self.epoch_start = state["rng"]
+
     def __iter__(self):
+        self.epoch_start = self.rng.bit_generator.state
         if self.group:
             return iter(length_grouped_order(self.lengths, self.batch_size, self.rng))
         return iter(self.rng.permutation(len(self.lengths)).tolist())

@@ -66,6 +66,11 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def is_main() -> bool:
+    """Rank 0, or the only process."""
+    return not is_distributed() or dist.get_rank() == 0
+
+
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """The model the training step calls: DDP around it when distributed, else the model itself."""
     if not is_distributed():

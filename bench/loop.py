@@ -13,7 +13,9 @@ test-kit and the tests all call it, so a benchmark times what training does.
     evaluate every `eval_every_steps` and at the end of every epoch; the best evaluation is the one
     with the best selection metric (the dev set's, see bench.metrics)
 
-A non-finite loss stops the run with status ``diverged``. This module imports neither Hydra nor datasets.
+A non-finite loss stops the run with status ``diverged``. Given a checkpoint folder, ``fit`` resumes from
+the newest usable checkpoint there and writes one every ``checkpoint_every_steps`` steps or
+``checkpoint_every_minutes`` minutes (``bench.checkpoint``). This module imports neither Hydra nor datasets.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bench import distributed
+from bench import checkpoint, distributed
 from bench.hash_policy import not_hashed
 
 Batch = dict[str, Tensor]
@@ -62,6 +65,10 @@ class TrainConfig:
     gradient_checkpointing: bool = not_hashed(False)  # recompute activations in backward: less memory
     save_adapter: bool = not_hashed(True)
     progress: str = not_hashed("auto")  # auto: a bar on a terminal, else log lines | bar | log | off
+    # Checkpoints to resume a killed run from (bench.checkpoint); they do not change what a run computes.
+    checkpoint_every_steps: int = not_hashed(0)  # 0: not by steps
+    checkpoint_every_minutes: float = not_hashed(30.0)  # 0: not by time; shorter runs never write one
+    keep_checkpoint: bool = not_hashed(False)  # keep the last checkpoint once the run has ended
 
 
 def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
@@ -79,6 +86,12 @@ def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
         ("eval_every_steps", cfg.eval_every_steps >= 0, ">= 0 (0: at the end of each epoch)"),
         ("num_workers", cfg.num_workers >= 0, ">= 0"),
         ("progress", cfg.progress in PROGRESS, f"one of {', '.join(PROGRESS)}"),
+        ("checkpoint_every_steps", cfg.checkpoint_every_steps >= 0, "an integer >= 0 (0: not by steps)"),
+        (
+            "checkpoint_every_minutes",
+            math.isfinite(cfg.checkpoint_every_minutes) and cfg.checkpoint_every_minutes >= 0,
+            "a finite number of minutes >= 0 (0: not by time)",
+        ),
     ]
     if lr is not None:
         rules.append(("lr", math.isfinite(lr) and lr > 0, "a finite number > 0"))
@@ -100,6 +113,7 @@ class LoopResult:
     samples_seen: int = 0
     train_time_s: float = 0.0
     error: str | None = None
+    resumed_from: int | None = None  # the step of the checkpoint this run resumed from
 
 
 log = logging.getLogger("peft-bench")
@@ -230,12 +244,14 @@ class Progress:
     (joblib) share the terminal, and their bars would overwrite each other.
     """
 
-    def __init__(self, total: int, mode: str):
+    def __init__(self, total: int, mode: str, done: int = 0):
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() and multiprocessing.parent_process() is None else "log"
-        self.total, self.mode, self.done, self.postfix = total, mode, 0, ""
+        self.total, self.mode, self.done, self.postfix = total, mode, done, ""
         self.every = max(1, math.ceil(total / 10))
-        self.bar = tqdm(total=total, desc="train", unit="step", mininterval=1.0) if mode == "bar" else None
+        self.bar = None
+        if mode == "bar":
+            self.bar = tqdm(total=total, initial=done, desc="train", unit="step", mininterval=1.0)
 
     def update(self, metrics: str | None = None) -> None:
         self.done += 1
@@ -254,8 +270,8 @@ class Progress:
             self.bar.close()
 
 
-class Trainable(StepHooks, Protocol):
-    """What ``fit`` needs of a variant: the step hooks and the optimizer groups."""
+class Trainable(StepHooks, checkpoint.HasTrainingState, Protocol):
+    """What ``fit`` needs of a variant: the step hooks, the optimizer groups and its state between steps."""
 
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]: ...
 
@@ -270,18 +286,42 @@ def fit(
     device: torch.device,
     select_metric: str,
     log_metrics: Log,
+    checkpoints: Path | None = None,
 ) -> LoopResult:
     """Train for the configured budget; the best evaluation is the one with the highest
-    ``select_metric`` (a key of ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.metrics``)."""
+    ``select_metric`` (a key of ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.metrics``).
+
+    ``checkpoints``: the run's checkpoint folder (``bench.checkpoint.folder``); training resumes from the
+    newest usable checkpoint there and writes its own there. None: neither.
+    """
     check_train_config(cfg, lr)
     steps_total = total_steps(len(loader), cfg)
     optimizer = torch.optim.AdamW(variant.param_groups(model, lr, cfg.weight_decay))
     scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_total), steps_total)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    trainable = list(params.values())
     net = distributed.wrap(model, device)
+    samplers = (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None))  # none: a list
+    order = next((s for s in samplers if isinstance(s, checkpoint.ResumableOrder)), None)
+    parts = (params, optimizer, scheduler, variant, order)  # a checkpoint's, besides the loop's counters
+    fingerprint = checkpoint.fingerprint(params, total_steps=steps_total, batches_per_epoch=len(loader))
     result = LoopResult()
-    step, micro, running = 0, 0, []
-    progress = Progress(steps_total, cfg.progress)
+    step, epoch, micro, running = 0, 0, 0, []
+    start, paused = time.perf_counter(), 0.0  # paused: time spent evaluating and checkpointing
+    rng_to_restore = None
+    found = checkpoint.load_latest(checkpoints, fingerprint) if checkpoints is not None else None
+    if found is not None:
+        path, state = found
+        checkpoint.load_training_state(state, *parts)
+        saved = state["loop"]
+        step, epoch, micro, running = saved["step"], saved["epoch"], saved["micro"], saved["running"]
+        result = LoopResult(**saved["result"])
+        result.final_outputs = {split: tuple(arrays) for split, arrays in result.final_outputs.items()}
+        result.resumed_from, rng_to_restore = step, state["rng"]
+        start -= result.train_time_s
+        log.info("resuming from checkpoint %s: step %d of %d", path, step, steps_total)
+    progress = Progress(steps_total, cfg.progress, done=step)
+    last_saved = time.perf_counter()
 
     def run_eval() -> None:
         metrics, outputs = evaluate()
@@ -297,11 +337,30 @@ def fit(
         log_metrics(metrics | {"epoch": row["epoch"]}, step)
         progress.show(f"{select_metric}={metrics[select_metric]:.4f}")
 
-    start = time.perf_counter()
-    eval_time = 0.0
+    def snapshot() -> dict[str, Any]:
+        done = {f.name: getattr(result, f.name) for f in fields(result)}
+        done["train_time_s"] = time.perf_counter() - start - paused
+        position = {"step": step, "epoch": epoch, "micro": micro, "running": running}
+        return {
+            "fingerprint": fingerprint,
+            **checkpoint.training_state(*parts),
+            "loop": position | {"result": done},
+        }
+
+    def checkpoint_due() -> bool:
+        every, minutes = cfg.checkpoint_every_steps, cfg.checkpoint_every_minutes
+        by_time = minutes and time.perf_counter() - last_saved >= 60 * minutes
+        return checkpoints is not None and bool((every and step % every == 0) or by_time)
+
     model.train()
     while step < steps_total and result.status == "completed":
-        for group in groups_of(loader, cfg.grad_accum):
+        batches = iter(loader)  # draws the epoch's order (and, for a DataLoader, a seed from torch's RNG)
+        if rng_to_restore is not None:  # the checkpoint's epoch: skip what it had done, then its RNG states
+            for _ in range(micro - epoch * len(loader)):
+                next(batches)
+            checkpoint.set_rng_state(rng_to_restore)
+            rng_to_restore = None
+        for group in groups_of(batches, cfg.grad_accum):
             group = [{k: v.to(device, non_blocking=True) for k, v in b.items() if k != "idx"} for b in group]
             try:
                 losses = train_step(
@@ -322,18 +381,24 @@ def fit(
             if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and step < steps_total:
                 t = time.perf_counter()
                 run_eval()
-                eval_time += time.perf_counter() - t
+                paused += time.perf_counter() - t
             if step >= steps_total:
-                break
+                break  # no checkpoint of the last step: the final evaluation comes next
+            if checkpoint_due() and distributed.is_main():  # every rank holds the same state
+                t = time.perf_counter()
+                checkpoint.save(checkpoints, step, snapshot())
+                last_saved = time.perf_counter()
+                paused += last_saved - t
         if result.status == "diverged":
             break
         t = time.perf_counter()
         run_eval()
-        eval_time += time.perf_counter() - t
+        paused += time.perf_counter() - t
+        epoch += 1
     progress.close()
     result.samples_seen = distributed.total(result.samples_seen)
     result.steps = step
-    result.train_time_s = time.perf_counter() - start - eval_time
+    result.train_time_s = time.perf_counter() - start - paused
     return result
 
 

@@ -100,6 +100,7 @@ ${decorator}class $Class(Variant):
     #   param_groups(model, lr, weight_decay)       optimizer groups (e.g. LoRA+'s larger lr for B)
     #   extra_loss(model)                           added to the task loss (e.g. AdaLoRA's orthogonality)
     #   on_step_end(model, step, total_steps)       after optimizer.step() (e.g. AdaLoRA's rank budget)
+    #   training_state(), load_training_state(s)    what on_step_end keeps between steps, for checkpoints
     #   summary(model)                              facts for metrics.json's variant_summary
     #   peft_type, peft_options(model)              peft's adapter_config.json, if peft can load the adapter
     #   check_options                               options and tolerances for bench.testing.check_variant

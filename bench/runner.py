@@ -1,7 +1,8 @@
 """One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
 
 run(cfg, run_dir) -> metrics (the dict written to metrics.json). Every run appends its row to the runs
-CSV; ``logger=...`` adds sinks (``bench.sinks``).
+CSV; ``logger=...`` adds sinks (``bench.sinks``). A run resumes from its checkpoint when an earlier run
+of its config hash was killed (``bench.checkpoint``); the checkpoint is deleted once the run has ended.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench import data, distributed, loop, results
+from bench import checkpoint, data, distributed, loop, results
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
@@ -232,6 +233,9 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
             raise RunSkipped(
                 f"config {cfg_hash} already completed in {done} (force=true reruns it)", previous
             )
+    checkpoints = checkpoint.folder(cfg.paths.results, cfg_hash)
+    if w.main and (not cfg.resume or cfg.force):  # before the ranks join, so before any rank loads one
+        checkpoint.delete(checkpoints)  # from scratch
 
     model_cfg = make_dataclass(ModelConfig, container["model"])
     task_cfg = make_dataclass(TaskConfig, container["task"])
@@ -241,7 +245,9 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     sinks = make_sinks(cfg) if w.main else []
     try:
-        _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, w)
+        _train(
+            container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints, w
+        )
     except Exception as e:
         metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
@@ -259,6 +265,8 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
             results.write_json(run_dir / "metrics.json", metrics)
         for sink in sinks:
             sink.finish(metrics)
+    if w.main and not train_cfg.keep_checkpoint:  # the run has ended (completed or diverged)
+        checkpoint.delete(checkpoints)
     return metrics
 
 
@@ -290,7 +298,9 @@ def check_world(w: distributed.World, n_train: int, held_out: dict[str, int], ba
         raise ValueError(f"the {split} split has {n} examples for {w.size} processes; use at most {n}")
 
 
-def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, w) -> None:
+def _train(
+    container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints, w
+) -> None:
     variant = variants.build(container["variant"]["name"], container["variant"])
     check_select_on(cfg.select_on)  # these checks come before any data or model loads
     loop.check_train_config(train_cfg, metrics["hparams"]["lr"])
@@ -383,6 +393,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         device,
         metrics["selection_metric"],
         log_values,
+        checkpoints,
     )
     adapter_bytes = 0
     if w.main:
@@ -400,6 +411,7 @@ def _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sin
         best_epoch=out.best_epoch,
         final=out.final,
         steps=out.steps,
+        resumed_from_step=out.resumed_from,
         train_time_s=round(out.train_time_s, 3),
         train_samples_per_s=round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
         peak_memory_mb=round(memory.peak_mb(), 1),

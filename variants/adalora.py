@@ -291,6 +291,26 @@ class AdaLoRA(Variant):
             layer.kept = ~(score <= threshold)
             layer.apply_mask()
 
+    def training_state(self) -> dict[str, Any]:
+        """The kept ranks, the budget and the importance EMAs (None once the pattern is fixed)."""
+        return {
+            "kept": {name: layer.kept for name, layer in self.layers.items()},
+            "budget": self.budget,
+            "ema_ipt": self._ema_ipt,
+            "ema_unc": self._ema_unc,
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        for name, layer in self.layers.items():
+            layer.kept = state["kept"][name].to(layer.kept.device)
+        self.budget = state["budget"]
+        params = self._params()
+
+        def on_device(emas: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+            return None if emas is None else [t.to(p.device) for t, p in zip(emas, params, strict=True)]
+
+        self._ema_ipt, self._ema_unc = on_device(state["ema_ipt"]), on_device(state["ema_unc"])
+
     # -- results and saving ------------------------------------------------------------------
     def summary(self, model: nn.Module) -> dict[str, Any]:
         pattern = {name: layer.kept.tolist() for name, layer in adapter_layers(model).items()}

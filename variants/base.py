@@ -263,6 +263,14 @@ class Variant:
     def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
         """Called after optimizer.step() and before zero_grad(), with the 1-based step count."""
 
+    def training_state(self) -> dict[str, Any]:
+        """What the method keeps between steps besides the model's parameters (AdaLoRA's importance and
+        masks), for a checkpoint (bench.checkpoint): tensors and values JSON can hold. Default: nothing."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore ``training_state()`` (tensors on the CPU) into this variant, applied to its model."""
+
     def summary(self, model: nn.Module) -> dict[str, Any]:
         """Variant-specific facts for metrics.json (e.g. AdaLoRA's final ranks)."""
         return {}
