@@ -99,6 +99,12 @@ class RankBatches(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return math.ceil(len(self.order) / self.batch_size)
 
+    def state_dict(self) -> dict:
+        return self.order.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order.load_state_dict(state)
+
     def __iter__(self):
         indices = list(self.order)
         for start in range(0, len(indices), self.batch_size):

@@ -15,6 +15,7 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
+from bench.hash_policy import hashed_if_set
 from variants.base import Targets
 
 SOURCES = ("minilm", "tiny", "hub")
@@ -49,6 +50,8 @@ class ModelConfig:
     num_layers: int = MISSING
     num_heads: int = MISSING
     intermediate_size: int = MISSING
+    # Hidden and attention dropout; None: the checkpoint's own (0.1 for BERT, RoBERTa and MiniLM)
+    dropout: float | None = hashed_if_set(None)
 
 
 def model_config(name: str) -> ModelConfig:
@@ -126,10 +129,20 @@ def random_init_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Mo
         max_position_embeddings=cfg.max_length + reserved,
         num_labels=num_labels,
         problem_type="regression" if num_labels == 1 else "single_label_classification",
+        **dropout_kwargs(cfg),
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return getattr(transformers, model_name)(config)
+
+
+def dropout_kwargs(cfg: ModelConfig) -> dict[str, float]:
+    """``model.dropout`` as the config keys of the BERT-like families; nothing when unset."""
+    if cfg.dropout is None:
+        return {}
+    if not 0 <= cfg.dropout < 1:
+        raise ValueError(f"model.dropout={cfg.dropout!r} is not valid: it must be in [0, 1), or null")
+    return {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
 
 
 def tiny_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Module:
@@ -137,7 +150,12 @@ def tiny_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Module:
     tiny = model_config("tiny")
     shape = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in ARCHITECTURE}
     return random_init_model(
-        replace(tiny, max_length=cfg.max_length, **{k: v for k, v in shape.items() if v != MISSING}),
+        replace(
+            tiny,
+            max_length=cfg.max_length,
+            dropout=cfg.dropout,
+            **{k: v for k, v in shape.items() if v != MISSING},
+        ),
         num_labels,
         seed,
     )
@@ -178,7 +196,11 @@ def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             return AutoModelForSequenceClassification.from_pretrained(
-                model_name_or_path(cfg), num_labels=num_labels, problem_type=problem, **kwargs
+                model_name_or_path(cfg),
+                num_labels=num_labels,
+                problem_type=problem,
+                **dropout_kwargs(cfg),
+                **kwargs,
             )
     finally:
         hf_logging.set_verbosity(verbosity)
