@@ -1,7 +1,8 @@
 """One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
 
 run(cfg, run_dir) -> metrics (the dict written to metrics.json). Every run appends its row to the runs
-CSV; ``logger=...`` adds sinks (``bench.sinks``).
+CSV and its lines to the results index (``bench.results_index``: started, ended, or skipped by resume);
+``logger=...`` adds sinks (``bench.sinks``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench import data, loop, results
+from bench import data, loop, results, results_index
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
@@ -179,9 +180,11 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     container.pop("hydra", None)
     cfg_hash = results.config_hash(container)
     if cfg.resume and not cfg.force:
-        done = results.is_complete(cfg.paths.results, cfg_hash)
+        done = results_index.completed_run(cfg.paths.results, cfg_hash)
         if done is not None:
             results.write_json(run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)})
+            if not (run_dir / "metrics.json").exists():  # else it holds a result (done itself, or another's)
+                results_index.record(cfg.paths.results, run_dir, cfg_hash, results_index.RESUMED)
             previous = json.loads((done / "metrics.json").read_text())
             for sink in make_sinks(cfg):  # a kill between metrics.json and the sinks lost its CSV row
                 sink.recover(previous)
@@ -194,6 +197,7 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     train_cfg = make_dataclass(TrainConfig, container["train"])
     metrics = record(container, run_dir, sweep_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    results_index.record(cfg.paths.results, run_dir, cfg_hash, results_index.RUNNING)
     sinks = make_sinks(cfg)
     try:
         _train(container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir)
@@ -208,6 +212,7 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
     finally:
         metrics["timestamp"] = dt.datetime.now().isoformat(timespec="seconds")
         results.write_json(run_dir / "metrics.json", metrics)
+        results_index.record(cfg.paths.results, run_dir, cfg_hash, metrics["status"])  # after metrics.json
         for sink in sinks:
             sink.finish(metrics)
     return metrics
