@@ -2,7 +2,7 @@
 
 A run folder holds the composed config (``config.yaml``), ``metrics.json``, ``history.jsonl``,
 ``predictions.csv`` and ``adapter/`` (peft's format); a run skipped by resume holds ``resumed.json``.
-``is_complete`` is the one function that reads earlier results to decide what a run does (resume).
+Resume finds earlier results through the results index (``bench.results_index.completed_run``).
 """
 
 from __future__ import annotations
@@ -101,18 +101,6 @@ def git_commit() -> str:
         return "unknown"
     commit = out.stdout.strip() or "unknown"
     return commit + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def is_complete(results_dir: str | Path, cfg_hash: str) -> Path | None:
-    """The folder of a completed run with this config hash under ``results_dir``, if there is one."""
-    for path in sorted(Path(results_dir).glob("**/metrics.json")):
-        try:
-            m = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if m.get("config_hash") == cfg_hash and m.get("status") == "completed":
-            return path.parent
-    return None
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,8 +1,9 @@
 """One run, start to end: compose the pieces, train, evaluate, and write the run folder and sinks.
 
 run(cfg, run_dir) -> metrics (the dict written to metrics.json). Every run appends its row to the runs
-CSV; ``logger=...`` adds sinks (``bench.sinks``). A run resumes from its checkpoint when an earlier run
-of its config hash was killed (``bench.checkpoint``); the checkpoint is deleted once the run has ended.
+CSV and its lines to the results index (``bench.results_index``: started, ended, or skipped by resume);
+``logger=...`` adds sinks (``bench.sinks``). A run resumes from its checkpoint when an earlier run of its
+config hash was killed (``bench.checkpoint``); the checkpoint is deleted once the run has ended.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench import checkpoint, data, distributed, loop, results
+from bench import checkpoint, data, distributed, loop, results, results_index
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
@@ -221,13 +222,15 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
     container.pop("hydra", None)
     cfg_hash = results.config_hash(container)
     if cfg.resume and not cfg.force:
-        done = results.is_complete(cfg.paths.results, cfg_hash)
+        done = results_index.completed_run(cfg.paths.results, cfg_hash)
         if done is not None:
             previous = json.loads((done / "metrics.json").read_text())
             if w.main:
                 results.write_json(
                     run_dir / "resumed.json", {"config_hash": cfg_hash, "completed_in": str(done)}
                 )
+                if not (run_dir / "metrics.json").exists():  # else it holds a result (done, or another's)
+                    results_index.record(cfg.paths.results, run_dir, cfg_hash, results_index.RESUMED)
                 for sink in make_sinks(cfg):  # a kill between metrics.json and the sinks lost its CSV row
                     sink.recover(previous)
             raise RunSkipped(
@@ -243,6 +246,7 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
     metrics = record(container, run_dir, sweep_dir)
     if w.main:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        results_index.record(cfg.paths.results, run_dir, cfg_hash, results_index.RUNNING)
     sinks = make_sinks(cfg) if w.main else []
     try:
         _train(
@@ -263,6 +267,7 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
         metrics["timestamp"] = dt.datetime.now().isoformat(timespec="seconds")
         if w.main:
             results.write_json(run_dir / "metrics.json", metrics)
+            results_index.record(cfg.paths.results, run_dir, cfg_hash, metrics["status"])  # after metrics
         for sink in sinks:
             sink.finish(metrics)
     if w.main and not train_cfg.keep_checkpoint:  # the run has ended (completed or diverged)

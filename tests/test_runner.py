@@ -12,7 +12,7 @@ from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
 from omegaconf import OmegaConf
 
-from bench import results, runner
+from bench import results, results_index, runner
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
@@ -74,6 +74,12 @@ def test_a_run_records_its_config_key_and_settings(compose, tmp_path):
     assert row["config_key"] == m["config_key"] and json.loads(row["settings"]) == settings
 
 
+def index_lines(results_dir) -> list[tuple[str, str]]:
+    """(run folder, status) of each line of the results index."""
+    text = (results_dir / results_index.INDEX).read_text()
+    return [(r["run"], r["status"]) for r in map(json.loads, text.splitlines())]
+
+
 def test_resume_recovers_a_lost_row_through_every_sink(compose, tmp_path):
     run_dir = tiny_run(compose, tmp_path)
     (tmp_path / "runs.csv").unlink()  # a kill between metrics.json and the row
@@ -82,6 +88,14 @@ def test_resume_recovers_a_lost_row_through_every_sink(compose, tmp_path):
     with (tmp_path / "runs.csv").open(newline="") as f:
         (row,) = csv.DictReader(f)
     assert row["run_dir"] == str(run_dir)
+    with pytest.raises(runner.RunSkipped):  # skipped in a new folder (a sweep run again)
+        runner.run(compose([*TINY_RUN, f"paths.results={tmp_path}"]), tmp_path / "runs" / "again")
+    # the index: the run started and completed; skipped in its own folder (nothing new), then in another
+    assert index_lines(tmp_path) == [
+        ("runs/tiny", "running"),
+        ("runs/tiny", "completed"),
+        ("runs/again", "resumed"),
+    ]
 
 
 def test_adalora_runs_with_its_defaults_on_a_40_example_task(compose, tmp_path):
@@ -106,6 +120,8 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_same_command_reruns_it(compos
     assert (m["status"], m["error"]) == ("interrupted", "KeyboardInterrupt: stopped by the user")
     with (tmp_path / "runs.csv").open(newline="") as f:
         assert [r["status"] for r in csv.DictReader(f)] == ["interrupted"]
-    assert results.is_complete(tmp_path, m["config_hash"]) is None  # not skipped by resume
+    assert results_index.completed_run(tmp_path, m["config_hash"]) is None  # not skipped by resume
     tiny_run(compose, tmp_path)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    statuses = ["running", "interrupted", "running", "completed"]
+    assert index_lines(tmp_path) == [("runs/tiny", status) for status in statuses]

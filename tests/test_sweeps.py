@@ -273,22 +273,7 @@ def test_slurm_launcher_renders_a_valid_sbatch_script(tmp_path, monkeypatch, com
     assert "--account" not in script and "--qos" not in script  # null: the cluster's default
 
 
-# ---------------------------------------------------------------- resume and status helpers (fast)
-
-
-def _write_metrics(folder: Path, cfg_hash: str, status: str) -> None:
-    folder.mkdir(parents=True)
-    results.write_json(folder / "metrics.json", {"config_hash": cfg_hash, "status": status})
-
-
-def test_is_complete_counts_only_completed_runs(tmp_path):
-    _write_metrics(tmp_path / "sweeps/a/0_x", "h1", "failed")
-    _write_metrics(tmp_path / "sweeps/a/1_x", "h2", "diverged")
-    _write_metrics(tmp_path / "sweeps/a/2_x", "h3", "oom")
-    (tmp_path / "sweeps/a/3_killed").mkdir()  # a run killed before it wrote metrics.json
-    assert all(results.is_complete(tmp_path, h) is None for h in ["h1", "h2", "h3", "h4"])
-    _write_metrics(tmp_path / "sweeps/b/0_x", "h2", "completed")
-    assert results.is_complete(tmp_path, "h2") == tmp_path / "sweeps/b/0_x"
+# ---------------------------------------------------------------- status helpers (fast)
 
 
 def test_out_of_memory_errors_are_recognised():
