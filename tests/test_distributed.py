@@ -101,7 +101,7 @@ def bench_env(results: Path) -> dict[str, str]:
 
 
 PYTHON = [sys.executable, "-m"]
-TORCHRUN = [*PYTHON, "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "-m"]
+TORCHRUN = [*PYTHON, "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
 
 
 def train(results: Path, launch: list[str], *flags_and_overrides: str) -> Path:
