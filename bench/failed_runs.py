@@ -27,8 +27,7 @@ from filelock import FileLock
 
 from bench.plural import plural
 from bench.results import default_results, recorded_path
-from bench.results_columns import RUNS_COLUMNS
-from bench.runs_csv import LOCK_TIMEOUT_S, RUNS_CSV, locate, lock_path
+from bench.runs_csv import LOCK_TIMEOUT_S, RUNS_CSV, locate, lock_path, rewrite
 
 STATUSES = ("failed", "oom", "interrupted", "diverged")
 FAILED = ("failed", "oom", "interrupted")  # the default: runs that produced no result for their config
@@ -92,12 +91,7 @@ def prune(results: Path, statuses: tuple[str, ...]) -> tuple[int, int]:
             kept = [r for r in rows if r.get("status") not in statuses]
             removed_rows = len(rows) - len(kept)
             if removed_rows:
-                tmp = csv_path.with_name(f".{csv_path.name}.prune.tmp")
-                with tmp.open("w", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=RUNS_COLUMNS, extrasaction="ignore", restval="")
-                    writer.writeheader()
-                    writer.writerows(kept)
-                tmp.replace(csv_path)
+                rewrite(csv_path, kept)
     _, folders = find(results, statuses)
     for folder in folders:
         if run_status(folder) in statuses:  # checked again: never a folder whose run completed since

@@ -136,6 +136,17 @@ def random_init_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Mo
         return getattr(transformers, model_name)(config)
 
 
+def skeleton(cfg: ModelConfig, num_labels: int) -> nn.Module:
+    """The model's architecture without its weights (the meta device): its config, no download of weights."""
+    with torch.device("meta"):
+        if cfg.source == "tiny":
+            return tiny_model(cfg, num_labels)
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        config = AutoConfig.from_pretrained(model_name_or_path(cfg), num_labels=num_labels)
+        return AutoModelForSequenceClassification.from_config(config)
+
+
 def dropout_kwargs(cfg: ModelConfig) -> dict[str, float]:
     """``model.dropout`` as the config keys of the BERT-like families; nothing when unset."""
     if cfg.dropout is None:

@@ -36,6 +36,7 @@ from bench.models import (
     load_tokenizer,
     model_name_or_path,
     resolve_targets,
+    skeleton,
 )
 from bench.plural import plural
 from bench.sinks import make_sinks
@@ -281,6 +282,18 @@ def write_outputs(run_dir: Path, out: loop.LoopResult) -> None:
         results.write_predictions(run_dir / "predictions.csv", out.final_outputs)
 
 
+def check_fits(container: dict[str, Any], model_cfg: ModelConfig, num_labels: int, targets) -> None:
+    """Adapt the model's weightless skeleton (bench.models.skeleton) with a fresh copy of the variant, so
+    that a setting that does not fit its layers (a rank above a layer's size) fails in a second, before
+    the weights load. Math the meta device cannot do (QLoRA's quantization, DoRA's norms) ends this dry
+    run early, after the size checks that precede it; the real adaptation checks everything again."""
+    fresh = variants.build(container["variant"]["name"], container["variant"])
+    try:
+        fresh.apply(skeleton(model_cfg, num_labels), targets)
+    except (RuntimeError, NotImplementedError):
+        return
+
+
 def check_world(w: distributed.World, n_train: int, held_out: dict[str, int], batch_size: int) -> None:
     """Raise ValueError unless every process gets examples of every batch and of every held-out split."""
     if w.size == 1:
@@ -312,6 +325,7 @@ def _train(
     if w.main:
         check_disk(run_dir)
     targets = resolve_targets(model_cfg, variant.config.targets)
+    check_fits(container, model_cfg, task_cfg.num_labels, targets)
     device = distributed.join(w, loop.pick_device(cfg.device))
     seed_everything(cfg.seed)
     memory = PeakMemory(device)
@@ -343,6 +357,13 @@ def _train(
 
     collate = data.Collator(tokenizer, regression)
     held_out = task_data.held_out()
+    if len(task_data.train) < train_cfg.batch_size:
+        log.warning(
+            "the task has %d training examples, fewer than one batch (train.batch_size=%d): each epoch is "
+            "a single step on all of them",
+            len(task_data.train),
+            train_cfg.batch_size,
+        )
     check_world(w, len(task_data.train), {s: len(ds) for s, ds in held_out.items()}, train_cfg.batch_size)
     train_dl = data.train_loader(
         encode(task_data.train),

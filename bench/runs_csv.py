@@ -93,15 +93,20 @@ def _upgrade(path: Path) -> None:
     if columns in (None, RUNS_COLUMNS) or not is_runs_table(columns) or not set(columns) <= set(RUNS_COLUMNS):
         return  # current, not a runs CSV, or from a newer version: left as it is
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+        rewrite(path, list(csv.DictReader(f)))
+    added = [c for c in RUNS_COLUMNS if c not in columns]
+    print(f"peft-bench: added the column(s) {', '.join(added)} to {path}", file=sys.stderr)
+
+
+def rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as the runs CSV at ``path`` in the current columns, atomically (a temporary file,
+    then a rename); the caller holds the lock."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RUNS_COLUMNS, extrasaction="ignore", restval="")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
-    added = [c for c in RUNS_COLUMNS if c not in columns]
-    print(f"peft-bench: added the column(s) {', '.join(added)} to {path}", file=sys.stderr)
 
 
 def append_row(path: str | Path, row: dict[str, Any], unless_run_dir_present: bool = False) -> bool:

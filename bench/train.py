@@ -94,11 +94,16 @@ def one_line(e: BaseException, where: str) -> str:
 
 
 def quiet_rank_overrides() -> list[str]:
-    """Under torchrun, the overrides that keep a rank other than 0 out of the results folder: its Hydra
-    run folder (timestamped, so it may differ from rank 0's) goes to a temporary folder, with no
-    ``.hydra`` copy and no log file. Rank 0 writes the run (bench.distributed)."""
+    """Under torchrun (one run, never a sweep), the overrides that keep a rank other than 0 out of the
+    results folder: its Hydra run folder (timestamped, so it may differ from rank 0's) goes to a
+    temporary folder, with no ``.hydra`` copy and no log file. Rank 0 writes the run (bench.distributed)."""
+    if "RANK" in os.environ and {"-m", "--multirun"} & set(sys.argv):
+        sys.exit(
+            "error: torchrun runs one run, not a sweep (-m): sweep with hydra/launcher=slurm_ddp, or "
+            "submitit_local with hydra.launcher.tasks_per_node=N, or call torchrun once per run"
+        )
     rank = int(os.environ.get("RANK", 0))
-    if rank == 0 or {"-m", "--multirun"} & set(sys.argv):
+    if rank == 0:
         return []
     scratch = Path(tempfile.gettempdir()) / f"peft-bench-rank{rank}-{os.getpid()}"
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]

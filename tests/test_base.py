@@ -42,6 +42,17 @@ def test_load_adapter_state_dict_is_strict(tiny_bert, attention_targets):
         variant.load_adapter_state_dict(model, {**sd, "base_model.model.extra": torch.zeros(1)})
 
 
+def test_an_adapter_of_another_variant_or_base_model_is_refused_by_name(tiny_bert, attention_targets):
+    lora = variants.build("lora", {"r": 2})
+    sd = lora.adapter_state_dict(lora.apply(tiny_bert(), attention_targets))
+    dora = variants.build("dora", {"r": 2})
+    with pytest.raises(KeyError, match="do not match variant 'dora' on this model.*another variant"):
+        dora.load_adapter_state_dict(dora.apply(tiny_bert(), attention_targets), sd)
+    other_rank = variants.build("lora", {"r": 4})
+    with pytest.raises(ValueError, match=r"has shape \(2, 32\), the model's \(4, 32\).*another base model"):
+        other_rank.load_adapter_state_dict(other_rank.apply(tiny_bert(), attention_targets), sd)
+
+
 def test_unknown_variant_and_option_errors():
     with pytest.raises(KeyError, match="unknown variant 'lorra'; available: .*lora"):
         variants.get("lorra")

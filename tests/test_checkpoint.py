@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +17,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from helpers.runs import ROOT, tiny_run
+from helpers.runs import ROOT, bench_env, kill_when, tiny_run
 
 import variants
 from bench import checkpoint, data, runner
@@ -315,15 +313,6 @@ E2E = [
 ]
 
 
-def bench_env(results: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PEFT_BENCH_RESULTS": str(results),
-        "WANDB_MODE": "disabled",
-        "HYDRA_FULL_ERROR": "1",
-    }
-
-
 def train_cmd(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "bench.train", *E2E, *overrides]
 
@@ -348,25 +337,9 @@ def outputs(run_dir: Path) -> dict:
 @pytest.mark.parametrize("variant", ["lora", "adalora"])
 def test_a_sigkilled_run_rerun_with_the_same_command_ends_as_an_uninterrupted_one(variant, tmp_path):
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen(
-        train_cmd(f"variant={variant}"),
-        cwd=ROOT,
-        env=bench_env(killed),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_when(
+        train_cmd(f"variant={variant}"), killed, lambda: bool(list(killed.glob("checkpoints/*/step-*")))
     )
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if list(killed.glob("checkpoints/*/step-*")):
-                break
-            time.sleep(0.01)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert not list(killed.glob("runs/*/metrics.json"))  # killed mid-training: no record
     time.sleep(1.1)  # a new timestamped run folder for the rerun (hydra.run.dir)
     rerun = subprocess.run(

@@ -153,3 +153,11 @@ def test_the_slurm_ddp_example_runs_one_process_per_gpu(compose):
     assert launcher.tasks_per_node == launcher.gpus_per_node == 4 and launcher.max_num_timeout == 3
     eight = compose(["hydra/launcher=slurm_ddp", "hydra.launcher.gpus_per_node=8"], return_hydra_config=True)
     assert eight.hydra.launcher.tasks_per_node == 8
+
+
+def test_torchrun_of_a_sweep_is_refused_in_one_line(tmp_path):
+    env = bench_env(tmp_path) | {"RANK": "0", "WORLD_SIZE": "2"}
+    cmd = [*PYTHON, "bench.train", "-m", *RUN]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "error: torchrun runs one run, not a sweep (-m)" in proc.stderr
+    assert not list(tmp_path.iterdir())

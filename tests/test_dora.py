@@ -71,7 +71,9 @@ def test_dora_gradients_equal_peft(tiny_bert, tiny_batch, attention_targets):
     assert sum(k.endswith("lora_magnitude_vector") for k in ours) == 4
     for key, grad in ours.items():
         assert grad.abs().max() > 0, key
-        torch.testing.assert_close(grad, theirs[key], rtol=RTOL, atol=1e-5 * grad.abs().max().item(), msg=key)
+        # float32 sums in another order: with one thread, 1.3e-8 off where the largest entry is 7e-4
+        scale = grad.abs().max().item()
+        torch.testing.assert_close(grad, theirs[key], rtol=RTOL, atol=1e-4 * scale, msg=key)
 
 
 def test_dora_magnitude_starts_at_row_norms(tiny_bert, tiny_batch, attention_targets):

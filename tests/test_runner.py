@@ -125,3 +125,21 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_same_command_reruns_it(compos
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     statuses = ["running", "interrupted", "running", "completed"]
     assert index_lines(tmp_path) == [("runs/tiny", status) for status in statuses]
+
+
+def test_a_task_smaller_than_one_batch_trains_one_step_an_epoch_and_says_so(compose, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="peft-bench")
+    run_dir = tiny_run(compose, tmp_path, "task.max_train_samples=5", "train.batch_size=8", "train.epochs=2")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["status"] == "completed" and m["steps"] == 2
+    assert any("5 training examples, fewer than one batch (train.batch_size=8)" in x for x in caplog.messages)
+
+
+@pytest.mark.parametrize("variant", ["lora", "dora", "qlora", "loraplus"])
+def test_a_rank_larger_than_a_layer_fails_before_the_weights_load(compose, tmp_path, monkeypatch, variant):
+    def no_load(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the rank was checked")
+
+    monkeypatch.setattr(runner, "load_model", no_load)
+    with pytest.raises(ValueError, match=r"r=64 must be in 1\.\.32 for a 32->32 layer"):
+        tiny_run(compose, tmp_path, f"variant={variant}", "variant.r=64")

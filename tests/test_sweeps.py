@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers.runs import HEAD_PARAMS, ROOT, lora_params
+from helpers.runs import HEAD_PARAMS, ROOT, bench_env, kill_when, lora_params
 from omegaconf import OmegaConf
 
 import variants
@@ -46,15 +45,6 @@ def has_optuna() -> bool:
     except ImportError:
         return False
     return True
-
-
-def bench_env(results_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PEFT_BENCH_RESULTS": str(results_dir),
-        "WANDB_MODE": "disabled",
-        "HYDRA_FULL_ERROR": "1",
-    }
 
 
 def sweep_cmd(*overrides: str) -> list[str]:
@@ -99,25 +89,11 @@ def csv_rows(results_dir: Path) -> list[dict]:
 
 def kill_once_a_run_completed(results_dir: Path, grid: list[str], pattern: str) -> None:
     """Start `sweep_cmd(*grid)` and SIGKILL its process group once a ``pattern`` metrics.json completed."""
-    proc = subprocess.Popen(
-        sweep_cmd(*grid),
-        cwd=ROOT,
-        env=bench_env(results_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(json.loads(p.read_text()).get("status") == "completed" for p in results_dir.glob(pattern)):
-                break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a scheduler would
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
+
+    def completed() -> bool:
+        return any(json.loads(p.read_text()).get("status") == "completed" for p in results_dir.glob(pattern))
+
+    kill_when(sweep_cmd(*grid), results_dir, completed, poll_s=0.05)
 
 
 @pytest.fixture

@@ -305,12 +305,24 @@ class Variant:
         return {k: v.detach() for k, v in self.saved_tensors(model).items()}
 
     def load_adapter_state_dict(self, model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
-        """Copy a saved adapter into an adapted model; raises on missing or unexpected keys."""
+        """Copy a saved adapter into an adapted model; raises KeyError on missing or unexpected keys (an
+        adapter of another variant or other targets) and ValueError on a shape that differs (another base
+        model or rank)."""
         live = self.saved_tensors(model)
         missing = sorted(set(live) - set(sd))
         unexpected = sorted(set(sd) - set(live))
         if missing or unexpected:
-            raise KeyError(f"adapter keys do not match: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise KeyError(
+                f"adapter keys do not match variant {self.name!r} on this model: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}; was it saved by another variant or with other targets?"
+            )
+        wrong = [k for k, v in sd.items() if tuple(v.shape) != tuple(live[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise ValueError(
+                f"adapter tensor {k} has shape {tuple(sd[k].shape)}, the model's {tuple(live[k].shape)} "
+                f"({len(wrong)} such); was it saved from another base model or with another rank?"
+            )
         with torch.no_grad():
             for k, v in sd.items():
                 live[k].copy_(v.to(live[k].dtype))

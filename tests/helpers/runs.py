@@ -1,11 +1,16 @@
 """What the end-to-end tests share: the repository root (their subprocesses' working directory), the
-tiny BERT's trainable-parameter counts, an in-process tiny run, and reading back the CSV files a run
-writes."""
+tiny BERT's trainable-parameter counts, an in-process tiny run, a subprocess's environment, and reading
+back the CSV files a run writes."""
 
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import runner
@@ -53,3 +58,32 @@ def tiny_run(compose, results: Path, *overrides: str) -> Path:
     run_dir = results / "runs" / "tiny"
     runner.run(cfg, run_dir)
     return run_dir
+
+
+def bench_env(results: Path) -> dict[str, str]:
+    """The environment of a `python -m bench.train` subprocess: results in ``results``, no W&B, full
+    tracebacks."""
+    return {
+        **os.environ,
+        "PEFT_BENCH_RESULTS": str(results),
+        "WANDB_MODE": "disabled",
+        "HYDRA_FULL_ERROR": "1",
+    }
+
+
+def kill_when(cmd: list[str], results: Path, ready: Callable[[], bool], poll_s: float = 0.02) -> None:
+    """Run ``cmd`` (results in ``results``) and SIGKILL its whole process group, as a scheduler would,
+    as soon as ``ready()``; asserts it was killed, not ended on its own first."""
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=bench_env(results), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(poll_s)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"{' '.join(cmd[-3:])} ended before it could be killed"
