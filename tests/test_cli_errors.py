@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.runs import ROOT
 
+pytestmark = pytest.mark.slow  # each case is a `python -m bench.train` subprocess
 QUICK = ["model=tiny", "task.max_train_samples=16", "train.epochs=1"]
 
 

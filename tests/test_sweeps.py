@@ -350,7 +350,8 @@ def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
 @pytest.mark.slow
 def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
     """experiment=demo sweeps ${peft_bench.variants:}, offline_suite also ${peft_bench.tasks:vader}."""
-    sweep(tmp_path / "demo", "experiment=demo", "hydra/launcher=basic", "task.max_train_samples=16")
+    # qlora's r=64 does not fit the tiny model's 32-wide layers: recorded as failed, the sweep goes on
+    sweep(tmp_path / "demo", "experiment=demo", "hydra/launcher=basic", "task.max_train_samples=16", failed=1)
     (demo,) = sweep_dirs(tmp_path / "demo")
     assert [n.split("_", 1)[1] for n in run_metrics(demo)] == [f"{v}-rt_polarity-s0" for v in ALL_VARIANTS]
     cmd = sweep_cmd("experiment=offline_suite", "variant=head", "seed=0")
