@@ -391,9 +391,10 @@ def fit(
                 paused += last_saved - t
         if result.status == "diverged":
             break
-        t = time.perf_counter()
-        run_eval()
-        paused += time.perf_counter() - t
+        if not result.history or result.history[-1]["step"] != step:  # eval_every_steps did this step
+            t = time.perf_counter()
+            run_eval()
+            paused += time.perf_counter() - t
         epoch += 1
     progress.close()
     result.samples_seen = distributed.total(result.samples_seen)

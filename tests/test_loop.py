@@ -93,6 +93,11 @@ def test_evaluates_every_epoch_and_every_n_steps_and_keeps_the_best():
     assert result.samples_seen == 64
 
 
+def test_a_step_that_ends_an_epoch_is_evaluated_once():
+    result = run(Toy(), batches(4, 8), TrainConfig(epochs=2, eval_every_steps=2), evals=[0.1, 0.2, 0.3, 0.4])
+    assert [h["step"] for h in result.history] == [2, 4, 6, 8]
+
+
 def test_non_finite_loss_stops_the_run_as_diverged():
     model = Toy(nan_at=3)
     result = run(model, batches(4, 8), TrainConfig(epochs=5))
