@@ -153,6 +153,8 @@ def test_the_slurm_ddp_example_runs_one_process_per_gpu(compose):
     assert launcher.tasks_per_node == launcher.gpus_per_node == 4 and launcher.max_num_timeout == 3
     eight = compose(["hydra/launcher=slurm_ddp", "hydra.launcher.gpus_per_node=8"], return_hydra_config=True)
     assert eight.hydra.launcher.tasks_per_node == 8
+    two = compose(["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=2"], return_hydra_config=True)
+    assert two.hydra.launcher.tasks_per_node == 2  # any GPU count above one is a DDP run
 
 
 def test_torchrun_of_a_sweep_is_refused_in_one_line(tmp_path):
