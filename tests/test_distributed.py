@@ -8,11 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import ROOT, read_rows
+from helpers.runs import ROOT, kill_when, read_rows
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
@@ -163,3 +164,22 @@ def test_torchrun_of_a_sweep_is_refused_in_one_line(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "error: torchrun runs one run, not a sweep (-m)" in proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_a_killed_torchrun_run_resumes_from_rank_0s_checkpoint_bit_identical(tmp_path):
+    """SIGKILL of the whole torchrun group once rank 0 has saved a checkpoint; the same command resumes
+    every rank from it and ends with the weights of an uninterrupted 2-process run."""
+    longer = ["task.max_train_samples=400", "train.batch_size=4", "train.checkpoint_every_steps=20"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    cmd = [*TORCHRUN, "bench.train", *RUN, *longer]
+    kill_when(cmd, killed, lambda: bool(list(killed.glob("checkpoints/*/step-*"))))
+    time.sleep(1.1)  # the rerun gets its own timestamped run folder
+    rerun = subprocess.run(cmd, cwd=ROOT, env=bench_env(killed), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0 and "resuming from checkpoint" in rerun.stdout + rerun.stderr
+    subprocess.run(cmd, cwd=ROOT, env=bench_env(clean), check=True, capture_output=True, timeout=600)
+    (resumed,) = [p for p in killed.glob("runs/*/adapter/adapter_model.safetensors")]
+    (uninterrupted,) = clean.glob("runs/*/adapter/adapter_model.safetensors")
+    a, b = load_file(resumed), load_file(uninterrupted)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(read_rows(killed / "runs.csv")) == 1

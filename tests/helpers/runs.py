@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from bench import runner
 
 ROOT = Path(__file__).resolve().parents[2]  # tests/helpers/runs.py -> the repository root
@@ -72,8 +74,9 @@ def bench_env(results: Path) -> dict[str, str]:
 
 
 def kill_when(cmd: list[str], results: Path, ready: Callable[[], bool], poll_s: float = 0.02) -> None:
-    """Run ``cmd`` (results in ``results``) and SIGKILL its whole process group, as a scheduler would,
-    as soon as ``ready()``; asserts it was killed, not ended on its own first."""
+    """Run ``cmd`` (results in ``results``) and SIGKILL it with every process below it, as a scheduler
+    kills a job (torchrun's workers run in sessions of their own), as soon as ``ready()``; asserts it was
+    killed, not ended on its own first."""
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=bench_env(results), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -84,6 +87,8 @@ def kill_when(cmd: list[str], results: Path, ready: Callable[[], bool], poll_s: 
             time.sleep(poll_s)
     finally:
         if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, f"{' '.join(cmd[-3:])} ended before it could be killed"
