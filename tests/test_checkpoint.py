@@ -110,7 +110,7 @@ CASES = {
     "lora-epoch-end": ("lora", {"r": 4, "dropout": 0.1}, {"checkpoint_every_steps": 5}, 3, 10),
     "lora-grad-accum": ("lora", {"r": 4}, {"checkpoint_every_steps": 2, "grad_accum": 2}, 3, 6),
     "adalora-budget-phase": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 2, 6),
-    "adalora-pattern-fixed": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 8, 21),
+    "adalora-pattern-fixed": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 7, 21),  # eval 7: step 24
 }
 
 
