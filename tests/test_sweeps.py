@@ -379,6 +379,7 @@ def test_sweep_records_oom_failed_and_diverged_runs_and_goes_on(tmp_path):
     ms = list(metrics.values())
     for m in ms[:2]:
         assert "DefaultCPUAllocator" in m["error"] and "steps" not in m
+        assert m["error"].endswith(f"({runner.OOM_HINT})")  # the switches to try
     for m in ms[2:4]:
         assert "not a multiple of the number of attention heads" in m["error"]
     for i in range(4):
