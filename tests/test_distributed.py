@@ -5,7 +5,6 @@ train what one process trains, with one run folder and one runs-CSV row."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import ROOT, kill_when, read_rows
+from helpers.runs import ROOT, bench_env, kill_when, read_rows
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
@@ -96,11 +95,7 @@ def test_a_world_that_leaves_a_rank_without_examples_is_refused(world, n_train, 
     runner.check_world(World(), n_train, held_out, batch)  # one process: anything goes
 
 
-def bench_env(results: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return env | {"PEFT_BENCH_RESULTS": str(results), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-
-
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # as torchrun sets it for its workers: the one-process run alike
 PYTHON = [sys.executable, "-m"]
 TORCHRUN = [*PYTHON, "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
 
@@ -108,7 +103,9 @@ TORCHRUN = [*PYTHON, "torch.distributed.run", "--standalone", "--nproc_per_node=
 def train(results: Path, launch: list[str], *flags_and_overrides: str) -> Path:
     """``<launch> bench.train <flags and overrides> <RUN>``; returns the one run folder it wrote."""
     cmd = [*launch, "bench.train", *flags_and_overrides, *RUN]
-    proc = subprocess.run(cmd, cwd=ROOT, env=bench_env(results), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=bench_env(results, **ONE_THREAD), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     (metrics_json,) = results.glob("**/metrics.json")
     return metrics_json.parent
@@ -159,7 +156,7 @@ def test_the_slurm_ddp_example_runs_one_process_per_gpu(compose):
 
 
 def test_torchrun_of_a_sweep_is_refused_in_one_line(tmp_path):
-    env = bench_env(tmp_path) | {"RANK": "0", "WORLD_SIZE": "2"}
+    env = bench_env(tmp_path, **ONE_THREAD) | {"RANK": "0", "WORLD_SIZE": "2"}
     cmd = [*PYTHON, "bench.train", "-m", *RUN]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "error: torchrun runs one run, not a sweep (-m)" in proc.stderr
@@ -175,9 +172,13 @@ def test_a_killed_torchrun_run_resumes_from_rank_0s_checkpoint_bit_identical(tmp
     cmd = [*TORCHRUN, "bench.train", *RUN, *longer]
     kill_when(cmd, killed, lambda: bool(list(killed.glob("checkpoints/*/step-*"))))
     time.sleep(1.1)  # the rerun gets its own timestamped run folder
-    rerun = subprocess.run(cmd, cwd=ROOT, env=bench_env(killed), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        cmd, cwd=ROOT, env=bench_env(killed, **ONE_THREAD), capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0 and "resuming from checkpoint" in rerun.stdout + rerun.stderr
-    subprocess.run(cmd, cwd=ROOT, env=bench_env(clean), check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        cmd, cwd=ROOT, env=bench_env(clean, **ONE_THREAD), check=True, capture_output=True, timeout=600
+    )
     (resumed,) = [p for p in killed.glob("runs/*/adapter/adapter_model.safetensors")]
     (uninterrupted,) = clean.glob("runs/*/adapter/adapter_model.safetensors")
     a, b = load_file(resumed), load_file(uninterrupted)

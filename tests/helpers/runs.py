@@ -62,14 +62,18 @@ def tiny_run(compose, results: Path, *overrides: str) -> Path:
     return run_dir
 
 
-def bench_env(results: Path) -> dict[str, str]:
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # a subprocess never inherits a parent's rank
+
+
+def bench_env(results: Path, **extra: str) -> dict[str, str]:
     """The environment of a `python -m bench.train` subprocess: results in ``results``, no W&B, full
-    tracebacks."""
-    return {
-        **os.environ,
+    tracebacks, no torchrun rank of the test process, and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
+    return env | {
         "PEFT_BENCH_RESULTS": str(results),
         "WANDB_MODE": "disabled",
         "HYDRA_FULL_ERROR": "1",
+        **extra,
     }
 
 
