@@ -9,10 +9,13 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: demo test test-fast lint install install-dev clean
 
+# The install's seconds go to $(VENV)/install-seconds (python -m bench.sweep_overhead reports them).
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install $(TORCH)
-	$(PIP) install -e ".[minilm]"
+	start=$$(date +%s) && \
+	$(PYTHON) -m venv $(VENV) && \
+	$(PIP) install $(TORCH) && \
+	$(PIP) install -e ".[minilm]" && \
+	echo $$(( $$(date +%s) - start )) > $(VENV)/install-seconds
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml

@@ -1,9 +1,9 @@
 """``torch.compile`` behind one switch: ``train.compile`` in training, ``--compile`` in bench.speed.
 
-    off   eager PyTorch
-    on    compile the model (inductor); batches are padded to a multiple of PAD_MULTIPLE tokens so that
-          length-grouped batches reuse a few compiled shapes instead of recompiling for every length
-    auto  on where it pays back its compile time within a run: CUDA (see README, "Speed"); off elsewhere
+off   eager PyTorch
+on    compile the model (inductor); batches are padded to a multiple of PAD_MULTIPLE tokens so that
+      length-grouped batches reuse a few compiled shapes instead of recompiling for every length
+auto  on where it pays back its compile time within a run: CUDA (see README, "Speed"); off elsewhere
 """
 
 from __future__ import annotations

@@ -47,15 +47,16 @@ def length_grouped_order(lengths: list[int], batch_size: int, rng: np.random.Gen
 
 
 class Collator:
-    """Pads a list of examples to the longest one in the batch."""
+    """Pads a list of examples to the longest one in the batch, rounded up to a multiple of ``pad_to``
+    tokens when given (a compiled model then sees few shapes)."""
 
-    def __init__(self, tokenizer, regression: bool):
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer, regression: bool, pad_to: int | None = None):
+        self.tokenizer, self.pad_to = tokenizer, pad_to
         self.label_dtype = torch.float32 if regression else torch.long
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         features = [{k: v for k, v in e.items() if k not in ("labels", "idx")} for e in examples]
-        batch = dict(self.tokenizer.pad(features, return_tensors="pt"))
+        batch = dict(self.tokenizer.pad(features, pad_to_multiple_of=self.pad_to, return_tensors="pt"))
         batch["labels"] = torch.tensor([e["labels"] for e in examples], dtype=self.label_dtype)
         batch["idx"] = torch.tensor([e["idx"] for e in examples])
         return batch

@@ -13,7 +13,10 @@ test-kit and the tests all call it, so a benchmark times what training does.
     evaluate every `eval_every_steps` and at the end of every epoch; the best evaluation is the one
     with the best selection metric (the dev set's, see bench.metrics)
 
-A non-finite loss stops the run with status ``diverged``. Given a checkpoint folder, ``fit`` resumes from
+A non-finite loss stops the run with status ``diverged``. The step never waits on the device for its
+loss: on the CPU (where nothing runs ahead) each loss is checked before its backward; on an accelerator
+the losses stay on the device and are read every LOSS_READ_EVERY steps (one host sync), so a divergence is
+found up to that many steps late. Given a checkpoint folder, ``fit`` resumes from
 the newest usable checkpoint there and writes one every ``checkpoint_every_steps`` steps or
 ``checkpoint_every_minutes`` minutes (``bench.checkpoint``). This module imports neither Hydra nor datasets.
 """
@@ -35,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bench import checkpoint, distributed
+from bench import checkpoint, compiled, distributed
 from bench.hash_policy import not_hashed
 
 Batch = dict[str, Tensor]
@@ -69,6 +72,7 @@ class TrainConfig:
     checkpoint_every_steps: int = not_hashed(0)  # 0: not by steps
     checkpoint_every_minutes: float = not_hashed(30.0)  # 0: not by time; shorter runs never write one
     keep_checkpoint: bool = not_hashed(False)  # keep the last checkpoint once the run has ended
+    compile: str = not_hashed("auto")  # torch.compile the model: auto (on CUDA) | on | off (bench.compiled)
 
 
 def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
@@ -86,6 +90,7 @@ def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
         ("eval_every_steps", cfg.eval_every_steps >= 0, ">= 0 (0: at the end of each epoch)"),
         ("num_workers", cfg.num_workers >= 0, ">= 0"),
         ("progress", cfg.progress in PROGRESS, f"one of {', '.join(PROGRESS)}"),
+        ("compile", cfg.compile in compiled.COMPILE_MODES, f"one of {', '.join(compiled.COMPILE_MODES)}"),
         ("checkpoint_every_steps", cfg.checkpoint_every_steps >= 0, "an integer >= 0 (0: not by steps)"),
         (
             "checkpoint_every_minutes",
@@ -111,7 +116,9 @@ class LoopResult:
     final_outputs: dict = field(default_factory=dict)
     steps: int = 0
     samples_seen: int = 0
-    train_time_s: float = 0.0
+    train_time_s: float = 0.0  # the optimizer steps, batching included
+    eval_time_s: float = 0.0
+    checkpoint_time_s: float = 0.0
     error: str | None = None
     resumed_from: int | None = None  # the step of the checkpoint this run resumed from
 
@@ -131,6 +138,21 @@ class Diverged(Exception):
     """The loss was not finite; nothing was applied from that micro-batch."""
 
 
+LOSS_READ_EVERY = 10  # steps between reads of the losses on an accelerator (and between train/loss logs)
+
+
+def checks_each_loss(device: torch.device) -> bool:
+    """Whether a step checks its loss before backward: only where reading it costs no wait (the CPU)."""
+    return device.type == "cpu"
+
+
+def make_optimizer(groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    """AdamW over ``groups``, fused into one kernel per step on CUDA and the CPU (torch >= 2.4), the
+    multi-tensor (foreach) version elsewhere; the update is AdamW's either way (torch.optim.AdamW docs)."""
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, fused=fused, foreach=None if fused else True)
+
+
 def train_step(
     model: nn.Module,
     hooks: StepHooks,
@@ -142,11 +164,14 @@ def train_step(
     max_grad_norm: float = 0.0,
     scheduler=None,
     trainable: list[nn.Parameter] | None = None,
-) -> list[float]:
-    """One optimizer step over ``micro_batches`` (gradient accumulation); returns each micro-batch's loss.
+    check_loss: bool = True,
+) -> list[Tensor]:
+    """One optimizer step over ``micro_batches`` (gradient accumulation); returns each micro-batch's loss,
+    detached, on the device (reading it is the caller's host sync).
 
     ``step`` is 1-based. Clipping (when max_grad_norm > 0) covers ``trainable`` (default: every parameter
-    that requires grad). Raises Diverged on a non-finite loss, before its backward. ``model`` may be
+    that requires grad). With ``check_loss``, raises Diverged on a non-finite loss, before its backward
+    (a host sync per micro-batch: see ``checks_each_loss``). ``model`` may be
     wrapped in DDP (bench.distributed): the hooks get the model inside, and each micro-batch's loss is
     weighted so that the ranks' averaged gradient is that of the whole batch.
     """
@@ -165,10 +190,10 @@ def train_step(
             shown, weight = loss.detach(), 1.0
             if inner is not model:  # every rank sees the whole batch's loss, and so stops together
                 shown, weight = distributed.global_mean(loss, batch["labels"].shape[0])
-            if not torch.isfinite(shown):
+            if check_loss and not torch.isfinite(shown):
                 raise Diverged(f"non-finite loss {shown.item()} at step {step}")
             (loss * weight / len(micro_batches)).backward()
-        losses.append(shown.item())
+        losses.append(shown)
     if max_grad_norm:
         params = trainable if trainable is not None else [p for p in inner.parameters() if p.requires_grad]
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
@@ -296,7 +321,7 @@ def fit(
     """
     check_train_config(cfg, lr)
     steps_total = total_steps(len(loader), cfg)
-    optimizer = torch.optim.AdamW(variant.param_groups(model, lr, cfg.weight_decay))
+    optimizer = make_optimizer(variant.param_groups(model, lr, cfg.weight_decay), device)
     scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_total), steps_total)
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     trainable = list(params.values())
@@ -307,7 +332,7 @@ def fit(
     fingerprint = checkpoint.fingerprint(params, total_steps=steps_total, batches_per_epoch=len(loader))
     result = LoopResult()
     step, epoch, micro, running = 0, 0, 0, []
-    start, paused = time.perf_counter(), 0.0  # paused: time spent evaluating and checkpointing
+    start, paused = time.perf_counter(), 0.0  # paused: time spent evaluating and checkpointing (timed)
     rng_to_restore = None
     found = checkpoint.load_latest(checkpoints, fingerprint) if checkpoints is not None else None
     if found is not None:
@@ -352,6 +377,34 @@ def fit(
         by_time = minutes and time.perf_counter() - last_saved >= 60 * minutes
         return checkpoints is not None and bool((every and step % every == 0) or by_time)
 
+    check_loss = checks_each_loss(device)
+    pending: list[tuple[int, Tensor]] = []  # (step, loss) not read yet: on the device
+
+    def read_losses() -> bool:
+        """Move the pending losses to ``running`` (one host sync); False if one is not finite."""
+        if not pending:
+            return True
+        values = torch.stack([loss for _, loss in pending]).tolist()
+        steps_of = [s for s, _ in pending]
+        pending.clear()
+        for at, value in zip(steps_of, values, strict=True):
+            if not math.isfinite(value):
+                result.status = "diverged"
+                result.error = f"non-finite loss {value} at step {at} (read at step {step})"
+                result.steps = at - 1
+                return False
+            running.append(value)
+        return True
+
+    def timed(work: Callable[..., Any], *args: Any) -> float:
+        """Seconds ``work(*args)`` took, counted out of the training time."""
+        nonlocal paused
+        t = time.perf_counter()
+        work(*args)
+        spent = time.perf_counter() - t
+        paused += spent
+        return spent
+
     model.train()
     while step < steps_total and result.status == "completed":
         batches = iter(loader)  # draws the epoch's order (and, for a DataLoader, a seed from torch's RNG)
@@ -365,40 +418,40 @@ def fit(
             try:
                 losses = train_step(
                     net, variant, optimizer, group, step + 1, steps_total, device,
-                    cfg.max_grad_norm, scheduler, trainable,
+                    cfg.max_grad_norm, scheduler, trainable, check_loss,
                 )  # fmt: skip
             except Diverged as e:
-                result.status, result.error = "diverged", str(e)
+                result.status, result.error, result.steps = "diverged", str(e), step
                 break
-            running += losses
+            pending.extend((step + 1, loss) for loss in losses)
             result.samples_seen += sum(b["labels"].shape[0] for b in group)
             micro += len(group)
             step += 1
             progress.update()
-            if step % 10 == 0 or step == steps_total:
-                recent = running[-10 * cfg.grad_accum :]
+            evaluate_now = bool(cfg.eval_every_steps) and step % cfg.eval_every_steps == 0
+            save_now = step < steps_total and checkpoint_due()
+            if step % LOSS_READ_EVERY == 0 or step == steps_total or evaluate_now or save_now:
+                if not read_losses():
+                    break
+            if step % LOSS_READ_EVERY == 0 or step == steps_total:
+                recent = running[-LOSS_READ_EVERY * cfg.grad_accum :]
                 log_metrics({"train/loss": _mean(recent), "train/lr": _lr(optimizer)}, step)
-            if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and step < steps_total:
-                t = time.perf_counter()
-                run_eval()
-                paused += time.perf_counter() - t
+            if evaluate_now and step < steps_total:
+                result.eval_time_s += timed(run_eval)
             if step >= steps_total:
                 break  # no checkpoint of the last step: the final evaluation comes next
-            if checkpoint_due() and distributed.is_main():  # every rank holds the same state
-                t = time.perf_counter()
-                checkpoint.save(checkpoints, step, snapshot())
+            if save_now and distributed.is_main():  # every rank holds the same state
+                result.checkpoint_time_s += timed(checkpoint.save, checkpoints, step, snapshot())
                 last_saved = time.perf_counter()
-                paused += last_saved - t
-        if result.status == "diverged":
+        if result.status == "diverged" or not read_losses():
             break
         if not result.history or result.history[-1]["step"] != step:  # eval_every_steps did this step
-            t = time.perf_counter()
-            run_eval()
-            paused += time.perf_counter() - t
+            result.eval_time_s += timed(run_eval)
         epoch += 1
     progress.close()
     result.samples_seen = distributed.total(result.samples_seen)
-    result.steps = step
+    if result.status == "completed":
+        result.steps = step
     result.train_time_s = time.perf_counter() - start - paused
     return result
 

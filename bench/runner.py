@@ -25,22 +25,21 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench import checkpoint, data, distributed, loop, results, results_index
+from bench import checkpoint, compiled, data, distributed, loop, process_cache, results, results_index
 from bench.loop import TrainConfig
 from bench.memory import PeakMemory
 from bench.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
 from bench.models import (
     ModelConfig,
     enable_gradient_checkpointing,
-    load_model,
-    load_tokenizer,
     model_name_or_path,
     resolve_targets,
     skeleton,
 )
+from bench.phase_times import PhaseTimes
 from bench.plural import plural
 from bench.sinks import make_sinks
-from bench.tasks import TaskConfig, load_task
+from bench.tasks import TaskConfig
 from variants.base import adapter_layers
 
 log = logging.getLogger("peft-bench")
@@ -138,7 +137,7 @@ def run_header(
 def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
     """A function that evaluates every eval split and returns (metrics, {split: (logits, labels, idx)})."""
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate():
         model.eval()
         outputs = {}
@@ -217,6 +216,7 @@ def run(cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> d
 
 
 def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.World) -> dict[str, Any]:
+    times = PhaseTimes()
     if w.main:
         run_dir.mkdir(parents=True, exist_ok=True)
     container = OmegaConf.to_container(cfg, resolve=True)
@@ -251,8 +251,9 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
     sinks = make_sinks(cfg) if w.main else []
     try:
         _train(
-            container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints, w
-        )
+            container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir,
+            checkpoints, w, times,
+        )  # fmt: skip
     except Exception as e:
         metrics["status"] = "oom" if is_out_of_memory(e) else "failed"
         metrics["error"] = f"{type(e).__name__}: {e}"
@@ -266,6 +267,7 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
         raise
     finally:
         metrics["timestamp"] = dt.datetime.now().isoformat(timespec="seconds")
+        metrics["phase_time_s"] = times.as_dict()
         if w.main:
             results.write_json(run_dir / "metrics.json", metrics)
             results_index.record(cfg.paths.results, run_dir, cfg_hash, metrics["status"])  # after metrics
@@ -317,7 +319,7 @@ def check_world(w: distributed.World, n_train: int, held_out: dict[str, int], ba
 
 
 def _train(
-    container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints, w
+    container, model_cfg, task_cfg, train_cfg, cfg, run_dir, metrics, sinks, sweep_dir, checkpoints, w, times
 ) -> None:
     variant = variants.build(container["variant"]["name"], container["variant"])
     check_select_on(cfg.select_on)  # these checks come before any data or model loads
@@ -330,17 +332,20 @@ def _train(
     seed_everything(cfg.seed)
     memory = PeakMemory(device)
 
-    task_data = load_task(task_cfg, with_dev=cfg.select_on == DEV)
+    with times("load_data"):
+        task_data = process_cache.task(task_cfg, with_dev=cfg.select_on == DEV)
     tests = {s: np.asarray(ds["label"]) for s, ds in task_data.evals.items()}
     metrics["chance"] = chance(task_cfg, np.asarray(task_data.train["label"]), tests)
     regression = task_cfg.num_labels == 1
-    tokenizer = load_tokenizer(model_cfg)
-    model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
-    base_total = sum(p.numel() for p in model.parameters())
-    variant.apply(model, targets)
-    if train_cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    model.to(device)
+    with times("load_model"):
+        tokenizer = process_cache.tokenizer(model_cfg)
+        model = process_cache.base_model(model_cfg, task_cfg.num_labels, cfg.seed, **variant.load_kwargs())
+        base_total = sum(p.numel() for p in model.parameters())
+        variant.apply(model, targets)
+        if train_cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
+        model.to(device)
+        compiled.compiled(model, train_cfg.compile, device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     added = sum(
         t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values()
@@ -353,9 +358,13 @@ def _train(
     )
 
     def encode(ds):
-        return data.tokenize(ds, tokenizer, task_cfg.text_fields, model_cfg.max_length, regression)
+        with times("tokenize"):
+            return process_cache.examples(
+                ds, tokenizer, task_cfg.text_fields, model_cfg.max_length, regression
+            )
 
-    collate = data.Collator(tokenizer, regression)
+    pad_to = compiled.PAD_MULTIPLE if compiled.wanted(train_cfg.compile, device) else None
+    collate = data.Collator(tokenizer, regression, pad_to)
     held_out = task_data.held_out()
     if len(task_data.train) < train_cfg.batch_size:
         log.warning(
@@ -421,6 +430,9 @@ def _train(
         log_values,
         checkpoints,
     )
+    times.add("train_steps", out.train_time_s)
+    times.add("evaluate", out.eval_time_s)
+    times.add("checkpoint", out.checkpoint_time_s)
     adapter_bytes = 0
     if w.main:
         write_outputs(run_dir, out)

@@ -1,11 +1,13 @@
 """The training loop: schedule, step counting, gradient accumulation, evaluation cadence, divergence."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
+from bench import loop
 from bench.loop import TrainConfig, fit, linear_schedule, pick_device, total_steps
 from variants.base import Targets
 from variants.full import Full
@@ -104,6 +106,34 @@ def test_non_finite_loss_stops_the_run_as_diverged():
     assert result.status == "diverged" and "step 3" in result.error
     assert result.steps == 2 and model.calls == 3
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_on_an_accelerator_a_non_finite_loss_is_found_at_the_next_read(monkeypatch):
+    """Where reading a loss waits on the device, the losses are read every LOSS_READ_EVERY steps and
+    before each evaluation: a NaN at step 3 is found at the end of the epoch (step 4)."""
+    monkeypatch.setattr(loop, "checks_each_loss", lambda device: False)
+    model = Toy(nan_at=3)
+    result = run(model, batches(4, 8), TrainConfig(epochs=5))
+    assert result.status == "diverged" and result.error == "non-finite loss nan at step 3 (read at step 4)"
+    assert result.steps == 2 and model.calls == 4 and result.history == []
+
+
+def test_losses_read_every_few_steps_log_what_losses_read_every_step_log(monkeypatch):
+    def logged_run():
+        logged = []
+        variant, model = Full(), Toy()
+        variant.apply(model, Targets(modules=["lin"], head=[]))
+        result = fit(
+            model, variant, batches(25, 4), lambda: ({"accuracy": 0.5}, {}), TrainConfig(epochs=1), 0.1,
+            torch.device("cpu"), "accuracy", lambda values, step: logged.append((step, values)),
+        )  # fmt: skip
+        return logged, result.history
+
+    each_step = logged_run()
+    monkeypatch.setattr(loop, "checks_each_loss", lambda device: False)
+    assert logged_run() == each_step
+    steps = [step for step, values in each_step[0] if "train/loss" in values]
+    assert steps == [10, 20, 25] and math.isfinite(each_step[1][0]["train_loss"])
 
 
 def test_progress_logs_a_line_per_tenth_when_not_a_terminal(caplog):

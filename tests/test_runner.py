@@ -12,7 +12,7 @@ from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
 from omegaconf import OmegaConf
 
-from bench import results, results_index, runner
+from bench import process_cache, results, results_index, runner
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
@@ -140,6 +140,7 @@ def test_a_rank_larger_than_a_layer_fails_before_the_weights_load(compose, tmp_p
     def no_load(*args, **kwargs):
         raise AssertionError("the weights were loaded before the rank was checked")
 
-    monkeypatch.setattr(runner, "load_model", no_load)
+    process_cache.clear()  # else a model loaded by an earlier test would hide a load
+    monkeypatch.setattr(process_cache, "load_model", no_load)
     with pytest.raises(ValueError, match=r"r=64 must be in 1\.\.32 for a 32->32 layer"):
         tiny_run(compose, tmp_path, f"variant={variant}", "variant.r=64")
