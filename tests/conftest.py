@@ -1,16 +1,27 @@
-"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), and Hydra's compose.
+"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), Hydra's compose, and
+torch on one thread.
 
 Plain functions shared by several test modules live in tests/helpers/ (imported as ``helpers``); this
 file holds fixtures only and is never imported by name.
 """
 
 import pytest
+import torch
 
 from bench import config
 from bench.models import ModelConfig, load_tokenizer, tiny_model
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny")
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: tiny matmuls on a shared CPU wait on idle threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -16,13 +16,7 @@ from bench import peer_compare
 TINY = ["--model", "tiny", "--train-samples", "32", "--batch", "16", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls on a shared CPU wait on idle threads: one thread keeps these tests fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
