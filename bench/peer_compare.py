@@ -26,10 +26,11 @@ clipping (max_grad_norm), gradient accumulation, and the warmup: the runner's st
 
 What differs, as each side does it by default: ours batches examples of similar length (less padding)
 where the Trainer samples uniformly; the LoRA A matrices and the data order come from different random
-draws; the Trainer's AdamW is torch's fused kernel (its default with torch >= 2.8), ours torch's default;
-our warmup starts at lr / (warmup + 1), the Trainer's at 0. So the two test metrics agree within the
-noise of a seed, not exactly: the table prints both, their difference, and for an accuracy twice the
-binomial standard error of that difference on the test examples (the bar it should stay under).
+draws; the Trainer's AdamW is torch's fused kernel (transformers 5.24's default with torch >= 2.8), ours
+torch's default; our warmup starts at lr / (warmup + 1), the Trainer's at 0. So the two test metrics
+agree within the noise of a seed, not exactly: the table prints both, their difference, and for an
+accuracy twice the binomial standard error of that difference on the test examples (the bar it should
+stay under).
 
 With ``--repeats`` the runs alternate (ours, peer, peer, ours, ...) so that a drift in machine load hits
 both alike; the ratio ours / peer is that of the medians of samples/s. Every repeat uses the same seed.
@@ -149,7 +150,9 @@ def run_peer(setup: Setup, repeat: int) -> Row:
             max_steps=train_cfg.max_steps or -1,
             learning_rate=setup.lr,
             lr_scheduler_type="linear",
-            warmup_steps=int(train_cfg.warmup_ratio * steps),  # bench.loop.fit's count
+            # bench.loop.fit's count; a ratio (warmup_steps < 1 in transformers 5.24, which has no
+            # warmup_ratio) would be rounded up (TrainingArguments.get_warmup_steps)
+            warmup_steps=int(train_cfg.warmup_ratio * steps),
             weight_decay=train_cfg.weight_decay,
             max_grad_norm=train_cfg.max_grad_norm,
             seed=setup.seed,
