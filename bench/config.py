@@ -22,12 +22,16 @@ Resolvers (registered by ``register_configs``), so that lists are derived, not w
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 import variants
 from bench.loop import TrainConfig
@@ -93,6 +97,23 @@ def register_configs() -> None:
     }
     for name, resolver in resolvers.items():
         OmegaConf.register_new_resolver(name, resolver, replace=True)
+
+
+def compose(
+    overrides: Sequence[str] = (), *, config_name: str | None = "train", return_hydra_config: bool = False
+) -> DictConfig:
+    """The config that ``python -m bench.train <overrides>`` composes, in this process (every schema
+    registered). ``config_name=None`` composes from the overrides alone (``+task=sst2``). Hydra's global
+    state is cleared before and after, so calls never see each other."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(
+                config_name, overrides=list(overrides), return_hydra_config=return_hydra_config
+            )
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def group_options(group: str) -> list[str]:

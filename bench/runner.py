@@ -159,20 +159,25 @@ def evaluator(model, loaders: dict, device: torch.device, task: TaskConfig):
     return evaluate
 
 
+def trained_lr(container: dict[str, Any]) -> float | None:
+    """The lr a run trains with: train.lr (else the variant's) times train.lr_scale; None when neither is."""
+    train_cfg = make_dataclass(TrainConfig, container["train"])
+    base_lr = train_cfg.lr or container["variant"].get("lr")
+    return base_lr * train_cfg.lr_scale if base_lr is not None else None
+
+
 def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None = None) -> dict[str, Any]:
     """What metrics.json holds before training (status failed until the run ends): the run's names,
     ``config_hash`` (the run), ``config_key`` (its configuration: the hash without the seed), ``hparams``,
     ``label_hparams`` and ``settings`` (the resolved config as dotted keys, minus the seed and what the
-    hashes ignore), from the resolved config ``container``. ``hparams.lr`` is the lr trained with:
-    train.lr (else the variant's) times train.lr_scale."""
+    hashes ignore), from the resolved config ``container``. ``hparams.lr`` is ``trained_lr``."""
     task_cfg = make_dataclass(TaskConfig, container["task"])
     train_cfg = make_dataclass(TrainConfig, container["train"])
     variant_name = container["variant"]["name"]
     seed = container["seed"]
     options = {k: v for k, v in container["variant"].items() if k not in ("name", "lr")}
-    base_lr = train_cfg.lr or container["variant"].get("lr")
     hparams = {
-        "lr": base_lr * train_cfg.lr_scale if base_lr is not None else None,
+        "lr": trained_lr(container),
         "epochs": train_cfg.epochs,
         "batch_size": train_cfg.batch_size,
         "max_train_samples": task_cfg.max_train_samples,

@@ -1,22 +1,27 @@
-"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), and Hydra's compose.
+"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), Hydra's compose, and
+torch on one thread.
 
 Plain functions shared by several test modules live in tests/helpers/ (imported as ``helpers``); this
 file holds fixtures only and is never imported by name.
 """
 
-from collections.abc import Sequence
-
 import pytest
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+import torch
 
-from bench.config import CONF_DIR, register_configs
+from bench import config
 from bench.models import ModelConfig, load_tokenizer, tiny_model
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny")
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test: tiny matmuls on a shared CPU wait on idle threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -44,28 +49,9 @@ def attention_targets():
 
 @pytest.fixture
 def compose():
-    """Factory: compose(overrides, *, config_name="train", return_hydra_config=False) -> DictConfig.
-
-    The configs in conf/ (bench.config.CONF_DIR) composed the way ``python -m bench.train`` composes them,
-    with every schema registered (register_configs). ``config_name=None`` composes from the overrides
-    alone (``+task=sst2``). Hydra's global state is cleared before each call and after the test.
-    """
-    register_configs()
-
-    def _compose(
-        overrides: Sequence[str] = (), *, config_name: str | None = "train", return_hydra_config: bool = False
-    ) -> DictConfig:
-        GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                return hydra_compose(
-                    config_name, overrides=list(overrides), return_hydra_config=return_hydra_config
-                )
-        finally:
-            GlobalHydra.instance().clear()
-
-    yield _compose
-    GlobalHydra.instance().clear()
+    """Factory: compose(overrides, *, config_name="train", return_hydra_config=False) -> DictConfig, the
+    configs in conf/ composed the way ``python -m bench.train`` composes them (``bench.config.compose``)."""
+    return config.compose
 
 
 @pytest.fixture

@@ -19,13 +19,7 @@ FAST = ["--shape", "tiny", "--batch", "2", "--seq", "8", "--steps", "2", "--warm
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls on a shared CPU wait on idle threads: one thread keeps these tests fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_main(tmp_path: Path, *args: str) -> list[dict[str, str]]:
