@@ -3,8 +3,10 @@
     python -m bench.peer_compare                   # rt_polarity, MiniLM, 2,000 train, 1 epoch, batch 32
     python -m bench.peer_compare --repeats 3 --json results/peer_compare.json
 
-Both sides train LoRA (r 8, alpha 16, dropout 0.1 on query and value; the head trained in full) on the
-same data with the same hyperparameters, then report train samples/s, train time and the test metrics:
+Both sides train LoRA (r 8 on query and value, our LoRA's alpha and dropout; the head trained in full) on
+the same data with the same hyperparameters, at the lr the tuned comparison selected for LoRA on the task
+(``--lr``: a paper lr leaves both near chance on this budget, where agreement says little), then report
+train samples/s, train time and the test metrics:
 
 - ours: ``bench.runner.run`` on the config ``python -m bench.train`` composes from ``budget=cpu_short``
   (length 64, test splits capped at 1,000 examples) with ``variant=lora``, ``--task``, ``--model``,
@@ -26,11 +28,11 @@ clipping (max_grad_norm), gradient accumulation, and the warmup: the runner's st
 
 What differs, as each side does it by default: ours batches examples of similar length (less padding)
 where the Trainer samples uniformly; the LoRA A matrices and the data order come from different random
-draws; the Trainer's AdamW is torch's fused kernel (transformers 5.24's default with torch >= 2.8), ours
-torch's default; our warmup starts at lr / (warmup + 1), the Trainer's at 0. So the two test metrics
-agree within the noise of a seed, not exactly: the table prints both, their difference, and for an
-accuracy twice the binomial standard error of that difference on the test examples (the bar it should
-stay under).
+draws; both use torch's fused AdamW (the Trainer's default in transformers 5.24 with torch >= 2.8;
+ours: ``bench.loop.make_optimizer``); our warmup starts at lr / (warmup + 1), the Trainer's at 0. So
+the two test metrics agree within the noise of a seed, not exactly: the table prints both, their
+difference, and for an accuracy twice the binomial standard error of that difference on the test
+examples (the bar it should stay under).
 
 With ``--repeats`` the runs alternate (ours, peer, peer, ours, ...) so that a drift in machine load hits
 both alike; the ratio ours / peer is that of the medians of samples/s. Every repeat uses the same seed.
@@ -60,7 +62,8 @@ from bench.speed import describe
 from bench.tasks import TaskConfig, TaskData, load_task
 
 OURS, PEER = "ours", "peer"
-LORA = {"r": 8, "alpha": 16.0, "dropout": 0.1, "targets": "attention"}  # attention: query and value
+LORA = {"r": 8, "targets": "attention"}  # attention: query and value; alpha and dropout: our LoRA's defaults
+TUNED_LR = "train.lr=${peft_bench.selected_lr:compare,${task.name},${variant.name}}"  # as experiment=demo
 PEER_PACKAGES = ("peft", "accelerate")  # accelerate: the Trainer's
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the Trainer picks the device index itself
 Row = dict[str, Any]
@@ -81,6 +84,7 @@ class Setup:
             f"seed={args.seed}",
             f"device={args.device}",
             *(f"variant.{k}={v}" for k, v in LORA.items()),
+            TUNED_LR if args.lr == "tuned" else f"train.lr={args.lr}",
         ]
         container = OmegaConf.to_container(compose(self.overrides), resolve=True)
         self.model = runner.make_dataclass(ModelConfig, container["model"])
@@ -291,6 +295,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=32, help="training batch size")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side, alternating")
+    parser.add_argument(
+        "--lr",
+        default="tuned",
+        help="a learning rate, or tuned (default): the lr experiment=compare selected for LoRA on the task "
+        "(conf/selected/compare.yaml), else LoRA's own",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     parser.add_argument("--json", type=Path, help="write the settings, rows and summary to this file")
@@ -299,6 +309,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         options = group_options(group)
         if getattr(args, group) not in options:
             parser.error(f"unknown --{group} {getattr(args, group)!r}; choose one of {', '.join(options)}")
+    if args.lr != "tuned":
+        try:
+            valid = math.isfinite(float(args.lr)) and float(args.lr) > 0
+        except ValueError:
+            valid = False
+        if not valid:
+            parser.error(f"--lr={args.lr} is not valid: it must be tuned or a finite number > 0")
     for name in ("train_samples", "epochs", "batch", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)} is not valid: it must be >= 1")
