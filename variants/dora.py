@@ -83,7 +83,8 @@ class DoRALinear(LoRALinear):
         xd = self.dropout(x) if dropout else x
         a, b = self.lora_A.to(x.dtype), self.lora_B.to(x.dtype)
         wx = F.linear(xd, self.base_weight())
-        h = wx + F.linear(F.linear(xd, a), b * self.scaling)
+        lora = (F.linear(xd, a).reshape(-1, self.r), (b * self.scaling).T)
+        h = torch.addmm(wx.reshape(-1, self.out_features), *lora).view(wx.shape)  # the add in the matmul
         scale = (self.magnitude / self.weight_norm()).to(h.dtype)
         if dropout:  # W x + bias + (m / n - 1) W x_d + (m / n) s B A x_d
             return torch.addcmul(self.base_layer(x) - wx, scale, h)
