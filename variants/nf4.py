@@ -180,6 +180,8 @@ class NF4Linear(nn.Module):
     The weight is dequantized to the compute dtype: the autocast dtype when autocast is on (bf16 on CUDA),
     else the input's dtype (fp32 on CPU). Backward dequantizes again instead of keeping the dense weight
     alive between forward and backward (as bitsandbytes' ``matmul_4bit``). The bias stays dense and frozen.
+    Nothing dequantized is cached, not even absmax' (fp32 per block): it would cost 32 / blocksize bits
+    per weight, more than double quantization saves, to skip the smallest part of the work.
     """
 
     def __init__(self, q: NF4Tensor, bias: torch.Tensor | None):

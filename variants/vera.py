@@ -10,7 +10,8 @@ A and B. Each layer trains two vectors: lambda_d (r, init d_initial = 0.1) and l
 the adapted model equals the base model at initialisation.
 Two ways to compute the update, chosen per forward by ``merge_is_cheaper`` (same result, another
 rounding): two skinny matmuls per token (A x, then B), or forming the update
-lambda_b * (B (lambda_d * A)) once and adding it to W for a single matmul.
+lambda_b * (B (lambda_d * A)) once and adding it to W for a single matmul (backward then keeps two
+out x in matrices, W + update and B (lambda_d * A), instead of token x r activations).
 Saved as a peft VeRA adapter (``vera_lambda_b``, ``vera_lambda_d`` per layer, plus ``base_model.vera_A``
 and ``base_model.vera_B`` when ``save_projection``; without them peft regenerates A and B from the key).
 """
@@ -115,7 +116,8 @@ class VeRALinear(AdapterLayer):
         return torch.addcmul(out, self.vera_lambda_b.to(h.dtype), h)
 
     def delta_weight(self) -> torch.Tensor:
-        """lambda_b * (B (lambda_d * A)): B takes no gradient, so backward skips the out x r product."""
+        """lambda_b * (B (lambda_d * A)): B is frozen, so backward forms one out x in x r product (the
+        gradient of lambda_d * A), not two as (lambda_b * B) (lambda_d * A) would."""
         a, b = self.projections()
         return self.vera_lambda_b[:, None] * (b @ (self.vera_lambda_d[:, None] * a))
 
