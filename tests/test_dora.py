@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -199,6 +200,17 @@ def test_weight_norm_follows_changes_of_the_base_weight():
     torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
     layer.unmerge()
     torch.testing.assert_close(layer.weight_norm(), unmerged, rtol=0, atol=0)
+
+
+def test_a_layer_with_a_cached_norm_pickles():
+    layer = dora_layer()
+    norm = layer.weight_norm()
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)  # a test's own bytes
+    torch.testing.assert_close(loaded.weight_norm(), norm, rtol=0, atol=0)
+    assert layer._base_norms is not None  # the live layer keeps its cache
 
 
 def test_weight_norm_of_a_base_weight_made_in_each_call():

@@ -95,6 +95,10 @@ class DoRALinear(LoRALinear):
         direction = self.base_weight().float() + self.delta_weight()
         return (self.magnitude / self.weight_norm())[:, None] * direction
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (``torch.save`` of a whole model) without the cache, whose weak reference cannot be."""
+        return {**super().__getstate__(), "_base_norms": None}
+
     def merge(self) -> None:
         super().merge()
         self._base_norms = None
