@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers.peft_reference import (
     RTOL,
     assert_matches_peft,
@@ -146,3 +148,102 @@ def test_dora_keeps_the_compute_dtype_under_autocast(training):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         x = torch.randn(2, 5, 32)
         assert layer(x).dtype == layer.base_layer(x).dtype == torch.bfloat16
+
+
+def dora_layer(dropout: float = 0.0, in_features: int = 40, out_features: int = 48) -> DoRALinear:
+    """A DoRALinear whose B is non-zero and whose magnitude is off its start, so every term matters."""
+    torch.manual_seed(0)
+    base = nn.Linear(in_features, out_features)
+    layer = DoRALinear(base, r=4, alpha=8.0, dropout=dropout, use_rslora=False, init="kaiming")
+    with torch.no_grad():
+        nn.init.normal_(layer.lora_B, std=0.3)
+        layer.magnitude.mul_(1 + 0.1 * torch.randn_like(layer.magnitude))
+    return layer
+
+
+def dense_norm(layer: DoRALinear) -> torch.Tensor:
+    """||W + s B A||_row with the out x in matrix formed, in fp32."""
+    direction = layer.base_weight().float() + layer.scaling * layer.lora_B.float() @ layer.lora_A.float()
+    return torch.linalg.vector_norm(direction, dim=1)
+
+
+def plain_dora(layer: DoRALinear, x: torch.Tensor) -> torch.Tensor:
+    """The paper's h = m / ||W + s B A||_row * (W + s B A) x + b, the norm detached (section 4.3)."""
+    direction = layer.base_weight() + layer.scaling * layer.lora_B @ layer.lora_A
+    scale = layer.magnitude / dense_norm(layer).detach()
+    return F.linear(x, scale[:, None] * direction, layer.base_layer.bias)
+
+
+def test_weight_norm_equals_the_dense_norm():
+    layer = dora_layer()
+    norm = layer.weight_norm()
+    assert norm.dtype == torch.float32 and not norm.requires_grad
+    torch.testing.assert_close(norm, dense_norm(layer), rtol=1e-6, atol=0)
+    assert (norm - layer.base_layer.weight.norm(dim=1)).abs().min() > 1e-3  # B A moves every row's norm
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(layer.weight_norm(), norm, rtol=0, atol=0)  # fp32, outside autocast
+
+
+def test_weight_norm_follows_changes_of_the_base_weight():
+    """The cached ||W||_row^2 is dropped when W changes: in place, moved, replaced, merged and unmerged."""
+    layer = dora_layer()
+    layer.weight_norm()
+    with torch.no_grad():
+        layer.base_layer.weight.mul_(2)  # in place: a version bump
+    torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
+    layer.base_layer.weight.data = torch.randn(48, 40)  # new storage, same parameter and version
+    torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
+    layer.base_layer = nn.Linear(40, 48)
+    torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
+    unmerged = layer.weight_norm()
+    layer.merge()  # writes through .data: no version bump
+    torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
+    layer.unmerge()
+    torch.testing.assert_close(layer.weight_norm(), unmerged, rtol=0, atol=0)
+
+
+def test_a_layer_with_a_cached_norm_pickles():
+    layer = dora_layer()
+    norm = layer.weight_norm()
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)  # a test's own bytes
+    torch.testing.assert_close(loaded.weight_norm(), norm, rtol=0, atol=0)
+    assert layer._base_norms is not None  # the live layer keeps its cache
+
+
+def test_weight_norm_of_a_base_weight_made_in_each_call():
+    """A subclass whose base_weight() is a new tensor each call (as QLoRA's dequantization) never hits
+    the cache, even when what it is made from changes without a version bump."""
+
+    class Doubled(DoRALinear):
+        def base_weight(self):
+            return 2 * self.base_layer.weight
+
+    torch.manual_seed(0)
+    layer = Doubled(nn.Linear(40, 48), r=4, alpha=8.0, dropout=0.0, use_rslora=False, init="kaiming")
+    nn.init.normal_(layer.lora_B)
+    torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
+    layer.base_layer.weight.data.mul_(3)
+    torch.testing.assert_close(layer.weight_norm(), dense_norm(layer), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_forward_and_gradients_equal_the_plain_formula(autocast):
+    """Outputs and the gradients of x, m, A and B equal the paper's formula with W + s B A formed; under
+    bf16 autocast (the CUDA path) within bf16 rounding of the fp32 formula."""
+    layer = dora_layer()
+    x = torch.randn(3, 7, 40)
+    grads = []
+    for fn, cast in ((plain_dora, False), (DoRALinear.forward, autocast)):
+        layer.zero_grad()
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cast):
+            y = fn(layer, xi)
+        y.float().pow(2).sum().backward()
+        grads.append([y.float(), xi.grad, layer.magnitude.grad, layer.lora_A.grad, layer.lora_B.grad])
+    for ours, plain in zip(*reversed(grads), strict=True):
+        assert plain.abs().max() > 0
+        tol = 2e-2 * plain.abs().max().item() if autocast else 1e-5 * plain.abs().max().item()
+        torch.testing.assert_close(ours, plain, rtol=0, atol=tol)

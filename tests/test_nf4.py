@@ -174,6 +174,20 @@ def test_dequantize_to_another_dtype():
     assert q.dequantize(torch.float16).dtype == torch.float16
 
 
+@pytest.mark.parametrize("shape", [(1000, 37), (7, 33), (256, 128)], ids=str)  # partial, odd, whole blocks
+def test_dequantize_is_the_nibble_lookup_times_absmax(shape):
+    """The packed-pair lookup equals NF4[code] * absmax' nibble by nibble (fp32, then rounded to the dtype),
+    without bitsandbytes."""
+    torch.manual_seed(0)
+    q = quantize_nf4(torch.randn(shape))
+    n = math.prod(shape)
+    nibbles = torch.stack([q.codes >> 4, q.codes & 15], dim=1).flatten()[:n].long()
+    absmax = dequantize_dynamic(q.absmax_codes, q.absmax_scale) + q.offset
+    plain = torch.tensor(NF4_VALUES)[nibbles] * absmax.repeat_interleave(64)[:n]
+    for dtype in DTYPES:
+        assert torch.equal(dequantize_nf4(q, dtype).flatten(), plain.to(dtype))
+
+
 def test_bad_inputs_are_refused():
     with pytest.raises(TypeError, match="floating-point"):
         quantize_nf4(torch.ones(64, dtype=torch.int64))
@@ -193,7 +207,9 @@ def test_nf4_linear_forward():
     assert layer.nbytes() == 128 * 64 // 2 + 128 + 4 + 4
     assert not any(p.requires_grad for p in layer.parameters())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert layer(x).dtype == torch.bfloat16
+        y = layer(x)
+    bf16 = torch.bfloat16
+    assert torch.equal(y, F.linear(x.to(bf16), w.to(bf16), linear.bias.detach().to(bf16)))
 
 
 def test_nf4_linear_backward_keeps_no_dense_weight():

@@ -18,10 +18,11 @@ from helpers.peft_reference import (
 )
 from peft import VeraConfig, get_peft_model
 from safetensors.torch import load_file
+from torch import nn
 
-from variants import build
+from variants import build, vera
 from variants.base import PEFT_PREFIX, Targets, adapter_layers
-from variants.vera import shared_projections
+from variants.vera import SharedProjections, VeRALinear, merge_is_cheaper, shared_projections
 
 # Layers of two shapes (32 -> 32 and 32 -> 64), so each slices the shared pair differently.
 MIXED = Targets(modules=["query", "value", "intermediate.dense"], head=["classifier"])
@@ -120,3 +121,58 @@ def test_vera_keeps_the_compute_dtype_under_autocast(tiny_bert):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         x = torch.randn(2, 5, 32)
         assert layer(x).dtype == layer.base_layer(x).dtype == torch.bfloat16
+
+
+def vera_layer(dropout: float = 0.0) -> VeRALinear:
+    """A 40 -> 48 VeRA layer (r 16) with both lambdas away from their start, so every term matters."""
+    torch.manual_seed(0)
+    shared = SharedProjections(16, seed=0)
+    shared.generate(48, 40, torch.device("cpu"))
+    layer = VeRALinear(nn.Linear(40, 48), shared, d_initial=0.1, dropout=dropout)
+    with torch.no_grad():
+        layer.vera_lambda_b.normal_()
+        layer.vera_lambda_d.normal_()
+    return layer
+
+
+def path_outputs(layer: VeRALinear, x: torch.Tensor, merged: bool, autocast: bool, monkeypatch):
+    """Output and the gradients of x, lambda_b, lambda_d with one path forced."""
+    monkeypatch.setattr(vera, "merge_is_cheaper", lambda *args: merged)
+    layer.zero_grad()
+    x = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        y = layer(x)
+    y.float().pow(2).sum().backward()
+    return [y.float(), x.grad, layer.vera_lambda_b.grad, layer.vera_lambda_d.grad]
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_both_paths_give_the_same_outputs_and_gradients(autocast, monkeypatch):
+    """The merged path equals the factored one; under bf16 autocast (the CUDA path) each is within bf16
+    rounding of the fp32 result."""
+    layer = vera_layer()
+    x = torch.randn(3, 7, 40)
+    reference = path_outputs(layer, x, merged=False, autocast=False, monkeypatch=monkeypatch)
+    for merged in (True, False):
+        got = path_outputs(layer, x, merged, autocast, monkeypatch)
+        for ours, ref in zip(got, reference, strict=True):
+            assert ref.abs().max() > 0
+            tol = (2e-2 if autocast else 1e-5) * ref.abs().max().item()
+            torch.testing.assert_close(ours, ref, rtol=0, atol=tol)
+
+
+def test_the_chooser_picks_each_path_where_it_is_cheaper():
+    """MiniLM's attention (384 x 384, VeRA's r 256): a training batch of 1024 tokens merges, a few tokens
+    do not; forward-only merges from about out * in / (in + out) = 192 tokens."""
+    assert merge_is_cheaper(1024, 256, 384, 384, backward=True)
+    assert not merge_is_cheaper(8, 256, 384, 384, backward=True)
+    assert not merge_is_cheaper(150, 256, 384, 384, backward=False)
+    assert merge_is_cheaper(250, 256, 384, 384, backward=False)
+    assert not merge_is_cheaper(1024, 8, 384, 384, backward=True)  # a small rank stays factored
+    layer = vera_layer()  # 40 -> 48, r 16: merges from 69 tokens in training, 22 forward only
+    assert layer.merges_update(torch.randn(4, 32, 40)) and not layer.merges_update(torch.randn(2, 16, 40))
+    with torch.no_grad():
+        assert layer.merges_update(torch.randn(2, 16, 40))
+    dropped = vera_layer(dropout=0.1)
+    assert not dropped.merges_update(torch.randn(64, 8, 40))  # the update sees dropout(x), the base x
+    assert dropped.eval().merges_update(torch.randn(64, 8, 40))

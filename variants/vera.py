@@ -8,6 +8,10 @@ B[:out, :]. Both are kaiming-uniform (a=0, fan_in), drawn A then B from a CPU ``
 with ``projection_prng_key``: the same draws as peft, so a peft VeRA model of the same base gets the same
 A and B. Each layer trains two vectors: lambda_d (r, init d_initial = 0.1) and lambda_b (out, init 0), so
 the adapted model equals the base model at initialisation.
+Two ways to compute the update, chosen per forward by ``merge_is_cheaper`` (same result, another
+rounding): two skinny matmuls per token (A x, then B), or forming the update
+lambda_b * (B (lambda_d * A)) once and adding it to W for a single matmul (backward then keeps two
+out x in matrices, W + update and B (lambda_d * A), instead of token x r activations).
 Saved as a peft VeRA adapter (``vera_lambda_b``, ``vera_lambda_d`` per layer, plus ``base_model.vera_A``
 and ``base_model.vera_B`` when ``save_projection``; without them peft regenerates A and B from the key).
 """
@@ -56,6 +60,21 @@ class SharedProjections(nn.Module):
         self.vera_A, self.vera_B = a.to(device), b.to(device)
 
 
+def merge_is_cheaper(tokens: int, r: int, fan_in: int, fan_out: int, backward: bool) -> bool:
+    """Whether forming the update beats the two skinny matmuls, by matmul FLOPs (elementwise work ignored).
+
+    Factored: x A^T then (lambda_d * .) B^T, 2 T r (in + out) per forward; backward as much again (the
+    gradient through B for lambda_d, through A for the input). Merged: P = B (lambda_d * A), 2 out in r,
+    then x (W + lambda_b * P)^T, a matmul the base pays anyway; backward adds the update's gradient
+    g^T x (2 T out in) and lambda_d's through B^T (2 out in r); the input's comes with the base's.
+    """
+    factored = 2 * tokens * r * (fan_in + fan_out)
+    merged = 2 * fan_out * fan_in * r
+    if backward:
+        factored, merged = 2 * factored, 2 * merged + 2 * tokens * fan_out * fan_in
+    return merged < factored
+
+
 class VeRALinear(AdapterLayer):
     decay_exempt = frozenset({"vera_lambda_b", "vera_lambda_d"})  # scaling vectors (lambda_d starts at 0.1)
 
@@ -71,18 +90,36 @@ class VeRALinear(AdapterLayer):
         """This layer's slices of the shared pair: A[:, :in] (r x in) and B[:out, :] (out x r)."""
         return self.shared.vera_A[:, : self.in_features], self.shared.vera_B[: self.out_features]
 
+    def merges_update(self, x: torch.Tensor) -> bool:
+        """Whether this forward forms the update (``merge_is_cheaper``); never under active dropout,
+        where the update sees dropout(x) and the base x."""
+        if self.training and isinstance(self.dropout, nn.Dropout):
+            return False
+        trains = torch.is_grad_enabled() and self.vera_lambda_b.requires_grad
+        tokens = x.numel() // self.in_features
+        return merge_is_cheaper(tokens, self.shared.r, self.in_features, self.out_features, trains)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base_layer(x)
         if self.merged:
-            return out
+            return self.base_layer(x)
+        if self.merges_update(x):
+            weight = self.base_weight() + self.delta_weight()
+            return F.linear(x, weight.to(x.dtype), self.base_layer.bias)
+        return self.factored_forward(x)
+
+    def factored_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """W x + b + lambda_b * (B (lambda_d * (A dropout(x)))) with two skinny matmuls."""
+        out = self.base_layer(x)
         a, b = (t.to(x.dtype) for t in self.projections())
         h = F.linear(self.dropout(x), a)  # in the compute dtype (autocast may differ from x's)
         h = F.linear(self.vera_lambda_d.to(h.dtype) * h, b)
         return torch.addcmul(out, self.vera_lambda_b.to(h.dtype), h)
 
     def delta_weight(self) -> torch.Tensor:
+        """lambda_b * (B (lambda_d * A)): B is frozen, so backward forms one out x in x r product (the
+        gradient of lambda_d * A), not two as (lambda_b * B) (lambda_d * A) would."""
         a, b = self.projections()
-        return (self.vera_lambda_b[:, None] * b) @ (self.vera_lambda_d[:, None] * a)
+        return self.vera_lambda_b[:, None] * (b @ (self.vera_lambda_d[:, None] * a))
 
     def adapter_tensors(self) -> dict[str, torch.Tensor]:
         return {"vera_lambda_b": self.vera_lambda_b, "vera_lambda_d": self.vera_lambda_d}
