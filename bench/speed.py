@@ -1,6 +1,7 @@
 """Step-time benchmark: our variants against Hugging Face peft's on an identical random-init base.
 
     python -m bench.speed --shape roberta_base --variants lora,dora,vera,adalora --batch 32 --seq 128
+    python -m bench.speed --shape minilm --batch 16 --seq 64 --compile on --json results/speed.json
 
 For each variant it times one whole optimizer step, ``bench.loop.train_step`` (what training runs):
 
@@ -16,7 +17,25 @@ Both start from the same base weights, seed and batch, and their steps are
 interleaved (ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are
 the anchors (``full`` is always timed: the ratios need it). Reported: the median ms per step over
 ``--steps`` after ``--warmup``, with ``torch.cuda.synchronize`` around each step and bf16 autocast on CUDA
-(as in training), fp32 elsewhere.
+(as in training), fp32 elsewhere, and our first step in seconds.
+
+``--compile`` (``bench.compiled``: auto, on, off) compiles our models in place with ``torch.compile``;
+peft's stay eager, and the table says which side is compiled. The default, auto, compiles where it pays
+back within a run (CUDA), so the benchmark times what a compiled training run does there, while CPU runs
+stay eager and short. A compiled run's batch is padded with masked tokens to a multiple of PAD_MULTIPLE,
+as training pads then; the warm-up steps absorb the compile (so it needs ``--warmup`` >= 1), and the
+first step's time shows it.
+
+Inference (``bench.inference_speed``; ``--no-inference`` skips it): after its steps, each variant's trained
+model (its adapters off their init) is timed forward in eval mode under ``torch.inference_mode``: the base
+model, the adapters unmerged and merged, interleaved, ms and ratios to the base (ours only; compiled when
+the steps are). ``full`` and ``head`` have nothing to merge.
+
+Printed: the step table (with the floor), the inference table, and the ratios of the project's speed
+targets (``bench.speed_targets``: ours/peft per variant, dora/lora, vera/lora, qlora/lora, adalora/lora,
+lora/full), each with its target on this device and met, missed, no target or not measured. Written:
+``--out`` (the step rows), ``<stem>_inference.csv`` beside it, and with ``--json PATH`` one file of all
+three: ``{"rows": [...], "inference": [...], "ratios": [...]}``.
 
 Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on the
 ``--targets`` layers, plus its ``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every timed
@@ -42,8 +61,8 @@ import argparse
 import copy
 import csv
 import gc
-import statistics
-import time
+import json
+import math
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,14 +73,18 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import variants
+from bench import speed_targets
+from bench.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
 from bench.config import group_options
+from bench.inference_speed import INFERENCE_COLUMNS, latency
 from bench.loop import StepHooks, pick_device, train_step
 from bench.models import RANDOM_INIT, ModelConfig, model_config, random_init_model, resolve_targets
+from bench.timing import Timing, timed
 from variants.base import NO_PEFT_METHOD, Targets, Variant
 
 Device = torch.device
 Batch = dict[str, Tensor]
-Measured = dict[str, tuple[float, float | None, str]]  # variant -> (ours ms, peft ms or None, peft note)
+Row = dict[str, Any]
 SEED = 0
 LABELS = 2
 WEIGHT_DECAY = 0.01
@@ -70,9 +93,10 @@ DEFAULT_VARIANTS = "lora,dora,vera,adalora,loraplus,qlora,full,head"
 ANCHOR = "full"
 FLOOR_FRACTION = {"full": 1.0, "head": 1 / 3}  # every other variant (an adapter): 2 / 3
 ADAPTER_FLOOR = 2 / 3
+RUN_COLUMNS = ["shape", "targets", "batch", "seq", "steps", "warmup", "device", "compiled"]
 COLUMNS = [
-    "variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "floor_ms", "vs_floor", "peft_note",
-    "shape", "targets", "batch", "seq", "steps", "warmup", "device",
+    "variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "floor_ms", "vs_floor", "first_step_s",
+    "peft_note", *RUN_COLUMNS,
 ]  # fmt: skip
 
 
@@ -93,6 +117,16 @@ class Run:
 
     def __post_init__(self) -> None:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+
+
+@dataclass
+class Measured:
+    """One variant's times: our steps, peft's (None: not timed, see peft_note) and the inference row."""
+
+    ours: Timing
+    peft: Timing | None
+    peft_note: str
+    inference: Row | None  # a row of INFERENCE_COLUMNS; None with --no-inference
 
 
 class PeftHooks:
@@ -122,7 +156,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", default="attention", help="a target preset of the model config")
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda:N")
     parser.add_argument("--no-peft", action="store_true", help="time our implementations only")
-    parser.add_argument("--out", default="results/speed.csv", help="CSV file of the rows")
+    parser.add_argument(
+        "--compile", default="auto", choices=COMPILE_MODES, help="torch.compile our models (auto: on CUDA)"
+    )
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference latency")
+    parser.add_argument(
+        "--out",
+        default="results/speed.csv",
+        help="CSV of the step rows; inference rows: <stem>_inference.csv",
+    )
+    parser.add_argument("--json", help="also write the rows, inference rows and target ratios to this file")
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     known = variants.available()
@@ -155,12 +198,20 @@ def base_model(cfg: ModelConfig, seq: int, seed: int) -> nn.Module:
     return random_init_model(replace(cfg, max_length=max(512, seq)), LABELS, seed).train()
 
 
-def make_batch(cfg: ModelConfig, batch: int, seq: int, seed: int, device: Device) -> Batch:
-    """Random token ids (no special tokens, no padding), full attention mask, random labels."""
+def padded_length(seq: int, compiling: bool) -> int:
+    """A batch's length: ``seq``, rounded up to PAD_MULTIPLE when compiled (as training pads then)."""
+    return math.ceil(seq / PAD_MULTIPLE) * PAD_MULTIPLE if compiling else seq
+
+
+def make_batch(cfg: ModelConfig, batch: int, seq: int, seed: int, device: Device, length: int = 0) -> Batch:
+    """``seq`` random token ids (no special tokens) and random labels, padded with masked tokens up to
+    ``length`` when that is longer."""
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, cfg.vocab_size, (batch, seq), generator=g)
+    ids = torch.randint(5, cfg.vocab_size, (batch, max(seq, length)), generator=g)
     labels = torch.randint(0, LABELS, (batch,), generator=g)
-    data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    mask = torch.ones_like(ids)
+    mask[:, seq:] = 0
+    data = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     return {k: v.to(device) for k, v in data.items()}
 
 
@@ -202,31 +253,25 @@ def peft_run(variant: Variant, ours: nn.Module, base: nn.Module, device: Device)
 
 
 # -- timing --------------------------------------------------------------------------------------
-def sync(device: Device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_runs(
     runs: list[Run], batch: Batch, warmup: int, steps: int, device: Device, bar: tqdm
-) -> list[float]:
-    """Median ms per step of each run; the runs' steps are interleaved."""
+) -> list[Timing]:
+    """Each run's first step and median step after ``warmup``; the runs' steps are interleaved."""
     total = warmup + steps
     times: list[list[float]] = [[] for _ in runs]
     for step in range(1, total + 1):
         for run, ms in zip(runs, times, strict=True):
             bar.set_description(run.label)
-            sync(device)
-            start = time.perf_counter()
-            train_step(
-                run.model, run.hooks, run.optimizer, [batch], step, total, device, MAX_GRAD_NORM,
-                trainable=run.trainable,
+            t, _ = timed(
+                lambda run=run, step=step: train_step(
+                    run.model, run.hooks, run.optimizer, [batch], step, total, device, MAX_GRAD_NORM,
+                    trainable=run.trainable,
+                ),
+                device,
             )  # fmt: skip
-            sync(device)
-            if step > warmup:
-                ms.append(1e3 * (time.perf_counter() - start))
+            ms.append(t)
             bar.update(1)
-    return [statistics.median(ms) for ms in times]
+    return [Timing.of(ms, warmup) for ms in times]
 
 
 def release(device: Device) -> None:
@@ -235,12 +280,14 @@ def release(device: Device) -> None:
         torch.cuda.empty_cache()
 
 
-def measure(args: argparse.Namespace, device: Device) -> Measured:
-    """Median step times of every variant asked for, ours and peft's."""
+def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
+    """Step times of every variant asked for, ours (compiled when asked) and peft's, then ours' inference."""
     model_cfg = model_config(args.shape)
     targets = resolve_targets(model_cfg, args.targets)
     base = base_model(model_cfg, args.seq, SEED)
-    batch = make_batch(model_cfg, args.batch, args.seq, SEED, device)
+    compiling = wanted(args.compile, device)
+    batch = make_batch(model_cfg, args.batch, args.seq, SEED, device, padded_length(args.seq, compiling))
+    infer_base = None if args.no_inference else compiled(copy.deepcopy(base).to(device), args.compile, device)
     total = args.warmup + args.steps
     skips = {
         n: "--no-peft" if args.no_peft else variants.get(n)().peft_unavailable(device) for n in args.variants
@@ -252,21 +299,42 @@ def measure(args: argparse.Namespace, device: Device) -> Measured:
             options = variant_options(name, total, model_cfg)
             variant, ours = our_run(name, options, base, targets, device)
             runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, device)]
-            medians = time_runs(runs, batch, args.warmup, args.steps, device, bar)
-            peft_ms = medians[1] if len(medians) > 1 else None
-            measured[name] = (medians[0], peft_ms, skips[name] or "")
-            del variant, ours, runs
+            compiled(ours.model, args.compile, device)
+            timings = time_runs(runs, batch, args.warmup, args.steps, device, bar)
+            del runs
+            release(device)
+            inference = None
+            if infer_base is not None:  # on the trained model: its adapters are no longer at their init
+                inference = latency(
+                    infer_base, variant, ours.model, batch, args.warmup, args.steps, device, bar
+                )
+            peft = timings[1] if len(timings) > 1 else None
+            measured[name] = Measured(
+                ours=timings[0], peft=peft, peft_note=skips[name] or "", inference=inference
+            )
+            del variant, ours
             release(device)
     return measured
 
 
 # -- report --------------------------------------------------------------------------------------
-def rows_from(measured: Measured, args: argparse.Namespace, device: Device) -> list[dict[str, Any]]:
+def run_columns(args: argparse.Namespace, device: Device) -> Row:
+    """What every row says about the run (RUN_COLUMNS)."""
+    return {
+        "shape": args.shape, "targets": args.targets, "batch": args.batch, "seq": args.seq,
+        "steps": args.steps, "warmup": args.warmup, "device": describe(device),
+        "compiled": "ours" if wanted(args.compile, device) else "none",
+    }  # fmt: skip
+
+
+def rows_from(measured: dict[str, Measured], args: argparse.Namespace, device: Device) -> list[Row]:
     """CSV rows; every ratio is computed from times measured in this run."""
-    full_ms = measured[ANCHOR][0]
+    full_ms = measured[ANCHOR].ours.median_ms
+    run = run_columns(args, device)
     rows = []
     for name in args.variants:
-        ours_ms, peft_ms, note = measured[name]
+        m = measured[name]
+        ours_ms, peft_ms = m.ours.median_ms, m.peft.median_ms if m.peft else None
         floor_ms = FLOOR_FRACTION.get(name, ADAPTER_FLOOR) * full_ms
         rows.append({
             "variant": name,
@@ -276,32 +344,61 @@ def rows_from(measured: Measured, args: argparse.Namespace, device: Device) -> l
             "ours_vs_full": round(ours_ms / full_ms, 4),
             "floor_ms": round(floor_ms, 3),
             "vs_floor": round(ours_ms / floor_ms, 4),
-            "peft_note": note,
-            "shape": args.shape,
-            "targets": args.targets,
-            "batch": args.batch,
-            "seq": args.seq,
-            "steps": args.steps,
-            "warmup": args.warmup,
-            "device": describe(device),
+            "first_step_s": round(m.ours.first_ms / 1e3, 3),
+            "peft_note": m.peft_note,
+            **run,
         })  # fmt: skip
     return rows
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    header = ("variant", "ours ms", "peft ms", "ours/peft", "ours/full", "vs floor")
-    keys = ("variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "vs_floor")
-    print(f"{header[0]:<10}" + "".join(f"{h:>11}" for h in header[1:]))
+def inference_rows(measured: dict[str, Measured], args: argparse.Namespace, device: Device) -> list[Row]:
+    run = run_columns(args, device)
+    return [{**m.inference, **run} for m in measured.values() if m.inference is not None]
+
+
+def print_rows(rows: list[Row], columns: dict[str, str]) -> None:
+    """``rows`` as a table of ``columns`` (key -> header), the first one left-aligned."""
+    (first, *rest) = columns
+    print(f"{columns[first]:<10}" + "".join(f"{columns[k]:>12}" for k in rest))
     for row in rows:
-        cells = [_cell(row[k]) for k in keys[1:]]
-        print(f"{row['variant']:<10}" + "".join(f"{c:>11}" for c in cells))
+        print(f"{row[first]:<10}" + "".join(f"{_cell(row[k]):>12}" for k in rest))
+
+
+def print_table(rows: list[Row]) -> None:
+    print_rows(rows, {
+        "variant": "variant", "ours_ms": "ours ms", "peft_ms": "peft ms", "ours_vs_peft": "ours/peft",
+        "ours_vs_full": "ours/full", "floor_ms": "floor ms", "vs_floor": "vs floor",
+        "first_step_s": "1st step s",
+    })  # fmt: skip
     for row in rows:
         if row["peft_note"] not in ("", NO_PEFT_METHOD):
             print(f"peft {row['variant']}: skipped, {row['peft_note']}")
     r = rows[0]
+    compiling = r["compiled"] != "none"
+    padded = padded_length(r["seq"], compiling)
+    seq = f"{r['seq']} (padded to {padded})" if padded != r["seq"] else r["seq"]
     print(
-        f"{r['shape']}, {r['targets']} targets, batch {r['batch']} x seq {r['seq']}, median of {r['steps']} "
-        f"steps after {r['warmup']} warm-up, on {r['device']}; vs floor = ours / (fraction x full ms)"
+        f"{r['shape']}, {r['targets']} targets, batch {r['batch']} x seq {seq}, median of {r['steps']} "
+        f"steps after {r['warmup']} warm-up, on {r['device']}; floor = fraction x full ms, "
+        "vs floor = ours / floor"
+    )
+    sides = "ours (torch.compile; its 1st step holds the compile), peft's eager" if compiling else "none"
+    print(f"compiled: {sides}")
+
+
+def print_inference(rows: list[Row]) -> None:
+    print("\ninference: one forward in eval mode under torch.inference_mode, ours only")
+    print_rows(rows, {
+        "variant": "variant", "base_ms": "base ms", "unmerged_ms": "unmerged ms", "merged_ms": "merged ms",
+        "unmerged_vs_base": "unmerged/b", "merged_vs_base": "merged/b", "merged_max_diff": "max |diff|",
+    })  # fmt: skip
+    for row in rows:
+        if row["merge_note"]:
+            print(f"{row['variant']}: merged -, {row['merge_note']}")
+    print(
+        f"median of {rows[0]['steps']} forwards after {rows[0]['warmup']}, base / unmerged / merged "
+        "interleaved (merged: merge before the forward, unmerge after, neither timed); /b = / base ms; "
+        "max |diff| = largest gap of the merged and unmerged logits"
     )
 
 
@@ -311,12 +408,16 @@ def _cell(value: float | str) -> str:
     return f"{value:.1f}" if isinstance(value, float) and value >= 10 else f"{value:.3g}"
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[Row], columns: list[str], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def inference_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_inference{out.suffix}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,10 +426,34 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(args.device)
     except ValueError as e:
         raise SystemExit(f"--device: {e}") from None
-    rows = rows_from(measure(args, device), args, device)
+    if wanted(args.compile, device) and args.warmup < 1:
+        raise SystemExit(
+            f"--compile {args.compile} compiles on {device.type}: it needs --warmup >= 1 (the first step "
+            "compiles, and is not to be timed)"
+        )
+    measured = measure(args, device)
+    rows, inference = rows_from(measured, args, device), inference_rows(measured, args, device)
+    adapters = [
+        n for n in dict.fromkeys([*DEFAULT_VARIANTS.split(","), *args.variants]) if variants.get(n).peft_type
+    ]
+    ratios = speed_targets.ratios(rows, adapters, device.type)
     print_table(rows)
-    write_csv(rows, Path(args.out))
-    print(f"wrote {args.out}")
+    if inference:
+        print_inference(inference)
+    speed_targets.print_summary(ratios, device.type, args.shape)
+    out = Path(args.out)
+    write_csv(rows, COLUMNS, out)
+    written = [out]
+    if inference:
+        write_csv(inference, [*INFERENCE_COLUMNS, *RUN_COLUMNS], inference_path(out))
+        written.append(inference_path(out))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"rows": rows, "inference": inference, "ratios": [r.as_dict() for r in ratios]}
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        written.append(path)
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
 
 

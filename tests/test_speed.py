@@ -1,9 +1,11 @@
-"""bench.speed on the tiny shape: the CSV's rows and columns, ratios computed from the measured columns,
-the peft twins set up like ours, and the errors. No timed assertions (speed targets live in bench/)."""
+"""bench.speed on the tiny shape: the CSV's and JSON's rows and columns, ratios computed from the measured
+columns, the target verdicts, inference rows (merged logits equal unmerged ones), the peft twins set up
+like ours, --compile, and the errors. No timed assertions (the speed targets live in bench.speed_targets)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -12,23 +14,30 @@ import torch
 from tqdm.auto import tqdm
 
 import variants
-from bench import speed
+from bench import inference_speed, speed, speed_targets
 from bench.models import model_config, resolve_targets
+from bench.speed_targets import Ratio
+from variants.base import adapter_layers
 
 FAST = ["--shape", "tiny", "--batch", "2", "--seq", "8", "--steps", "2", "--warmup", "1", "--device", "cpu"]
 CPU = torch.device("cpu")
+MERGE_ATOL = 1e-6  # the tiny model's fp32 logits are about 1e-2; a merge moves them by about 1e-9
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def read_csv(path: Path, columns: list[str]) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == columns
+        return list(reader)
+
+
 def run_main(tmp_path: Path, *args: str) -> list[dict[str, str]]:
     out = tmp_path / "speed.csv"
     assert speed.main([*FAST, *args, "--out", str(out)]) == 0
-    with out.open(newline="") as f:
-        reader = csv.DictReader(f)
-        assert reader.fieldnames == speed.COLUMNS
-        return list(reader)
+    return read_csv(out, speed.COLUMNS)
 
 
 def positive(value: str) -> float:
@@ -93,8 +102,8 @@ def test_peft_twin_trains_the_same_parameters(name):
     assert groups(theirs) == groups(ours)
     before = [p.detach().clone() for p in theirs.trainable]
     batch = speed.make_batch(shape, 2, 8, speed.SEED, CPU)
-    medians = speed.time_runs([ours, theirs], batch, 1, 2, CPU, tqdm(disable=True))
-    assert all(math.isfinite(m) and m > 0 for m in medians)
+    timings = speed.time_runs([ours, theirs], batch, 1, 2, CPU, tqdm(disable=True))
+    assert all(math.isfinite(t.median_ms) and t.median_ms > 0 and t.first_ms > 0 for t in timings)
     assert any(not torch.equal(a, p) for a, p in zip(before, theirs.trainable, strict=True))
 
 
@@ -104,6 +113,126 @@ def test_peft_qlora_is_skipped_with_a_reason_off_cuda():
     assert variants.get("head")().peft_unavailable(CPU) == speed.NO_PEFT_METHOD
 
 
+def test_json_holds_the_rows_the_inference_and_the_target_ratios(tmp_path, capsys):
+    doc_path = tmp_path / "speed.json"
+    rows = run_main(tmp_path, "--variants", "lora,dora,head", "--json", str(doc_path))
+    doc = json.loads(doc_path.read_text())
+    assert [r["variant"] for r in doc["rows"]] == ["lora", "dora", "head", "full"]
+    for row, csv_row in zip(doc["rows"], rows, strict=True):
+        assert {k: str(v) for k, v in row.items()} == csv_row
+    assert all(row["compiled"] == "none" and row["first_step_s"] > 0 for row in doc["rows"])
+    inference = read_csv(
+        tmp_path / "speed_inference.csv", [*inference_speed.INFERENCE_COLUMNS, *speed.RUN_COLUMNS]
+    )
+    assert (
+        [r["variant"] for r in inference]
+        == [r["variant"] for r in doc["inference"]]
+        == ["lora", "dora", "head", "full"]
+    )
+    for row in doc["inference"]:
+        assert row["base_ms"] > 0 and row["unmerged_ms"] > 0
+        assert row["unmerged_vs_base"] == pytest.approx(row["unmerged_ms"] / row["base_ms"], rel=1e-3)
+        if row["variant"] in ("lora", "dora"):
+            assert row["merged_ms"] > 0 and row["merge_note"] == ""
+            assert row["merged_vs_base"] == pytest.approx(row["merged_ms"] / row["base_ms"], rel=1e-3)
+            assert row["merged_max_diff"] <= MERGE_ATOL
+        else:
+            assert (row["merged_ms"], row["merged_vs_base"]) == ("", "")
+            assert row["merge_note"] == inference_speed.NO_MERGE
+    by = {r["ratio"]: r for r in doc["ratios"]}
+    ms = {r["variant"]: r for r in doc["rows"]}
+    assert by["lora ours/peft"]["value"] == pytest.approx(
+        ms["lora"]["ours_ms"] / ms["lora"]["peft_ms"], rel=1e-3
+    )
+    assert by["dora/lora"]["value"] == pytest.approx(ms["dora"]["ours_ms"] / ms["lora"]["ours_ms"], rel=1e-3)
+    assert by["dora/lora"]["target"] == speed_targets.TARGETS["dora/lora"]["cpu"]
+    vera = {"value": None, "target": speed_targets.TARGETS["ours/peft"]["cpu"], "note": "not run"}
+    assert by["vera ours/peft"] == {"ratio": "vera ours/peft", "verdict": "not measured", **vera}
+    assert by["vera/lora"]["note"] == "vera not run"
+    assert by["lora/full"]["verdict"] == "no target" and by["lora/full"]["note"] == "none set on cpu"
+    out = capsys.readouterr().out
+    assert "floor ms" in out and "merged ms" in out and "compiled: none" in out
+    for r in doc["ratios"]:
+        assert f"  {r['verdict']}" in next(
+            line for line in out.splitlines() if line.startswith(r["ratio"] + " ")
+        )
+
+
+def rows_of(ms: dict[str, tuple[float, float | str]]) -> list[dict]:
+    return [
+        {"variant": v, "ours_ms": ours, "peft_ms": peft, "peft_note": ""} for v, (ours, peft) in ms.items()
+    ]
+
+
+def test_verdicts_on_fixed_times():
+    rows = rows_of({"lora": (8.0, 10.0), "dora": (8.3, 9.0), "full": (10.0, ""), "adalora": (9.0, 12.0)})
+    rows.append({"variant": "qlora", "ours_ms": 8.8, "peft_ms": "", "peft_note": "needs CUDA"})
+    cpu = {r.name: r for r in speed_targets.ratios(rows, ["lora", "dora", "vera", "adalora", "qlora"], "cpu")}
+    assert cpu["lora ours/peft"] == Ratio("lora ours/peft", 0.8, 0.8)  # at the target: met
+    assert cpu["lora ours/peft"].verdict == "met"
+    assert (cpu["dora ours/peft"].verdict, cpu["adalora ours/peft"].verdict) == ("missed", "met")
+    assert cpu["dora/lora"].value == pytest.approx(8.3 / 8) and cpu["dora/lora"].verdict == "missed"
+    assert cpu["qlora/lora"].value == pytest.approx(1.1) and cpu["qlora/lora"].verdict == "met"
+    assert cpu["vera ours/peft"] == Ratio("vera ours/peft", None, 0.8, "not run")
+    assert cpu["qlora ours/peft"] == Ratio("qlora ours/peft", None, 0.8, "needs CUDA")
+    assert cpu["vera/lora"].verdict == "not measured" and cpu["vera/lora"].note == "vera not run"
+    assert cpu["adalora/lora"] == Ratio("adalora/lora", 9 / 8, None, "none set on cpu")
+    assert cpu["lora/full"].verdict == "no target"
+    cuda = {r.name: r for r in speed_targets.ratios(rows, ["lora", "dora"], "cuda")}
+    assert (cuda["lora ours/peft"].target, cuda["lora ours/peft"].verdict) == (0.5, "missed")
+    assert cuda["dora ours/peft"].verdict == "no target"  # the issue sets LoRA's only on CUDA
+    assert (cuda["dora/lora"].verdict, cuda["adalora/lora"].verdict, cuda["lora/full"].verdict) == (
+        "met", "met", "missed",
+    )  # fmt: skip
+    assert {r.verdict for r in speed_targets.ratios(rows, ["lora"], "mps")} == {"no target", "not measured"}
+
+
+@pytest.mark.parametrize("name", ["lora", "dora", "vera", "adalora", "qlora", "full"])
+def test_inference_row_merged_logits_equal_unmerged(name):
+    """The adapter is made to matter (its tensors moved off their init); merging keeps the logits, and
+    latency leaves the model unmerged and in train mode."""
+    shape = model_config("tiny")
+    base = speed.base_model(shape, 8, speed.SEED)
+    targets = resolve_targets(shape, "attention")
+    variant, ours = speed.our_run(name, speed.variant_options(name, 3, shape), base, targets, CPU)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for layer in adapter_layers(ours.model).values():
+            for t in layer.adapter_tensors().values():
+                t.add_(torch.randn_like(t))
+    batch = speed.make_batch(shape, 2, 8, speed.SEED, CPU)
+    row = inference_speed.latency(base, variant, ours.model, batch, 1, 2, CPU, tqdm(disable=True))
+    assert row["base_ms"] > 0 and row["unmerged_ms"] > 0
+    assert ours.model.training and base.training
+    assert not any(layer.merged for layer in adapter_layers(ours.model).values())
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    unmerged = inference_speed.logits(ours.model.eval(), inputs, CPU)
+    if name == "full":
+        assert row["merge_note"] == inference_speed.NO_MERGE and row["merged_ms"] == ""
+        return
+    assert (unmerged - inference_speed.logits(base.eval(), inputs, CPU)).abs().max() > 100 * MERGE_ATOL
+    assert row["merged_ms"] > 0 and row["merged_max_diff"] <= MERGE_ATOL
+    variant.merge(ours.model)
+    torch.testing.assert_close(
+        inference_speed.logits(ours.model, inputs, CPU), unmerged, rtol=0, atol=MERGE_ATOL
+    )
+
+
+@pytest.mark.slow  # inductor compiles lora's and full's step: minutes on a loaded 2-core CPU
+def test_compile_on_times_a_compiled_step(tmp_path, capsys):
+    """seq 6 is padded to 8 (PAD_MULTIPLE); the first step holds the compile."""
+    out = tmp_path / "speed.csv"
+    args = [*FAST, "--seq", "6", "--variants", "lora", "--no-peft", "--no-inference", "--compile", "on"]
+    assert speed.main([*args, "--out", str(out)]) == 0
+    rows = read_csv(out, speed.COLUMNS)
+    assert [r["compiled"] for r in rows] == ["ours", "ours"]
+    assert all(1e3 * positive(r["first_step_s"]) > positive(r["ours_ms"]) for r in rows)
+    text = capsys.readouterr().out
+    assert "seq 6 (padded to 8)" in text and "compiled: ours (torch.compile" in text
+    batch = speed.make_batch(model_config("tiny"), 2, 6, speed.SEED, CPU, speed.padded_length(6, True))
+    assert batch["input_ids"].shape == (2, 8) and batch["attention_mask"].sum(1).tolist() == [6, 6]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -111,9 +240,15 @@ def test_peft_qlora_is_skipped_with_a_reason_off_cuda():
         (["--shape", "huge"], "invalid choice: 'huge'"),
         (["--steps", "0"], "--steps must be >= 1, got 0"),
         (["--targets", "mlp"], "unknown --targets 'mlp' for roberta_base; choose one of attention,"),
+        (["--compile", "yes"], "argument --compile: invalid choice: 'yes'"),
     ],
 )
 def test_bad_arguments_name_the_value_and_the_choices(args, message, capsys):
     with pytest.raises(SystemExit):
         speed.main(args)
     assert message in capsys.readouterr().err
+
+
+def test_compile_without_warmup_is_refused():
+    with pytest.raises(SystemExit, match=r"--compile on compiles on cpu: it needs --warmup >= 1"):
+        speed.main([*FAST, "--warmup", "0", "--compile", "on"])
