@@ -77,7 +77,7 @@ from bench import speed_targets
 from bench.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
 from bench.config import group_options
 from bench.inference_speed import INFERENCE_COLUMNS, latency
-from bench.loop import StepHooks, pick_device, train_step
+from bench.loop import StepHooks, checks_each_loss, make_optimizer, pick_device, train_step
 from bench.models import RANDOM_INIT, ModelConfig, model_config, random_init_model, resolve_targets
 from bench.timing import Timing, timed
 from variants.base import NO_PEFT_METHOD, Targets, Variant
@@ -230,7 +230,7 @@ def our_run(
     model = copy.deepcopy(base).to(device)
     torch.manual_seed(SEED)
     variant.apply(model, targets)
-    optimizer = torch.optim.AdamW(variant.param_groups(model, variant.config.lr, WEIGHT_DECAY))
+    optimizer = make_optimizer(variant.param_groups(model, variant.config.lr, WEIGHT_DECAY), device)
     return variant, Run(label=f"{name}/ours", model=model, optimizer=optimizer, hooks=variant)
 
 
@@ -265,7 +265,7 @@ def time_runs(
             t, _ = timed(
                 lambda run=run, step=step: train_step(
                     run.model, run.hooks, run.optimizer, [batch], step, total, device, MAX_GRAD_NORM,
-                    trainable=run.trainable,
+                    trainable=run.trainable, check_loss=checks_each_loss(device),
                 ),
                 device,
             )  # fmt: skip
