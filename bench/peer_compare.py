@@ -53,7 +53,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from bench import data, loop, runner
-from bench.config import compose, group_options
+from bench.config import compose, group_options, selected_lr
 from bench.loop import TrainConfig
 from bench.metrics import TEST, compute_metrics, metric_key
 from bench.models import ModelConfig, load_model, load_tokenizer, resolve_targets
@@ -63,7 +63,7 @@ from bench.tasks import TaskConfig, TaskData, load_task
 
 OURS, PEER = "ours", "peer"
 LORA = {"r": 8, "targets": "attention"}  # attention: query and value; alpha and dropout: our LoRA's defaults
-TUNED_LR = "train.lr=${peft_bench.selected_lr:compare,${task.name},${variant.name}}"  # as experiment=demo
+TUNED = "compare"  # conf/selected/compare.yaml: the lrs experiment=compare selected (as experiment=demo)
 PEER_PACKAGES = ("peft", "accelerate")  # accelerate: the Trainer's
 DEVICES = ("auto", "cpu", "cuda", "mps")  # the Trainer picks the device index itself
 Row = dict[str, Any]
@@ -84,7 +84,7 @@ class Setup:
             f"seed={args.seed}",
             f"device={args.device}",
             *(f"variant.{k}={v}" for k, v in LORA.items()),
-            TUNED_LR if args.lr == "tuned" else f"train.lr={args.lr}",
+            f"train.lr={tuned_lr(args.task) if args.lr == 'tuned' else args.lr}",
         ]
         container = OmegaConf.to_container(compose(self.overrides), resolve=True)
         self.model = runner.make_dataclass(ModelConfig, container["model"])
@@ -103,6 +103,12 @@ class Setup:
             if self.task.main_metric in (metric_key(m, suffix) for m in self.task.metrics):
                 return len(self.data.evals[split])
         raise ValueError(f"task {self.task.name!r}: no test split reports {self.task.main_metric!r}")
+
+
+def tuned_lr(task: str) -> float | str:
+    """The lr the tuned comparison selected for LoRA on ``task``, else LoRA's own (null)."""
+    lr = selected_lr(TUNED, task, "lora")
+    return "null" if lr is None else lr
 
 
 def run_ours(setup: Setup, repeat: int) -> Row:
