@@ -3,7 +3,8 @@
 off   eager PyTorch
 on    compile the model (inductor); batches are padded to a multiple of PAD_MULTIPLE tokens so that
       length-grouped batches reuse a few compiled shapes instead of recompiling for every length
-auto  on where it pays back its compile time within a run: CUDA (see README, "Speed"); off elsewhere
+auto  on CUDA, off elsewhere: on the 2-core CPU a compiled MiniLM step was no faster than eager (README,
+      "Speed"); the CUDA gain is expected, not yet measured here (no GPU was lent)
 """
 
 from __future__ import annotations

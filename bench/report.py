@@ -338,17 +338,24 @@ def cheapest_text(cheapest: dict[str, str]) -> str:
 
 
 def overall_html(verdict: dict[str, Any]) -> str:
-    """The verdict over all tasks: best by average rank, its Nemenyi ties, the cheapest of those."""
+    """The verdict over all tasks: best by average rank, its Nemenyi ties, the cheapest of those; none of
+    them when the Friedman test finds no difference in the ranks (a "cheapest of the tied" would then
+    name the worst variant as often as not)."""
     test: Friedman = verdict["friedman"]
-    text = (
-        f"Over all {plural(len(test.tasks), 'task')} ({', '.join(test.tasks)}): best {verdict['best']} "
-        f"(average rank {test.avg_rank.iloc[0]:.2f}); tied with it (Nemenyi, p >= {ALPHA}): "
-        f"{names(verdict['tied'])}; cheapest of those (mean over the tasks): "
-        f"{cheapest_text(verdict['cheapest'])}. Friedman test over the ranks: χ² = {test.statistic:.2f}, "
-        f"p = {test.p:.3g}"
-    )
+    tasks = f"Over all {plural(len(test.tasks), 'task')} ({', '.join(test.tasks)})"
+    friedman = f"Friedman test over the ranks: χ² = {test.statistic:.2f}, p = {test.p:.3g}"
     if test.p >= ALPHA:
-        text += f" (p >= {ALPHA}: the ranks do not show any variant better than the others)"
+        text = (
+            f"{tasks}: the ranks do not tell the variants apart ({friedman}, >= {ALPHA}), so no overall best "
+            f"or cheapest is named; read the verdict of each task below. Best average rank: "
+            f"{verdict['best']} ({test.avg_rank.iloc[0]:.2f})"
+        )
+    else:
+        text = (
+            f"{tasks}: best {verdict['best']} (average rank {test.avg_rank.iloc[0]:.2f}); tied with it "
+            f"(Nemenyi, p >= {ALPHA}): {names(verdict['tied'])}; cheapest of those (mean over the tasks): "
+            f"{cheapest_text(verdict['cheapest'])}. {friedman}"
+        )
     return f"<p><b>{html.escape(text)}.</b></p>"
 
 

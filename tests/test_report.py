@@ -11,6 +11,7 @@ import math
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
 from bench import leaderboard, report, runs_table
+from bench.significance import Friedman
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank
@@ -182,6 +184,24 @@ def test_verdict_warns_at_chance_and_labels_the_paper_protocol():
         {"task": "sst2", "best": clear, "tied": ["dora"], "cheapest": {}, "untested": [], "chance_x100": 50.0}
     )
     assert cells[2] == "dora" and cells[4] == ""  # 0.6 above chance, selected on dev: no remark
+
+
+def test_no_overall_best_or_cheapest_when_the_ranks_do_not_differ():
+    """Three tasks where head is last every time but the Friedman test cannot reject: naming "the
+    cheapest of the tied" would recommend head, so the verdict names neither a best nor a cheapest."""
+    ranks = pd.Series({"full": 2.0, "lora": 2.3, "head": 3.0})
+    test = Friedman(tasks=["a", "b", "c"], scores=pd.DataFrame(), avg_rank=ranks, statistic=4.2, p=0.12,
+                    nemenyi=pd.DataFrame(1.0, index=ranks.index, columns=ranks.index))  # fmt: skip
+    verdict = {"best": "full", "tied": ["lora", "head"], "cheapest": {"train time": "head"}, "friedman": test}
+    text = html.unescape(report.overall_html(verdict))
+    assert "Over all 3 tasks (a, b, c): the ranks do not tell the variants apart (Friedman" in text
+    assert "χ² = 4.20, p = 0.12, >= 0.05), so no overall best or cheapest is named" in text
+    assert (
+        "Best average rank: full (2.00)." in text and "cheapest of those" not in text and "head" not in text
+    )
+    decisive = html.unescape(report.overall_html(verdict | {"friedman": replace(test, p=0.01)}))
+    assert "best full (average rank 2.00); tied with it (Nemenyi, p >= 0.05): lora, head;" in decisive
+    assert "cheapest of those (mean over the tasks): train time: head. Friedman" in decisive
 
 
 def test_curve_key_prefers_the_dev_metric():
