@@ -37,8 +37,10 @@ def test_both_sides_train_alternate_and_report(tmp_path, capsys):
                           "score", "metrics"}  # fmt: skip
         assert math.isfinite(r["samples_per_s"]) and r["samples_per_s"] > 0
         assert r["train_time_s"] > 0
-        # both count one epoch of the 32 examples (up to the rounding of each side's figures)
-        assert r["samples_per_s"] * r["train_time_s"] == pytest.approx(32, rel=2e-3)
+        # both count one epoch of the 32 examples, up to the rounding of each side's figures (time to
+        # 3 decimals, samples/s to 2: an error that grows as the tiny model trains faster)
+        rounding = 5e-4 * r["samples_per_s"] + 5e-3 * r["train_time_s"]
+        assert abs(r["samples_per_s"] * r["train_time_s"] - 32) <= rounding
         assert r["trainable_params"] == lora_params(8)  # LoRA on query and value, plus the head
         assert 0 <= r["score"] <= 1 and r["score"] == r["metrics"]["test/accuracy"]
         assert set(r["metrics"]) == {"test/accuracy", "test/f1"}
