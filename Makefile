@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: demo test test-fast lint install install-dev clean
 
-# The install's seconds go to $(VENV)/install-seconds (python -m bench.sweep_overhead reports them).
+# The install's seconds go to $(VENV)/install-seconds (python -m bench sweep_overhead reports them).
 $(VENV)/.installed: pyproject.toml
 	start=$$(date +%s) && \
 	$(PYTHON) -m venv $(VENV) && \
@@ -27,8 +27,8 @@ install-dev: $(VENV)/.installed-dev
 
 # ARGS: extra Hydra overrides, e.g. `make demo ARGS=force=true` reruns runs that already completed.
 demo: $(VENV)/.installed
-	$(PY) -m bench.train -m experiment=demo $(ARGS)
-	$(PY) -m bench.report
+	$(PY) -m bench train -m experiment=demo $(ARGS)
+	$(PY) -m bench report
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q

@@ -6,7 +6,8 @@
 
 Each check builds a tiny random BERT (seconds, offline) whose biases and LayerNorm parameters are
 randomised (at their zero / one init a bias bug would go unseen), adapts it on the variant's own targets
-(``Config.targets`` resolved against the tiny model's presets), and trains it with ``bench.loop.train_step``.
+(``Config.targets`` resolved against the tiny model's presets), and trains it with
+``bench.run.loop.train_step``.
 The variant class's ``check_options`` supply its options and tolerances; explicit arguments win.
 Each failure raises AssertionError naming the check and the numbers.
 """
@@ -24,9 +25,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 import variants
-from bench.loop import train_step
-from bench.models import ModelConfig, load_tokenizer, resolve_targets, tiny_model
-from bench.results import save_adapter
+from bench.inputs.models import ModelConfig, load_tokenizer, resolve_targets, tiny_model
+from bench.results.run_folder import save_adapter
+from bench.run.loop import train_step
 from variants.base import Targets, Variant, is_norm
 
 TINY = ModelConfig(name="tiny", source="tiny")

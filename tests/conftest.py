@@ -8,8 +8,8 @@ file holds fixtures only and is never imported by name.
 import pytest
 import torch
 
-from bench import config
-from bench.models import ModelConfig, load_tokenizer, tiny_model
+from bench.config import store
+from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny")
@@ -50,8 +50,9 @@ def attention_targets():
 @pytest.fixture
 def compose():
     """Factory: compose(overrides, *, config_name="train", return_hydra_config=False) -> DictConfig, the
-    configs in conf/ composed the way ``python -m bench.train`` composes them (``bench.config.compose``)."""
-    return config.compose
+    configs in conf/ composed the way ``python -m bench train`` composes them
+    (``bench.config.store.compose``)."""
+    return store.compose
 
 
 @pytest.fixture

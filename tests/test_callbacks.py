@@ -13,8 +13,8 @@ from helpers.wandb_offline import offline_run, read_records
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench.callbacks import LeaderboardCallback, sweep_group
-from bench.leaderboard import load_runs
+from bench.analysis.leaderboard import load_runs
+from bench.results.sweep_callback import LeaderboardCallback, sweep_group
 
 SWEEP = "2024-05-03_09-00-00_cola"  # the sweep of the cola runs in write_results
 
@@ -45,7 +45,7 @@ def test_sweep_group_is_the_sweep_folder_name():
 
 def test_callback_yaml_instantiates_the_callback(compose):
     cfg = compose(["hydra/callbacks=leaderboard"], config_name=None, return_hydra_config=True)
-    assert cfg.hydra.callbacks.leaderboard._target_ == "bench.callbacks.LeaderboardCallback"
+    assert cfg.hydra.callbacks.leaderboard._target_ == "bench.results.sweep_callback.LeaderboardCallback"
     assert isinstance(instantiate(cfg.hydra.callbacks.leaderboard), LeaderboardCallback)
 
 

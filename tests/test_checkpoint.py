@@ -1,7 +1,7 @@
-"""Checkpoints (bench.checkpoint): a run stopped mid-training resumes and ends bit-identical to an
+"""Checkpoints (bench.run.checkpoint): a run stopped mid-training resumes and ends bit-identical to an
 uninterrupted one (LoRA, AdaLoRA; mid-epoch, at an epoch's end, with gradient accumulation); a cut-short
 checkpoint is not trusted; the folder goes once the run has ended; bad settings are refused. The slow
-test SIGKILLs a real `python -m bench.train` and reruns the same command."""
+test SIGKILLs a real `python -m bench train` and reruns the same command."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import torch
 from helpers.runs import ROOT, bench_env, kill_when, tiny_run
 
 import variants
-from bench import checkpoint, data, runner
-from bench.loop import TrainConfig, fit
-from bench.models import ModelConfig, load_tokenizer, tiny_model
+from bench.inputs import batching
+from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
+from bench.run import checkpoint, runner
+from bench.run.loop import TrainConfig, fit
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
@@ -42,7 +43,7 @@ def examples(tokenizer) -> list[dict]:
     ds = datasets.Dataset.from_dict(
         {"sentence": texts, "label": [i % 2 for i in range(40)], "idx": range(40)}
     )
-    return data.tokenize(ds, tokenizer, ["sentence"], TINY.max_length, regression=False)
+    return batching.tokenize(ds, tokenizer, ["sentence"], TINY.max_length, regression=False)
 
 
 def fit_tiny(
@@ -55,9 +56,9 @@ def fit_tiny(
     variant = variants.build(name, {"name": name, **options})
     variant.apply(model, Targets(modules=["query", "value"], head=["classifier"]))
     tokenizer = load_tokenizer(TINY)
-    collate = data.Collator(tokenizer, regression=False)
+    collate = batching.Collator(tokenizer, regression=False)
     train_set = examples(tokenizer)
-    train = data.train_loader(train_set, collate, cfg.batch_size, seed=0, group_by_length=True)
+    train = batching.train_loader(train_set, collate, cfg.batch_size, seed=0, group_by_length=True)
     held_out = collate(train_set[:8])
     calls = 0
 
@@ -132,7 +133,7 @@ def test_a_stopped_fit_resumes_bit_identical_to_an_uninterrupted_one(case, tmp_p
     ("case", "owner", "restore"),
     [
         ("lora-mid-epoch", checkpoint, "set_rng_state"),  # the global RNG states (dropout)
-        ("lora-grad-accum", data.EpochOrder, "load_state_dict"),  # the sampler's order (epoch 2)
+        ("lora-grad-accum", batching.EpochOrder, "load_state_dict"),  # the sampler's order (epoch 2)
         ("adalora-budget-phase", variants.get("adalora"), "load_training_state"),  # the importance EMAs
     ],
 )
@@ -314,7 +315,7 @@ E2E = [
 
 
 def train_cmd(*overrides: str) -> list[str]:
-    return [sys.executable, "-m", "bench.train", *E2E, *overrides]
+    return [sys.executable, "-m", "bench", "train", *E2E, *overrides]
 
 
 def run_folder(results: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Every user error of ``python -m bench.train`` ends in one clear line naming the value and the valid
+"""Every user error of ``python -m bench train`` ends in one clear line naming the value and the valid
 choices; the traceback goes to the run folder's error.txt (or the terminal with HYDRA_FULL_ERROR=1)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.runs import ROOT
 
-pytestmark = pytest.mark.slow  # each case is a `python -m bench.train` subprocess
+pytestmark = pytest.mark.slow  # each case is a `python -m bench train` subprocess
 QUICK = ["model=tiny", "task.max_train_samples=16", "train.epochs=1"]
 
 
@@ -21,7 +21,7 @@ def train(results: Path, *overrides: str, full_error: bool = False) -> subproces
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
     flags = [o for o in overrides if o.startswith("-")]  # -m before the overrides, as argparse wants
-    cmd = [sys.executable, "-m", "bench.train", *flags, *QUICK, *(o for o in overrides if o not in flags)]
+    cmd = [sys.executable, "-m", "bench", "train", *flags, *QUICK, *(o for o in overrides if o not in flags)]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -11,10 +11,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import variants
-from bench.config import CONF_DIR, RootConfig, group_options, groups
-from bench.loop import TrainConfig
-from bench.models import ModelConfig, resolve_targets
-from bench.tasks import TaskConfig
+from bench.config.store import CONF_DIR, RootConfig, group_options, groups
+from bench.inputs.models import ModelConfig, resolve_targets
+from bench.inputs.tasks import TaskConfig
+from bench.run.loop import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -244,7 +244,11 @@ def test_a_target_list_composes_and_resolves(compose_cfg):
 
 def train_help() -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.train", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bench", "train", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -284,13 +288,13 @@ def test_readme_group_table_lists_the_real_options():
 
 
 def test_the_loop_imports_neither_hydra_nor_datasets():
-    code = "import sys, bench.loop; print(sorted({'hydra', 'datasets'} & set(sys.modules)))"
+    code = "import sys, bench.run.loop; print(sorted({'hydra', 'datasets'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
 
 def test_metrics_does_not_import_tasks():
-    code = "import sys, bench.metrics; print('bench.tasks' in sys.modules)"
+    code = "import sys, bench.inputs.metrics; print('bench.inputs.tasks' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "False", proc.stderr

@@ -1,4 +1,4 @@
-"""Data-parallel runs (bench.distributed): each rank's share of the batches and of the evaluation, the
+"""Data-parallel runs (bench.run.distributed): each rank's share of the batches and of the evaluation, the
 checks that every rank gets examples, and on the CPU with gloo, torchrun and a 2-task submitit job that
 train what one process trains, with one run folder and one runs-CSV row."""
 
@@ -16,8 +16,9 @@ from helpers.runs import ROOT, bench_env, kill_when, read_rows
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from bench import data, runner
-from bench.distributed import World, shard
+from bench.inputs import batching
+from bench.run import runner
+from bench.run.distributed import World, shard
 
 # 75 examples in batches of 16: the last batch (11) splits 6 / 5, so unequal shards are weighted
 RUN = [
@@ -38,8 +39,8 @@ WEIGHT_ATOL = 1e-5
 
 def test_the_ranks_split_every_single_process_batch():
     def batches(w: World) -> list[list[int]]:
-        order = data.EpochOrder(list(range(5, 80)), 16, seed=0, group_by_length=True)  # every rank's
-        return list(data.RankBatches(order, 16, w))
+        order = batching.EpochOrder(list(range(5, 80)), 16, seed=0, group_by_length=True)  # every rank's
+        return list(batching.RankBatches(order, 16, w))
 
     single, ranks = batches(World()), [batches(World(r, 2)) for r in range(2)]
     assert len(single) == len(ranks[0]) == len(ranks[1]) == 5
@@ -52,21 +53,21 @@ def test_each_rank_evaluates_its_share_and_together_all(tiny_tokenizer_examples)
     examples, collate = tiny_tokenizer_examples
     seen = []
     for rank in range(3):
-        for batch in data.eval_loader(examples, collate, 4, World(rank, 3)):
+        for batch in batching.eval_loader(examples, collate, 4, World(rank, 3)):
             seen += batch["idx"].tolist()
     assert sorted(seen) == sorted(e["idx"] for e in examples)
 
 
 @pytest.fixture
 def tiny_tokenizer_examples():
-    from bench.models import ModelConfig, load_tokenizer
+    from bench.inputs.models import ModelConfig, load_tokenizer
 
     tok = load_tokenizer(ModelConfig(name="tiny", source="tiny"))
     texts = [f"review number {i} " * (1 + i % 5) for i in range(10)]
     enc = tok(texts)
     examples = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
                  "labels": i % 2, "idx": i} for i in range(10)]  # fmt: skip
-    return examples, data.Collator(tok, regression=False)
+    return examples, batching.Collator(tok, regression=False)
 
 
 @pytest.mark.parametrize(
@@ -101,8 +102,8 @@ TORCHRUN = [*PYTHON, "torch.distributed.run", "--standalone", "--nproc_per_node=
 
 
 def train(results: Path, launch: list[str], *flags_and_overrides: str) -> Path:
-    """``<launch> bench.train <flags and overrides> <RUN>``; returns the one run folder it wrote."""
-    cmd = [*launch, "bench.train", *flags_and_overrides, *RUN]
+    """``<launch> bench.run.train <flags and overrides> <RUN>``; returns the one run folder it wrote."""
+    cmd = [*launch, "bench.run.train", *flags_and_overrides, *RUN]
     proc = subprocess.run(
         cmd, cwd=ROOT, env=bench_env(results, **ONE_THREAD), capture_output=True, text=True, timeout=600
     )
@@ -157,7 +158,7 @@ def test_the_slurm_ddp_example_runs_one_process_per_gpu(compose):
 
 def test_torchrun_of_a_sweep_is_refused_in_one_line(tmp_path):
     env = bench_env(tmp_path, **ONE_THREAD) | {"RANK": "0", "WORLD_SIZE": "2"}
-    cmd = [*PYTHON, "bench.train", "-m", *RUN]
+    cmd = [*PYTHON, "bench.run.train", "-m", *RUN]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "error: torchrun runs one run, not a sweep (-m)" in proc.stderr
     assert not list(tmp_path.iterdir())
@@ -169,7 +170,7 @@ def test_a_killed_torchrun_run_resumes_from_rank_0s_checkpoint_bit_identical(tmp
     every rank from it and ends with the weights of an uninterrupted 2-process run."""
     longer = ["task.max_train_samples=400", "train.batch_size=4", "train.checkpoint_every_steps=20"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    cmd = [*TORCHRUN, "bench.train", *RUN, *longer]
+    cmd = [*TORCHRUN, "bench.run.train", *RUN, *longer]
     kill_when(cmd, killed, lambda: bool(list(killed.glob("checkpoints/*/step-*"))))
     time.sleep(1.1)  # the rerun gets its own timestamped run folder
     rerun = subprocess.run(

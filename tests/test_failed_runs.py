@@ -11,10 +11,10 @@ import pytest
 from helpers.report_results import metrics_json
 from helpers.runs import read_rows
 
-from bench import failed_runs
-from bench.callbacks import failure_summary
-from bench.runs_csv import RUNS_CSV, append_row, run_row
-from bench.runs_table import load_runs
+from bench.analysis.runs_table import load_runs
+from bench.results import failed_runs
+from bench.results.runs_csv import RUNS_CSV, append_row, run_row
+from bench.results.sweep_callback import failure_summary
 
 
 def record(results: Path, folder: str, status: str, *, seed: int = 0, lr: float = 1e-3, row: bool = True,

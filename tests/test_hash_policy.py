@@ -1,4 +1,4 @@
-"""The config hash: which settings enter it (bench.hash_policy), and committed runs keep theirs."""
+"""The config hash: which settings enter it (bench.config.hash_policy), and committed runs keep theirs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench.hash_policy import hashed_if_set, not_hashed, unhashed
-from bench.results import config_hash
+from bench.config.hash_policy import hashed_if_set, not_hashed, unhashed
+from bench.results.run_folder import config_hash
 
 COMPARE = Path(__file__).resolve().parent.parent / "results" / "compare"
 

@@ -17,10 +17,10 @@ from helpers.results import RUNS, composed_run, write_results, write_runs
 from omegaconf import OmegaConf
 from scipy import stats
 
-from bench import leaderboard, runs_table
-from bench.results import HASH_IGNORED, config_hash, config_key, config_settings
-from bench.results_columns import RUNS_COLUMNS
-from bench.runs_csv import run_row
+from bench.analysis import leaderboard, runs_table
+from bench.results.columns import RUNS_COLUMNS
+from bench.results.run_folder import HASH_IGNORED, config_hash, config_key, config_settings
+from bench.results.runs_csv import run_row
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def test_missing_csv_says_how_to_produce_one(tmp_path, capsys):
     with pytest.raises(SystemExit):
         leaderboard.main(["--results", str(tmp_path)])
     err = capsys.readouterr().err
-    assert f"no runs CSV at {tmp_path / 'runs.csv'}" in err and "python -m bench.train" in err
+    assert f"no runs CSV at {tmp_path / 'runs.csv'}" in err and "python -m bench train" in err
 
 
 def test_unknown_task_lists_tasks_present(results, capsys):

@@ -1,11 +1,11 @@
-"""bench.memory: a run's peak counts from the built model, and model_bytes counts storage as held."""
+"""bench.run.memory: a run's peak counts from the built model, and model_bytes counts storage as held."""
 
 import numpy as np
 import torch
 from torch import nn
 
 import variants
-from bench.memory import PeakMemory, model_bytes
+from bench.run.memory import PeakMemory, model_bytes
 from variants.base import Targets
 
 

@@ -15,8 +15,8 @@ from helpers.runs import tiny_run
 from helpers.training import train_a_few_steps
 
 import variants
-from bench import runner
-from bench.models import enable_gradient_checkpointing
+from bench.inputs.models import enable_gradient_checkpointing
+from bench.run import runner
 
 
 @pytest.mark.parametrize("name", ["lora", "dora", "full"])

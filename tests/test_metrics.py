@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.metrics import (
+from bench.inputs.metrics import (
     accuracy,
     compute_metrics,
     dev_metric,
@@ -18,7 +18,7 @@ from bench.metrics import (
     selection_key,
     spearmanr,
 )
-from bench.tasks import TaskConfig
+from bench.inputs.tasks import TaskConfig
 
 
 def task(**kw) -> TaskConfig:

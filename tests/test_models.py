@@ -8,8 +8,8 @@ import pytest
 from omegaconf import ListConfig
 from torch import nn
 
-from bench.config import CONF_DIR
-from bench.models import (
+from bench.config.store import CONF_DIR
+from bench.inputs.models import (
     ARCHITECTURE,
     BERT_TARGETS,
     TINY_VOCAB,

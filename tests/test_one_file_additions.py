@@ -80,7 +80,7 @@ def test_a_variant_a_task_and_a_model_are_one_file_each(tmp_path):
     data = ROOT / "tests" / "fixtures" / "local" / "sst2_csv"
     (repo / "conf" / "task" / "four_sentences.yaml").write_text(TASK_YAML.format(data_dir=data))
 
-    help_text = python(repo, "-m", "bench.train", "--help").stdout.split("== Config ==")[0]
+    help_text = python(repo, "-m", "bench", "train", "--help").stdout.split("== Config ==")[0]
     for group, option in [("variant", "ia3"), ("model", "tiny_wide"), ("task", "four_sentences")]:
         (line,) = [x for x in help_text.splitlines() if x.strip().startswith(f"{group}:")]
         assert option in line, help_text
@@ -88,7 +88,7 @@ def test_a_variant_a_task_and_a_model_are_one_file_each(tmp_path):
     # The demo sweeps every registered variant: the new one joins it, here on the new task and model.
     results = tmp_path / "results"
     both = ["task=four_sentences", "model=tiny_wide", "train.epochs=1"]
-    python(repo, "-m", "bench.train", "-m", "experiment=demo", *both, results=results, check=False)
+    python(repo, "-m", "bench", "train", "-m", "experiment=demo", *both, results=results, check=False)
     (sweep,) = (results / "sweeps").iterdir()
     runs = {p.parent.name.split("_", 1)[1]: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
     assert sorted(runs) == sorted(f"{v}-four_sentences-s0" for v in [*VARIANTS, "ia3"])

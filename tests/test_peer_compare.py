@@ -1,4 +1,5 @@
-"""bench.peer_compare on the tiny model and 32 sentences: both sides train and report, alternate, count the
+"""bench.benchmarks.peer_compare on the tiny model and 32 sentences: both sides train and report, alternate,
+count the
 same samples and trainable parameters; the summary's ratio and noise bar; bad arguments fail clearly.
 No timed assertions."""
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from helpers.runs import lora_params
 
-from bench import peer_compare
+from bench.benchmarks import peer_compare
 
 TINY = ["--model", "tiny", "--train-samples", "32", "--batch", "16", "--device", "cpu"]
 

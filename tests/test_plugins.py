@@ -28,8 +28,9 @@ from helpers.runs import COPY_IGNORE, ROOT, copy_repo, lora_params, read_rows
 from omegaconf import OmegaConf
 
 import variants
-from bench import leaderboard, new_variant, report
+from bench.analysis import leaderboard, report
 from bench.testing import check_variant
+from bench.tools import new_variant
 from variants.lora import LoRALinear
 
 EXAMPLE = ROOT / "examples" / "plugin-pissa"
@@ -115,7 +116,7 @@ def sweep(plugins, tmp_path_factory):
         "variant.r=4",
         *RUN,
     ]
-    proc = python(["-m", "bench.train", *args], path=[plugins.site], results=results)
+    proc = python(["-m", "bench", "train", *args], path=[plugins.site], results=results)
     return results, proc.stdout + proc.stderr
 
 
@@ -179,7 +180,7 @@ def test_plugins_in_the_leaderboard_and_report(sweep, capsys, tmp_path):
 @pytest.mark.slow
 def test_plugin_option_typo_fails_at_compose(plugins, tmp_path):
     proc = python(
-        ["-m", "bench.train", "variant=pissa", "variant.rr=3", *RUN],
+        ["-m", "bench", "train", "variant=pissa", "variant.rr=3", *RUN],
         path=[plugins.site],
         results=tmp_path,
         check=False,
@@ -246,7 +247,7 @@ def test_broken_plugins_only_break_the_runs_that_ask_for_them(tmp_path):
     (broken / "broken_plugin.py").write_text("import a_module_that_is_not_installed\n")
     pip_install(tmp_path / "site", dup, broken)
     results = tmp_path / "results"
-    ok = python(["-m", "bench.train", "variant=lora", *RUN], path=[tmp_path / "site"], results=results)
+    ok = python(["-m", "bench", "train", "variant=lora", *RUN], path=[tmp_path / "site"], results=results)
     assert (
         "variant name 'lora' from plugin (package peft-bench-dup-lora 0.1.0, entry point lora = "
         "dup_lora:DupLoRA) collides with the registered variant variants.lora.LoRA"
@@ -255,7 +256,10 @@ def test_broken_plugins_only_break_the_runs_that_ask_for_them(tmp_path):
     (run_dir,) = (results / "runs").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     asked = python(
-        ["-m", "bench.train", "variant=broken", *RUN], path=[tmp_path / "site"], results=results, check=False
+        ["-m", "bench", "train", "variant=broken", *RUN],
+        path=[tmp_path / "site"],
+        results=results,
+        check=False,
     )
     assert asked.returncode != 0
     assert "could not load the variant plugin (package peft-bench-broken 0.1.0, entry point broken" in (
@@ -293,7 +297,10 @@ def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
 
     results = tmp_path / "results"
     python(
-        ["-m", "bench.train", "variant=scaled", "variant.r=4", *RUN], cwd=repo, path=[repo], results=results
+        ["-m", "bench", "train", "variant=scaled", "variant.r=4", *RUN],
+        cwd=repo,
+        path=[repo],
+        results=results,
     )
     (run_dir,) = (results / "runs").iterdir()
     m = json.loads((run_dir / "metrics.json").read_text())

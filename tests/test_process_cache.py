@@ -8,10 +8,10 @@ import torch
 from helpers.runs import tiny_run
 from omegaconf import OmegaConf
 
-from bench import process_cache
-from bench.models import load_model, model_config
-from bench.runner import make_dataclass
-from bench.tasks import TaskConfig
+from bench.inputs.models import load_model, model_config
+from bench.inputs.tasks import TaskConfig
+from bench.run import process_cache
+from bench.run.runner import make_dataclass
 
 TINY = model_config("tiny")
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import variants
-from bench.models import BERT_TARGETS, ModelConfig, tiny_model
+from bench.inputs.models import BERT_TARGETS, ModelConfig, tiny_model
 from variants import build
 from variants.base import Targets, adapter_layers
 from variants.nf4 import NF4Linear, dequantize_nf4, quantize_nf4

@@ -1,4 +1,4 @@
-"""bench.reload: a finished tiny run rebuilt from its folder reproduces predictions.csv exactly."""
+"""bench.tools.reload: a finished tiny run rebuilt from its folder reproduces predictions.csv exactly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers.runs import tiny_run
 
-from bench.reload import load_run, predict
+from bench.tools.reload import load_run, predict
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from helpers.report_results import write_comparison
 from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
-from bench import leaderboard, report, runs_table
-from bench.significance import Friedman
+from bench.analysis import leaderboard, report, runs_table
+from bench.analysis.significance import Friedman
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank

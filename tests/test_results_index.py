@@ -1,4 +1,4 @@
-"""The results index (bench.results_index): resume's lookup, appended by runs, rebuilt when lost or damaged,
+"""The results index (bench.results.index): resume's lookup, appended by runs, rebuilt when lost or damaged,
 never trusted without the run folder's metrics.json; a truncated metrics.json is named and its run reruns;
 parallel runs never interleave lines. No training: run folders are written by hand, as the runner writes
 them (a line ``running``, metrics.json, then the line with its status)."""
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.results_index import COMPLETED, INDEX, RUNNING, completed_run, record
+from bench.results.index import COMPLETED, INDEX, RUNNING, completed_run, record
 
 WORKERS, RUNS = 4, 30
 
 
 def write_metrics(folder: Path, cfg_hash: str, status: str) -> None:
-    """metrics.json as bench.results.write_json writes it (a temporary file, then renamed)."""
+    """metrics.json as bench.results.run_folder.write_json writes it (a temporary file, then renamed)."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "metrics.json.tmp"
     tmp.write_text(json.dumps({"config_hash": cfg_hash, "status": status, "best": {"x": 1}}, indent=2))

@@ -1,4 +1,5 @@
-"""bench.resume_speed on 20 run folders: its rows, the ratios computed from them, and that it cleans up.
+"""bench.benchmarks.resume_speed on 20 run folders: its rows, the ratios computed from them, and that it
+cleans up.
 No timed assertions (the figure for 20,000 runs is the benchmark's, in the README)."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ import json
 
 import pytest
 
-from bench import resume_speed
-from bench.results_index import completed_run
+from bench.benchmarks import resume_speed
+from bench.results.index import completed_run
 
 ROWS = [
     ("hit", "scan"),

@@ -12,7 +12,8 @@ from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
 from omegaconf import OmegaConf
 
-from bench import process_cache, results, results_index, runner
+from bench.results import index, run_folder
+from bench.run import process_cache, runner
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
@@ -59,7 +60,7 @@ def test_a_run_records_its_config_key_and_settings(compose, tmp_path):
     container = OmegaConf.to_container(
         compose([*TINY_RUN, f"paths.results={tmp_path}", "train.weight_decay=0.05", "seed=1"]), resolve=True
     )
-    assert m["config_key"] == results.config_key(container) and m["config_hash"] != results.config_hash(
+    assert m["config_key"] == run_folder.config_key(container) and m["config_hash"] != run_folder.config_hash(
         container
     )
     settings = m["settings"]
@@ -76,7 +77,7 @@ def test_a_run_records_its_config_key_and_settings(compose, tmp_path):
 
 def index_lines(results_dir) -> list[tuple[str, str]]:
     """(run folder, status) of each line of the results index."""
-    text = (results_dir / results_index.INDEX).read_text()
+    text = (results_dir / index.INDEX).read_text()
     return [(r["run"], r["status"]) for r in map(json.loads, text.splitlines())]
 
 
@@ -120,7 +121,7 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_same_command_reruns_it(compos
     assert (m["status"], m["error"]) == ("interrupted", "KeyboardInterrupt: stopped by the user")
     with (tmp_path / "runs.csv").open(newline="") as f:
         assert [r["status"] for r in csv.DictReader(f)] == ["interrupted"]
-    assert results_index.completed_run(tmp_path, m["config_hash"]) is None  # not skipped by resume
+    assert index.completed_run(tmp_path, m["config_hash"]) is None  # not skipped by resume
     tiny_run(compose, tmp_path)
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     statuses = ["running", "interrupted", "running", "completed"]

@@ -10,11 +10,11 @@ import pytest
 from helpers.results import write_results
 from omegaconf import OmegaConf
 
-from bench import runs_table
-from bench.results_columns import ADDED_COLUMNS, RUNS_COLUMNS
-from bench.runs_csv import RunsCsv, locate, run_row
-from bench.sinks import Sink, make_sinks
-from bench.wandb_sink import WandbSink
+from bench.analysis import runs_table
+from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
+from bench.results.runs_csv import RunsCsv, locate, run_row
+from bench.results.sinks import Sink, make_sinks
+from bench.results.wandb_sink import WandbSink
 
 LEGACY_COLUMNS = [c for c in RUNS_COLUMNS if c not in ADDED_COLUMNS]
 
@@ -107,7 +107,7 @@ def test_make_sinks_always_starts_with_the_runs_csv(tmp_path):
     paths = {"results": str(tmp_path), "runs_csv": str(tmp_path / "runs.csv")}
     [only] = make_sinks(OmegaConf.create({"paths": paths, "logger": {}}))
     assert isinstance(only, RunsCsv) and only.path == tmp_path / "runs.csv"
-    wandb = {"_target_": "bench.wandb_sink.WandbSink", "mode": "disabled"}
+    wandb = {"_target_": "bench.results.wandb_sink.WandbSink", "mode": "disabled"}
     csv_sink, wandb_sink = make_sinks(OmegaConf.create({"paths": paths, "logger": {"wandb": wandb}}))
     assert isinstance(csv_sink, RunsCsv) and isinstance(wandb_sink, WandbSink)
     bad = {"paths": paths, "logger": {"odd": {"_target_": "builtins.dict"}}}

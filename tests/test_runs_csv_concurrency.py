@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.results_columns import RUNS_COLUMNS
-from bench.runs_csv import RunsCsv, run_row
+from bench.results.columns import RUNS_COLUMNS
+from bench.results.runs_csv import RunsCsv, run_row
 
 WORKERS, ROWS = 8, 25
 

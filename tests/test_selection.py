@@ -1,4 +1,5 @@
-"""Tuned selection (bench.selection through the leaderboard's default view): selected on dev, reported on
+"""Tuned selection (bench.analysis.selection through the leaderboard's default view): selected on dev,
+reported on
 test, one tuning group per budget, grid edges, tuning time, selected lrs and averages over tasks.
 
 Runs are recorded as the runner records them now (``dev/`` and ``test/`` metrics, select_on, chance, a
@@ -18,8 +19,9 @@ import pytest
 from helpers.results import composed_run, write_runs
 from scipy import stats
 
-from bench import config, leaderboard, runs_table
-from bench.selection import ci_half_width, grid_edge, selected_lrs
+from bench.analysis import leaderboard, runs_table
+from bench.analysis.selection import ci_half_width, grid_edge, selected_lrs
+from bench.config import store
 
 BUDGET = {
     "train.epochs": 2,
@@ -398,11 +400,11 @@ def test_selected_lrs_per_task_and_variant(tmp_path, capsys, monkeypatch):
         f"# The lr selected on dev per task and variant by the tuned leaderboard of {tmp_path}."
     )
     assert "a:\n  full: 2e-05\n  lora: 0.001\nb:\n  full: 5e-05\n  lora: 0.0001\n" in text
-    monkeypatch.setattr(config, "SELECTED_DIR", out.parent)  # what ${peft_bench.selected_lr:...} reads
+    monkeypatch.setattr(store, "SELECTED_DIR", out.parent)  # what ${peft_bench.selected_lr:...} reads
     assert {
-        t: {v: config.selected_lr("mine", t, v) for v in vs} for t, vs in EXPECTED_LRS.items()
+        t: {v: store.selected_lr("mine", t, v) for v in vs} for t, vs in EXPECTED_LRS.items()
     } == EXPECTED_LRS
-    assert config.selected_lr("mine", "a", "vera") is None
+    assert store.selected_lr("mine", "a", "vera") is None
 
 
 def test_selected_lrs_refuse_two_tuned_rows_per_task_and_variant(tmp_path, capsys):

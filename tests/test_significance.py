@@ -1,4 +1,5 @@
-"""Significance (bench.significance): Welch's t-test and ties per task, the Friedman and Nemenyi tests over
+"""Significance (bench.analysis.significance): Welch's t-test and ties per task, the Friedman and Nemenyi
+tests over
 tasks, each checked against scipy / scikit-posthocs on known inputs."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 import scikit_posthocs
 from scipy import stats
 
-from bench.significance import ALPHA, friedman, mark_ties, overall_verdict, welch_p
+from bench.analysis.significance import ALPHA, friedman, mark_ties, overall_verdict, welch_p
 
 SAMPLES = [
     ([90.0, 92.0, 94.0], [91.0, 95.0]),

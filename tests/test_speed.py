@@ -1,6 +1,8 @@
-"""bench.speed on the tiny shape: the CSV's and JSON's rows and columns, ratios computed from the measured
+"""bench.benchmarks.speed on the tiny shape: the CSV's and JSON's rows and columns, ratios computed from the
+measured
 columns, the target verdicts, inference rows (merged logits equal unmerged ones), the peft twins set up
-like ours, --compile, and the errors. No timed assertions (the speed targets live in bench.speed_targets)."""
+like ours, --compile, and the errors. No timed assertions (the speed targets live in
+bench.benchmarks.speed_targets)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 import variants
-from bench import inference_speed, speed, speed_targets
-from bench.models import model_config, resolve_targets
-from bench.speed_targets import Ratio
+from bench.benchmarks import inference_speed, speed, speed_targets
+from bench.benchmarks.speed_targets import Ratio
+from bench.inputs.models import model_config, resolve_targets
 from variants.base import adapter_layers
 
 FAST = ["--shape", "tiny", "--batch", "2", "--seq", "8", "--steps", "2", "--warmup", "1", "--device", "cpu"]

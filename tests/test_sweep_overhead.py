@@ -5,8 +5,8 @@ import json
 import pytest
 from helpers.runs import TINY_RUN, tiny_run
 
-from bench import sweep_overhead
-from bench.phase_times import PHASES, PhaseTimes
+from bench.benchmarks import sweep_overhead
+from bench.run.phase_times import PHASES, PhaseTimes
 
 
 def phases(**seconds: float) -> dict[str, float]:

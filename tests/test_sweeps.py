@@ -1,7 +1,7 @@
 """Sweeps: launchers (joblib, submitit_local), experiment grids, Optuna, resume after a killed sweep,
 and isolation (a run that diverges, runs out of memory or raises is recorded and the sweep goes on).
 
-The slow tests run real `python -m bench.train -m ...` subprocesses on the tiny model and real rt_polarity
+The slow tests run real `python -m bench train -m ...` subprocesses on the tiny model and real rt_polarity
 data (32 training sentences, 1 epoch: a run takes about a second once the process has started).
 """
 
@@ -22,12 +22,14 @@ from helpers.runs import HEAD_PARAMS, ROOT, bench_env, kill_when, lora_params
 from omegaconf import OmegaConf
 
 import variants
-from bench import leaderboard, results, runner, runs_table, selection
-from bench.config import CONF_DIR, selected_lr
-from bench.loop import TrainConfig
+from bench.analysis import leaderboard, runs_table, selection
+from bench.config.store import CONF_DIR, selected_lr
 from bench.plural import plural
-from bench.results_columns import RUNS_COLUMNS
-from bench.train import main_score
+from bench.results import run_folder
+from bench.results.columns import RUNS_COLUMNS
+from bench.run import runner
+from bench.run.loop import TrainConfig
+from bench.run.train import main_score
 
 TINY = [
     "model=tiny",
@@ -48,9 +50,9 @@ def has_optuna() -> bool:
 
 
 def sweep_cmd(*overrides: str) -> list[str]:
-    """`python -m bench.train -m <TINY> <overrides>`, an override replacing TINY's value for the same key."""
+    """`python -m bench train -m <TINY> <overrides>`, an override replacing TINY's value for the same key."""
     args = {a.split("=", 1)[0]: a for a in [*TINY, *overrides]}
-    return [sys.executable, "-m", "bench.train", "-m", *args.values()]
+    return [sys.executable, "-m", "bench", "train", "-m", *args.values()]
 
 
 def sweep(
@@ -180,7 +182,7 @@ def config_hash_of(compose_cfg):
         """The hash runner.run computes for this composition (the job config, without the hydra node)."""
         cfg = compose_cfg(*overrides)
         job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-        return results.config_hash(OmegaConf.to_container(job, resolve=True))
+        return run_folder.config_hash(OmegaConf.to_container(job, resolve=True))
 
     return hash_of
 
@@ -243,7 +245,7 @@ def test_slurm_launcher_renders_a_valid_sbatch_script(tmp_path, monkeypatch, com
     )
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
-    script = executor._executor._make_submission_file_text("python -m bench.train", "uid")
+    script = executor._executor._make_submission_file_text("python -m bench train", "uid")
     for line in ["--partition=gpu", "--gpus-per-node=1", "--time=240", "--mem=32GB", "--cpus-per-task=8"]:
         assert f"#SBATCH {line}\n" in script
     assert "--account" not in script and "--qos" not in script  # null: the cluster's default

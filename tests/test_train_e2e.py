@@ -1,4 +1,4 @@
-"""End to end: `python -m bench.train` on the tiny model and real rt_polarity data, every output checked."""
+"""End to end: `python -m bench train` on the tiny model and real rt_polarity data, every output checked."""
 
 import json
 import os
@@ -13,11 +13,11 @@ from helpers.runs import ROOT, read_rows
 from helpers.wandb_offline import offline_run
 from safetensors.torch import load_file
 
-from bench import leaderboard, runs_table
-from bench.budget import budget_label, budget_of
-from bench.models import ModelConfig, load_tokenizer, tiny_model
-from bench.results_columns import RUNS_COLUMNS
-from bench.tasks import TaskConfig, load_task
+from bench.analysis import leaderboard, runs_table
+from bench.config.budget import budget_label, budget_of
+from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
+from bench.inputs.tasks import TaskConfig, load_task
+from bench.results.columns import RUNS_COLUMNS
 
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
 RUN_ARGS = [
@@ -34,7 +34,7 @@ RUN_ARGS = [
 def train(results: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PEFT_BENCH_RESULTS": str(results)}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.train", *overrides],
+        [sys.executable, "-m", "bench", "train", *overrides],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -284,7 +284,7 @@ def test_help_and_cfg_job(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [[str(Path(sys.executable).parent / "peft-bench-train")], [sys.executable, "-m", "bench", "train"]],
+    [[str(Path(sys.executable).parent / "peft-bench"), "train"], [sys.executable, "-m", "bench", "train"]],
     ids=["console_script", "python_-m_bench_train"],
 )
 def test_other_entry_points_compose_the_same_config(command, tmp_path):
@@ -301,7 +301,7 @@ def test_wandb_without_a_key_or_a_terminal_goes_offline_with_a_notice(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path / "home"), PEFT_BENCH_RESULTS=str(tmp_path), WANDB_SILENT="true")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.train", *RUN_ARGS, "logger=wandb"],
+        [sys.executable, "-m", "bench", "train", *RUN_ARGS, "logger=wandb"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

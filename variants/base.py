@@ -3,7 +3,7 @@
 A variant receives a plain dataclass config (never Hydra). ``Variant.apply`` is a template: it freezes the
 model but its head (``freeze``) and wraps each target linear layer in place with ``make_layer``, so most
 methods write only their ``AdapterLayer`` and ``make_layer``. The training step
-(``bench.loop.train_step``) calls, in this order, per optimizer step:
+(``bench.run.loop.train_step``) calls, in this order, per optimizer step:
 
     loss = task_loss + variant.extra_loss(model)     # e.g. AdaLoRA's orthogonality term
     loss.backward(); clip; optimizer.step()
@@ -265,7 +265,8 @@ class Variant:
 
     def training_state(self) -> dict[str, Any]:
         """What the method keeps between steps besides the model's parameters (AdaLoRA's importance and
-        masks), for a checkpoint (bench.checkpoint): tensors and values JSON can hold. Default: nothing."""
+        masks), for a checkpoint (bench.run.checkpoint): tensors and values JSON can hold. Default:
+        nothing."""
         return {}
 
     def load_training_state(self, state: dict[str, Any]) -> None:
@@ -348,7 +349,7 @@ class Variant:
         """The method's own fields of peft's adapter config (e.g. LoRA's r, lora_alpha)."""
         return {}
 
-    # -- peft's equivalent, for bench.speed ---------------------------------------------------
+    # -- peft's equivalent, for bench.benchmarks.speed ---------------------------------------------------
     def peft_unavailable(self, device: torch.device) -> str | None:
         """Why peft's version cannot run here (None: it can)."""
         return None if self.peft_type else NO_PEFT_METHOD
@@ -360,7 +361,7 @@ class Variant:
     def peft_optimizer(self, peft_model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """The optimizer a peft user would make (LoRA+: peft's create_loraplus_optimizer). peft's tensors
         carry no roles, so rank stands in: decay on matrices, none on vectors, which is the split
-        ``param_groups`` makes for every built-in method (bench.speed's tests check it)."""
+        ``param_groups`` makes for every built-in method (bench.benchmarks.speed's tests check it)."""
         params = [p for p in peft_model.parameters() if p.requires_grad]
         return torch.optim.AdamW(
             [
@@ -375,5 +376,5 @@ class Variant:
 
     @classmethod
     def benchmark_options(cls, total_steps: int) -> dict[str, Any]:
-        """Options that put every timed step of bench.speed in the method's costliest phase."""
+        """Options that put every timed step of bench.benchmarks.speed in the method's costliest phase."""
         return {}

@@ -14,8 +14,8 @@ import csv
 import json
 from pathlib import Path
 
-from bench.results_columns import RUNS_COLUMNS
-from bench.runs_csv import run_row
+from bench.results.columns import RUNS_COLUMNS
+from bench.results.runs_csv import run_row
 
 TASKS = {"rt_polarity": 0.0, "rt_rating": -0.05, "tweet_polarity": 0.03}  # task -> offset of every score
 # variant -> {lr: (dev mean, test mean)}, the spread over seeds (seeds 0, 1, 2: -spread, 0, +spread)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from bench.results_columns import RUNS_COLUMNS
-from bench.runs_csv import run_row
+from bench.results.columns import RUNS_COLUMNS
+from bench.results.runs_csv import run_row
 
 LORA = {
     "epochs": 3,
@@ -140,7 +140,7 @@ def composed_run(
 ) -> dict:
     """The metrics.json of a run of the config composed from ``overrides`` (the runner's ``record``: its
     config_hash, config_key and settings), ended with ``score`` as its main metric; its folder is made."""
-    from bench import runner  # torch and the variants: only for the tests that compose runs
+    from bench.run import runner  # torch and the variants: only for the tests that compose runs
 
     cfg = compose([f"paths.results={root}", *overrides])
     container = OmegaConf.to_container(cfg, resolve=True)

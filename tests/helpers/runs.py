@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import runner
+from bench.run import runner
 
 ROOT = Path(__file__).resolve().parents[2]  # tests/helpers/runs.py -> the repository root
 # What a copy of the working tree leaves out: git, environments, caches, outputs.
@@ -66,7 +66,7 @@ TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # a subprocess never 
 
 
 def bench_env(results: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `python -m bench.train` subprocess: results in ``results``, no W&B, full
+    """The environment of a `python -m bench train` subprocess: results in ``results``, no W&B, full
     tracebacks, no torchrun rank of the test process, and ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
     return env | {

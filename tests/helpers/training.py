@@ -2,7 +2,7 @@
 
 import torch
 
-from bench.loop import train_step
+from bench.run.loop import train_step
 
 
 def train_a_few_steps(model, variant, batch, steps: int = 3, lr: float = 1e-2, seed: int = 0):

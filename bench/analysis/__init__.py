@@ -1,0 +1,1 @@
+"""From runs to answers: the runs table, tuned selection, significance, leaderboard and report."""

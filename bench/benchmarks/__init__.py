@@ -1,0 +1,1 @@
+"""Benchmarks of the harness itself: step speed, peer comparison, sweep overhead, resume lookup."""

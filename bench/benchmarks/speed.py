@@ -1,0 +1,463 @@
+"""Step-time benchmark: our variants against Hugging Face peft's on an identical random-init base.
+
+    python -m bench speed --shape roberta_base --variants lora,dora,vera,adalora --batch 32 --seq 128
+    python -m bench speed --shape minilm --batch 16 --seq 64 --compile on --json results/speed.json
+
+For each variant it times one whole optimizer step, ``bench.run.loop.train_step`` (what training runs):
+
+    loss = model(**batch).loss + extra_loss;  backward;  clip_grad_norm_;  optimizer.step();
+    on_step_end(step, total);  zero_grad
+
+for our implementation and, where peft has the method, for peft's: ``get_peft_model`` with the peft config
+our variant saves as ``adapter_config.json``, and the variant's ``peft_*`` hooks for the rest (the base
+peft starts from, the optimizer a peft user would make, what runs after each step): LoRA+ through
+``create_loraplus_optimizer``, AdaLoRA's budget through ``update_and_allocate`` (its orthogonal loss comes
+from peft's forward), QLoRA on a bitsandbytes NF4 base (CUDA only).
+Both start from the same base weights, seed and batch, and their steps are
+interleaved (ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are
+the anchors (``full`` is always timed: the ratios need it). Reported: the median ms per step over
+``--steps`` after ``--warmup``, with ``torch.cuda.synchronize`` around each step and bf16 autocast on CUDA
+(as in training), fp32 elsewhere, and our first step in seconds.
+
+``--compile`` (``bench.run.compiled``: auto, on, off) compiles our models in place with ``torch.compile``;
+peft's stay eager, and the table says which side is compiled. The default, auto, compiles where it pays
+back within a run (CUDA), so the benchmark times what a compiled training run does there, while CPU runs
+stay eager and short. A compiled run's batch is padded with masked tokens to a multiple of PAD_MULTIPLE,
+as training pads then; the warm-up steps absorb the compile (so it needs ``--warmup`` >= 1), and the
+first step's time shows it.
+
+Inference (``bench.benchmarks.inference_speed``; ``--no-inference`` skips it): after its steps, each
+variant's trained
+model (its adapters off their init) is timed forward in eval mode under ``torch.inference_mode``: the base
+model, the adapters unmerged and merged, interleaved, ms and ratios to the base (ours only; compiled when
+the steps are). ``full`` and ``head`` have nothing to merge.
+
+Printed: the step table (with the floor), the inference table, and the ratios of the project's speed
+targets (``bench.benchmarks.speed_targets``: ours/peft per variant, dora/lora, vera/lora, qlora/lora,
+adalora/lora,
+lora/full), each with its target on this device and met, missed, no target or not measured. Written:
+``--out`` (the step rows), ``<stem>_inference.csv`` beside it, and with ``--json PATH`` one file of all
+three: ``{"rows": [...], "inference": [...], "ratios": [...]}``.
+
+Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on the
+``--targets`` layers, plus its ``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every timed
+step updates importance and masks: its costliest phase); a rank above the hidden size (only the tiny
+shape) is capped at it.
+
+The FLOP floor ("vs floor" = ours / floor). For N base parameters and T tokens, full fine-tuning costs
+about 6 N T FLOPs per step: forward 2 N T, input gradients 2 N T, weight gradients 2 N T. An adapter step
+still needs the forward and the input gradients (to reach the adapters of lower layers) but no weight
+gradients of the frozen base and no optimizer over it: about 4 N T, 2/3 of full fine-tuning. Head-only
+training needs the forward alone: 1/3. The floor is that fraction of the *full* step measured in this
+run, so it carries the same overheads (attention, norms, kernel launches) as its anchor. It ignores the
+adapters' own matmuls: small for LoRA (r 8), but VeRA's shared r 256 projections add about 2/3 of each
+adapted layer's forward cost, so VeRA cannot reach the floor exactly. The anchor also holds work that is
+not in 6 N T: the gradient and AdamW update of the word embeddings (half of MiniLM's 22.7M parameters),
+so on small models the floor comes out high and an adapter can score below 1. All ratios come from this
+one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import gc
+import json
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+import variants
+from bench.benchmarks import speed_targets
+from bench.benchmarks.inference_speed import INFERENCE_COLUMNS, latency
+from bench.benchmarks.timing import Timing, timed
+from bench.config.store import group_options
+from bench.inputs.models import RANDOM_INIT, ModelConfig, model_config, random_init_model, resolve_targets
+from bench.run.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
+from bench.run.loop import StepHooks, checks_each_loss, make_optimizer, pick_device, train_step
+from variants.base import NO_PEFT_METHOD, Targets, Variant
+
+Device = torch.device
+Batch = dict[str, Tensor]
+Row = dict[str, Any]
+SEED = 0
+LABELS = 2
+WEIGHT_DECAY = 0.01
+MAX_GRAD_NORM = 1.0
+DEFAULT_VARIANTS = "lora,dora,vera,adalora,loraplus,qlora,full,head"
+ANCHOR = "full"
+FLOOR_FRACTION = {"full": 1.0, "head": 1 / 3}  # every other variant (an adapter): 2 / 3
+ADAPTER_FLOOR = 2 / 3
+RUN_COLUMNS = ["shape", "targets", "batch", "seq", "steps", "warmup", "device", "compiled"]
+COLUMNS = [
+    "variant", "ours_ms", "peft_ms", "ours_vs_peft", "ours_vs_full", "floor_ms", "vs_floor", "first_step_s",
+    "peft_note", *RUN_COLUMNS,
+]  # fmt: skip
+
+
+def shapes() -> list[str]:
+    """The model configs (conf/model) whose architecture bench.benchmarks.speed can build at random init."""
+    return [n for n in group_options("model") if model_config(n).family in RANDOM_INIT]
+
+
+@dataclass
+class Run:
+    """One implementation of one variant, ready to step."""
+
+    label: str  # e.g. "lora/peft"
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    hooks: StepHooks
+    trainable: list[nn.Parameter] = field(init=False)  # for clipping, listed once as bench.run.loop does
+
+    def __post_init__(self) -> None:
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+
+
+@dataclass
+class Measured:
+    """One variant's times: our steps, peft's (None: not timed, see peft_note) and the inference row."""
+
+    ours: Timing
+    peft: Timing | None
+    peft_note: str
+    inference: Row | None  # a row of INFERENCE_COLUMNS; None with --no-inference
+
+
+class PeftHooks:
+    """peft's side of a step: its forward adds any extra loss; the variant says what follows a step."""
+
+    def __init__(self, variant: Variant):
+        self.variant = variant
+
+    def extra_loss(self, model: nn.Module) -> Tensor | None:
+        return None
+
+    def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
+        self.variant.peft_on_step_end(model, step, total_steps)
+
+
+# -- setup ---------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="peft-bench speed", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated registered variants")
+    parser.add_argument(
+        "--shape", default="roberta_base", choices=shapes(), help="a model config's architecture"
+    )
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--targets", default="attention", help="a target preset of the model config")
+    parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda:N")
+    parser.add_argument("--no-peft", action="store_true", help="time our implementations only")
+    parser.add_argument(
+        "--compile", default="auto", choices=COMPILE_MODES, help="torch.compile our models (auto: on CUDA)"
+    )
+    parser.add_argument("--no-inference", action="store_true", help="skip the inference latency")
+    parser.add_argument(
+        "--out",
+        default="results/speed.csv",
+        help="CSV of the step rows; inference rows: <stem>_inference.csv",
+    )
+    parser.add_argument("--json", help="also write the rows, inference rows and target ratios to this file")
+    args = parser.parse_args(argv)
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    known = variants.available()
+    unknown = [v for v in args.variants if v not in known]
+    if unknown or not args.variants:
+        parser.error(f"unknown variant(s) {unknown or args.variants}; available: {', '.join(known)}")
+    for name in ("batch", "seq", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    presets = list(model_config(args.shape).targets)
+    if args.targets not in presets:
+        parser.error(
+            f"unknown --targets {args.targets!r} for {args.shape}; choose one of {', '.join(presets)}"
+        )
+    if ANCHOR not in args.variants:
+        args.variants.append(ANCHOR)  # the ratios are measured against it
+    return args
+
+
+def describe(device: Device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
+def base_model(cfg: ModelConfig, seq: int, seed: int) -> nn.Module:
+    """A random-init sequence classifier of ``cfg``'s architecture (on CPU; every run copies it)."""
+    return random_init_model(replace(cfg, max_length=max(512, seq)), LABELS, seed).train()
+
+
+def padded_length(seq: int, compiling: bool) -> int:
+    """A batch's length: ``seq``, rounded up to PAD_MULTIPLE when compiled (as training pads then)."""
+    return math.ceil(seq / PAD_MULTIPLE) * PAD_MULTIPLE if compiling else seq
+
+
+def make_batch(cfg: ModelConfig, batch: int, seq: int, seed: int, device: Device, length: int = 0) -> Batch:
+    """``seq`` random token ids (no special tokens) and random labels, padded with masked tokens up to
+    ``length`` when that is longer."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, cfg.vocab_size, (batch, max(seq, length)), generator=g)
+    labels = torch.randint(0, LABELS, (batch,), generator=g)
+    mask = torch.ones_like(ids)
+    mask[:, seq:] = 0
+    data = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {k: v.to(device) for k, v in data.items()}
+
+
+def variant_options(name: str, total_steps: int, cfg: ModelConfig) -> dict[str, Any]:
+    """Each variant's defaults and benchmark_options, a rank above the hidden size capped (see the top)."""
+    cls = variants.get(name)
+    rank = getattr(cls.Config(), "r", None)
+    capped = {"r": cfg.hidden_size} if isinstance(rank, int) and rank > cfg.hidden_size else {}
+    return {**capped, **cls.benchmark_options(total_steps)}
+
+
+def our_run(
+    name: str, options: dict[str, Any], base: nn.Module, targets: Targets, device: Device
+) -> tuple[Variant, Run]:
+    variant = variants.build(name, options)
+    model = copy.deepcopy(base).to(device)
+    torch.manual_seed(SEED)
+    variant.apply(model, targets)
+    optimizer = make_optimizer(variant.param_groups(model, variant.config.lr, WEIGHT_DECAY), device)
+    return variant, Run(label=f"{name}/ours", model=model, optimizer=optimizer, hooks=variant)
+
+
+# -- peft's side ---------------------------------------------------------------------------------
+def peft_run(variant: Variant, ours: nn.Module, base: nn.Module, device: Device) -> Run:
+    """peft's version of ``variant`` on a copy of ``base``, from the peft config our variant saves."""
+    from peft import get_peft_config, get_peft_model
+
+    config = variant.adapter_config(ours, "")
+    config.update(inference_mode=False)  # a saved adapter is frozen; this one trains
+    for key in ("base_model_name_or_path", "rank_pattern"):  # no checkpoint; AdaLoRA's pattern: from training
+        config.pop(key, None)
+    model = variant.peft_base(base, device)
+    torch.manual_seed(SEED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations, raised inside peft
+        model = get_peft_model(model, get_peft_config(config)).train()
+    optimizer = variant.peft_optimizer(model, variant.config.lr, WEIGHT_DECAY)
+    return Run(label=f"{variant.name}/peft", model=model, optimizer=optimizer, hooks=PeftHooks(variant))
+
+
+# -- timing --------------------------------------------------------------------------------------
+def time_runs(
+    runs: list[Run], batch: Batch, warmup: int, steps: int, device: Device, bar: tqdm
+) -> list[Timing]:
+    """Each run's first step and median step after ``warmup``; the runs' steps are interleaved."""
+    total = warmup + steps
+    times: list[list[float]] = [[] for _ in runs]
+    for step in range(1, total + 1):
+        for run, ms in zip(runs, times, strict=True):
+            bar.set_description(run.label)
+            t, _ = timed(
+                lambda run=run, step=step: train_step(
+                    run.model, run.hooks, run.optimizer, [batch], step, total, device, MAX_GRAD_NORM,
+                    trainable=run.trainable, check_loss=checks_each_loss(device),
+                ),
+                device,
+            )  # fmt: skip
+            ms.append(t)
+            bar.update(1)
+    return [Timing.of(ms, warmup) for ms in times]
+
+
+def release(device: Device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
+    """Step times of every variant asked for, ours (compiled when asked) and peft's, then ours' inference."""
+    model_cfg = model_config(args.shape)
+    targets = resolve_targets(model_cfg, args.targets)
+    base = base_model(model_cfg, args.seq, SEED)
+    compiling = wanted(args.compile, device)
+    batch = make_batch(model_cfg, args.batch, args.seq, SEED, device, padded_length(args.seq, compiling))
+    infer_base = None if args.no_inference else compiled(copy.deepcopy(base).to(device), args.compile, device)
+    total = args.warmup + args.steps
+    skips = {
+        n: "--no-peft" if args.no_peft else variants.get(n)().peft_unavailable(device) for n in args.variants
+    }
+    n_runs = sum(1 if skips[n] else 2 for n in args.variants)
+    measured = {}
+    with tqdm(total=n_runs * total, unit="step", dynamic_ncols=True, disable=None) as bar:
+        for name in args.variants:
+            options = variant_options(name, total, model_cfg)
+            variant, ours = our_run(name, options, base, targets, device)
+            runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, device)]
+            compiled(ours.model, args.compile, device)
+            timings = time_runs(runs, batch, args.warmup, args.steps, device, bar)
+            del runs
+            release(device)
+            inference = None
+            if infer_base is not None:  # on the trained model: its adapters are no longer at their init
+                inference = latency(
+                    infer_base, variant, ours.model, batch, args.warmup, args.steps, device, bar
+                )
+            peft = timings[1] if len(timings) > 1 else None
+            measured[name] = Measured(
+                ours=timings[0], peft=peft, peft_note=skips[name] or "", inference=inference
+            )
+            del variant, ours
+            release(device)
+    return measured
+
+
+# -- report --------------------------------------------------------------------------------------
+def run_columns(args: argparse.Namespace, device: Device) -> Row:
+    """What every row says about the run (RUN_COLUMNS)."""
+    return {
+        "shape": args.shape, "targets": args.targets, "batch": args.batch, "seq": args.seq,
+        "steps": args.steps, "warmup": args.warmup, "device": describe(device),
+        "compiled": "ours" if wanted(args.compile, device) else "none",
+    }  # fmt: skip
+
+
+def rows_from(measured: dict[str, Measured], args: argparse.Namespace, device: Device) -> list[Row]:
+    """CSV rows; every ratio is computed from times measured in this run."""
+    full_ms = measured[ANCHOR].ours.median_ms
+    run = run_columns(args, device)
+    rows = []
+    for name in args.variants:
+        m = measured[name]
+        ours_ms, peft_ms = m.ours.median_ms, m.peft.median_ms if m.peft else None
+        floor_ms = FLOOR_FRACTION.get(name, ADAPTER_FLOOR) * full_ms
+        rows.append({
+            "variant": name,
+            "ours_ms": round(ours_ms, 3),
+            "peft_ms": round(peft_ms, 3) if peft_ms is not None else "",
+            "ours_vs_peft": round(ours_ms / peft_ms, 4) if peft_ms is not None else "",
+            "ours_vs_full": round(ours_ms / full_ms, 4),
+            "floor_ms": round(floor_ms, 3),
+            "vs_floor": round(ours_ms / floor_ms, 4),
+            "first_step_s": round(m.ours.first_ms / 1e3, 3),
+            "peft_note": m.peft_note,
+            **run,
+        })  # fmt: skip
+    return rows
+
+
+def inference_rows(measured: dict[str, Measured], args: argparse.Namespace, device: Device) -> list[Row]:
+    run = run_columns(args, device)
+    return [{**m.inference, **run} for m in measured.values() if m.inference is not None]
+
+
+def print_rows(rows: list[Row], columns: dict[str, str]) -> None:
+    """``rows`` as a table of ``columns`` (key -> header), the first one left-aligned."""
+    (first, *rest) = columns
+    print(f"{columns[first]:<10}" + "".join(f"{columns[k]:>12}" for k in rest))
+    for row in rows:
+        print(f"{row[first]:<10}" + "".join(f"{_cell(row[k]):>12}" for k in rest))
+
+
+def print_table(rows: list[Row]) -> None:
+    print_rows(rows, {
+        "variant": "variant", "ours_ms": "ours ms", "peft_ms": "peft ms", "ours_vs_peft": "ours/peft",
+        "ours_vs_full": "ours/full", "floor_ms": "floor ms", "vs_floor": "vs floor",
+        "first_step_s": "1st step s",
+    })  # fmt: skip
+    for row in rows:
+        if row["peft_note"] not in ("", NO_PEFT_METHOD):
+            print(f"peft {row['variant']}: skipped, {row['peft_note']}")
+    r = rows[0]
+    compiling = r["compiled"] != "none"
+    padded = padded_length(r["seq"], compiling)
+    seq = f"{r['seq']} (padded to {padded})" if padded != r["seq"] else r["seq"]
+    print(
+        f"{r['shape']}, {r['targets']} targets, batch {r['batch']} x seq {seq}, median of {r['steps']} "
+        f"steps after {r['warmup']} warm-up, on {r['device']}; floor = fraction x full ms, "
+        "vs floor = ours / floor"
+    )
+    sides = "ours (torch.compile; its 1st step holds the compile), peft's eager" if compiling else "none"
+    print(f"compiled: {sides}")
+
+
+def print_inference(rows: list[Row]) -> None:
+    print("\ninference: one forward in eval mode under torch.inference_mode, ours only")
+    print_rows(rows, {
+        "variant": "variant", "base_ms": "base ms", "unmerged_ms": "unmerged ms", "merged_ms": "merged ms",
+        "unmerged_vs_base": "unmerged/b", "merged_vs_base": "merged/b", "merged_max_diff": "max |diff|",
+    })  # fmt: skip
+    for row in rows:
+        if row["merge_note"]:
+            print(f"{row['variant']}: merged -, {row['merge_note']}")
+    print(
+        f"median of {rows[0]['steps']} forwards after {rows[0]['warmup']}, base / unmerged / merged "
+        "interleaved (merged: merge before the forward, unmerge after, neither timed); /b = / base ms; "
+        "max |diff| = largest gap of the merged and unmerged logits"
+    )
+
+
+def _cell(value: float | str) -> str:
+    if value == "":
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) and value >= 10 else f"{value:.3g}"
+
+
+def write_csv(rows: list[Row], columns: list[str], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def inference_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_inference{out.suffix}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        raise SystemExit(f"--device: {e}") from None
+    if wanted(args.compile, device) and args.warmup < 1:
+        raise SystemExit(
+            f"--compile {args.compile} compiles on {device.type}: it needs --warmup >= 1 (the first step "
+            "compiles, and is not to be timed)"
+        )
+    measured = measure(args, device)
+    rows, inference = rows_from(measured, args, device), inference_rows(measured, args, device)
+    adapters = [
+        n for n in dict.fromkeys([*DEFAULT_VARIANTS.split(","), *args.variants]) if variants.get(n).peft_type
+    ]
+    ratios = speed_targets.ratios(rows, adapters, device.type)
+    print_table(rows)
+    if inference:
+        print_inference(inference)
+    speed_targets.print_summary(ratios, device.type, args.shape)
+    out = Path(args.out)
+    write_csv(rows, COLUMNS, out)
+    written = [out]
+    if inference:
+        write_csv(inference, [*INFERENCE_COLUMNS, *RUN_COLUMNS], inference_path(out))
+        written.append(inference_path(out))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"rows": rows, "inference": inference, "ratios": [r.as_dict() for r in ratios]}
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        written.append(path)
+    print(f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Config: the schemas, their Hydra store, the config hash and the budget."""

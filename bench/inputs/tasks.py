@@ -1,0 +1,365 @@
+"""Tasks: what a task is (text fields, labels, metrics, eval splits) and where its examples come from.
+
+Three sources, all returning the same columns (the text fields, ``label``, ``idx``):
+
+- ``glue``: the Hub dataset ``nyu-mll/glue`` (needs network), or with ``task.data_dir=DIR`` the original
+  GLUE TSV files (``train.tsv``, ``dev.tsv``; MNLI ``dev_matched.tsv`` / ``dev_mismatched.tsv``; their
+  columns are the task config's ``tsv_columns``) or tabular files as for ``local``. GLUE's test splits
+  have no labels: evaluation uses the validation splits.
+- ``vader``: the human-rated corpora of the vaderSentiment sdist (offline after one download, see
+  ``bench/vader.py``), with seeded 80/10/10 splits. ``data_dir``, when set, is the folder holding the
+  sdist or its extracted files instead of the cache.
+- ``local``: ``<split>.csv``, ``.json``, ``.jsonl`` or ``.parquet`` in ``data_dir`` (``train.csv``,
+  ``validation.csv``, ...) with the text fields and ``label`` as columns (``idx`` optional).
+
+Every task has two held-out parts with two jobs (see ``load_task``): ``dev`` selects (the best epoch, and
+in the leaderboard the learning rate or any swept setting) and the ``eval_splits`` are the test, where
+the reported number comes from. ``dev`` is the source split ``dev_split`` when set (vader: its
+``validation`` part), else ``dev_size`` examples carved from train (GLUE: its labelled test is the
+validation split, so the dev set must come from train). Nothing is selected on the test splits unless a
+run asks for the papers' convention (``select_on=test``: best epoch on the reported split).
+
+Labels are ids 0..num_labels-1 (int64) or, when ``num_labels`` is 1, float32 regression targets. Label
+strings (``entailment``) map to their position in ``label_names``, the Hub dataset's order.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from omegaconf import MISSING
+
+from bench.inputs import vader
+from bench.inputs.metrics import DEV, metric_names
+
+SOURCES = ("glue", "vader", "local")
+TABLE_BUILDERS = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
+
+
+@dataclass
+class TaskConfig:
+    """Schema of `task=`."""
+
+    name: str = MISSING
+    source: str = "glue"  # glue | vader | local
+    text_fields: list[str] = MISSING  # e.g. [sentence] or [sentence1, sentence2]
+    num_labels: int = MISSING  # 1 means regression
+    metrics: list[str] = MISSING  # e.g. [accuracy, f1]
+    main_metric: str = MISSING  # a metric name, plus _<suffix> for suffixed splits (MNLI: accuracy_m)
+    eval_splits: dict[str, str] = MISSING  # the test splits -> metric suffix: {validation: ""}
+    dev_split: str | None = None  # a source split used as the dev set; None: carve dev_size from train
+    dev_size: float = 0.1  # carved dev set: a fraction of train (< 1) or a number of examples (>= 1)
+    label_names: list[str] = field(default_factory=list)  # id order; maps label strings in local files
+    data_dir: str | None = None  # local GLUE TSV / CSV / JSON / parquet files (vader: the sdist's folder)
+    max_train_samples: int | None = None  # seeded subsample for quick runs
+    max_eval_samples: int | None = None  # per eval split
+    split_seed: int = 0  # seed of the vader splits and of subsampling
+    hub_path: str = "nyu-mll/glue"
+    hub_config: str | None = None  # default: name
+    # GLUE TSV files (source=glue with data_dir): our column (text field or label) -> the TSV's header
+    # name, or its 0-based position when the files have no header (tsv_header false). Empty: no TSV.
+    tsv_columns: dict[str, Any] = field(default_factory=dict)
+    tsv_header: bool = True
+    # vader: movieReviewSnippets | tweets | amazonReviewSnippets | nytEditorialSnippets
+    vader_corpus: str | None = None
+    neutral_band: float = 0.5  # vader polarity tasks drop examples with |mean rating| < this
+
+
+@dataclass
+class TaskData:
+    train: datasets.Dataset
+    evals: dict[str, datasets.Dataset]  # the test splits: name -> dataset
+    dev: datasets.Dataset | None = None  # None when not asked for (select_on=test)
+
+    def held_out(self) -> dict[str, datasets.Dataset]:
+        """Every split a run evaluates: ``dev`` (when loaded) first, then the test splits."""
+        return ({DEV: self.dev} if self.dev is not None else {}) | self.evals
+
+
+def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
+    """Train, dev (when ``with_dev``) and the test splits of a task, subsampled when max_*_samples are set.
+
+    A carved dev set is taken from the whole train split first (seeded by ``split_seed``), so it never
+    overlaps train, whatever ``max_train_samples`` is; ``max_eval_samples`` caps dev and each test split.
+    """
+    check_config(cfg)
+    dev_source = [cfg.dev_split] if with_dev and cfg.dev_split else []
+    splits = ["train", *cfg.eval_splits, *dev_source]
+    if cfg.source == "vader":
+        data = _load_vader(cfg, splits)
+    elif cfg.data_dir:
+        data = {s: _load_file(cfg, s) for s in splits}
+    elif cfg.source == "local":
+        raise ValueError(f"task {cfg.name!r} has source=local but no data folder: set task.data_dir=DIR")
+    else:
+        data = _load_hub(cfg, splits)
+    train, dev = data["train"], None
+    if with_dev:
+        if cfg.dev_split:
+            dev = data[cfg.dev_split]
+        else:
+            train, dev = carve(train, cfg.dev_size, cfg.split_seed, cfg.name)
+        dev = subsample(dev, cfg.max_eval_samples, cfg.split_seed)
+    train = subsample(train, cfg.max_train_samples, cfg.split_seed)
+    evals = {s: subsample(data[s], cfg.max_eval_samples, cfg.split_seed) for s in cfg.eval_splits}
+    return TaskData(train=train, evals=evals, dev=dev)
+
+
+def carve(
+    ds: datasets.Dataset, size: float, seed: int, task: str
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """(rest, dev): ``size`` rows of ``ds`` (a fraction when < 1, at least one row; else a count) chosen by
+    ``seed``; both keep the original order. The same rows on every machine (numpy's PCG64)."""
+    n_dev = max(1, round(size * len(ds))) if size < 1 else int(size)
+    if len(ds) < 2 or not 1 <= n_dev < len(ds):
+        raise ValueError(
+            f"task {task!r}: task.dev_size={size} carves {n_dev} of the {len(ds)} training examples as the "
+            "dev set; it must leave at least one on each side (a fraction in (0, 1) or a count below the "
+            "train size), or set task.dev_split to a source split"
+        )
+    order = np.random.default_rng(seed).permutation(len(ds))
+    return ds.select(np.sort(order[n_dev:]).tolist()), ds.select(np.sort(order[:n_dev]).tolist())
+
+
+def check_config(cfg: TaskConfig) -> None:
+    """Raise on a task config that cannot work, naming the bad value and the valid choices."""
+    for key in ("name", "text_fields", "num_labels", "metrics", "main_metric", "eval_splits"):
+        value = getattr(cfg, key)
+        if value is None or value == MISSING or (hasattr(value, "__len__") and len(value) == 0):
+            raise ValueError(f"task {cfg.name!r} has no {key}")
+    if cfg.source not in SOURCES:
+        raise ValueError(f"unknown task source {cfg.source!r}; choose one of {', '.join(SOURCES)}")
+    if cfg.num_labels < 1:
+        raise ValueError(f"task {cfg.name!r}: num_labels must be >= 1 (1 = regression), got {cfg.num_labels}")
+    if cfg.label_names and cfg.num_labels > 1 and len(cfg.label_names) != cfg.num_labels:
+        raise ValueError(f"task {cfg.name!r}: {len(cfg.label_names)} label_names for {cfg.num_labels} labels")
+    names = metric_names(cfg)
+    if cfg.main_metric not in names:
+        raise ValueError(
+            f"task {cfg.name!r}: main_metric {cfg.main_metric!r} is not one of {', '.join(names)}"
+        )
+    if cfg.dev_size <= 0:
+        raise ValueError(
+            f"task.dev_size={cfg.dev_size} is not valid: it must be a fraction in (0, 1) or a count"
+        )
+    if cfg.dev_split == DEV or cfg.dev_split in cfg.eval_splits:
+        raise ValueError(
+            f"task {cfg.name!r}: dev_split {cfg.dev_split!r} must be a source split other than the test "
+            f"splits ({', '.join(cfg.eval_splits)})"
+        )
+    if DEV in cfg.eval_splits:
+        raise ValueError(f"task {cfg.name!r}: {DEV!r} names the dev set; a test split cannot be called so")
+    for key in ("max_train_samples", "max_eval_samples"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ValueError(f"task.{key} must be >= 1 or null, got {getattr(cfg, key)}")
+
+
+def subsample(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
+    """``n`` rows chosen by ``seed`` (kept in their original order), or ``ds`` when n is None or >= len."""
+    if n is None or n >= len(ds):
+        return ds
+    rows = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
+    return ds.select(rows.tolist())
+
+
+# -- building a dataset from columns ----------------------------------------------------------------
+
+
+def _features(cfg: TaskConfig) -> datasets.Features:
+    label = datasets.Value("float32" if cfg.num_labels == 1 else "int64")
+    text = {f: datasets.Value("string") for f in cfg.text_fields}
+    return datasets.Features({**text, "label": label, "idx": datasets.Value("int64")})
+
+
+def _class_id(value, names: dict[str, int]) -> int | None:
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text in names:
+            return names[text]
+        if text.lstrip("-").isdigit():
+            return int(text)
+    return None
+
+
+def _labels(cfg: TaskConfig, values: list, where: str) -> list:
+    """Class ids (or floats for regression), raising on the first value outside the task's labels."""
+    if cfg.num_labels == 1:
+        out = []
+        for row, v in enumerate(values, start=1):
+            try:
+                out.append(float(v))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{where}, data row {row}: label {v!r} is not a number (regression task)"
+                ) from None
+        return out
+    names = {n: i for i, n in enumerate(cfg.label_names)}
+    out = []
+    for row, v in enumerate(values, start=1):
+        label = _class_id(v, names)
+        if label is None or not 0 <= label < cfg.num_labels:
+            valid = f"an integer 0..{cfg.num_labels - 1}" + (
+                f" or one of {', '.join(names)}" if names else ""
+            )
+            raise ValueError(
+                f"{where}, data row {row}: bad label {v!r} for task {cfg.name!r}; expected {valid}"
+            )
+        out.append(label)
+    return out
+
+
+def _to_dataset(
+    cfg: TaskConfig, columns: dict[str, list], where: str, label_col: str = "label"
+) -> datasets.Dataset:
+    """Check columns and labels, then build the dataset. ``where`` names the source in errors."""
+    missing = [c for c in [*cfg.text_fields, "label"] if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{where} lacks column(s) {', '.join(missing)} needed by task {cfg.name!r}; "
+            f"it has columns: {', '.join(columns)}"
+        )
+    n = len(columns["label"])
+    data = {f: ["" if v is None else str(v) for v in columns[f]] for f in cfg.text_fields}
+    data["label"] = _labels(cfg, columns["label"], f"{where}, column {label_col!r}")
+    data["idx"] = list(columns["idx"]) if "idx" in columns else list(range(n))
+    return datasets.Dataset.from_dict(data, features=_features(cfg))
+
+
+# -- sources ----------------------------------------------------------------------------------------
+
+
+def _hub_hint(cfg: TaskConfig) -> str:
+    files = ", ".join(_candidates(cfg, s)[0] for s in ["train", *cfg.eval_splits])
+    return f"task.data_dir=DIR with the task's GLUE files ({files})"
+
+
+def _load_hub(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Dataset]:
+    config = cfg.hub_config or cfg.name
+    try:
+        dd = datasets.load_dataset(cfg.hub_path, config)
+    except Exception as e:  # offline, Hub down, gated, unknown config...
+        raise RuntimeError(
+            f"task {cfg.name!r} could not load {cfg.hub_path!r} (config {config!r}) from the "
+            f"Hugging Face Hub: {type(e).__name__}: {e}\n"
+            f"This task needs network access to the Hub, or local files: {_hub_hint(cfg)}"
+        ) from e
+    out = {}
+    for split in splits:
+        if split not in dd:
+            raise ValueError(f"{cfg.hub_path} ({config}) has no split {split!r}; it has: {', '.join(dd)}")
+        out[split] = _to_dataset(cfg, dd[split].to_dict(), f"{cfg.hub_path} ({config}) split {split!r}")
+    return out
+
+
+def _candidates(cfg: TaskConfig, split: str) -> list[str]:
+    names = [f"{split}.{ext}" for ext in TABLE_BUILDERS]
+    if cfg.source == "glue" and cfg.tsv_columns:
+        names.insert(0, split.replace("validation", "dev") + ".tsv")
+    return names
+
+
+def _load_file(cfg: TaskConfig, split: str) -> datasets.Dataset:
+    folder = Path(cfg.data_dir).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"task.data_dir {str(folder)!r} is not a folder (task {cfg.name!r})")
+    names = _candidates(cfg, split)
+    found = [folder / n for n in names if (folder / n).is_file()]
+    if not found:
+        raise FileNotFoundError(
+            f"no {split!r} file for task {cfg.name!r} in {folder}: looked for {', '.join(names)}"
+        )
+    path = found[0]
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: task {cfg.name!r} needs its {split!r} examples there")
+    if path.suffix != ".parquet":
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{path} is not UTF-8 text: byte {e.object[e.start : e.start + 1]!r} at offset {e.start} "
+                "(re-save the file as UTF-8)"
+            ) from None
+    ds = _read_file(cfg, path)
+    if len(ds) == 0:
+        raise ValueError(
+            f"{path} has no examples (a header only): task {cfg.name!r} needs its {split!r} data"
+        )
+    return ds
+
+
+def _read_file(cfg: TaskConfig, path: Path) -> datasets.Dataset:
+    if path.suffix == ".tsv":
+        return _to_dataset(cfg, _read_tsv(path, cfg), str(path), str(cfg.tsv_columns["label"]))
+    builder = TABLE_BUILDERS[path.suffix[1:]]
+    kwargs = {"na_filter": False} if builder == "csv" else {}  # keep "NA", "null" as text
+    table = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    return _to_dataset(cfg, table.to_dict(), str(path))
+
+
+def _read_tsv(path: Path, cfg: TaskConfig) -> dict[str, list[str]]:
+    """Our columns from a GLUE TSV. GLUE text holds stray quotes, so quoting is off (QUOTE_NONE)."""
+    columns = dict(cfg.tsv_columns)
+    if sorted(columns) != sorted([*cfg.text_fields, "label"]):
+        raise ValueError(
+            f"task {cfg.name!r}: tsv_columns {sorted(columns)} must name each of text_fields "
+            f"{list(cfg.text_fields)} and label"
+        )
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: MRPC's header starts with a BOM
+        rows = [row for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
+    if cfg.tsv_header:
+        header, rows = rows[0] if rows else [], rows[1:]
+        missing = [c for c in columns.values() if c not in header]
+        if missing:
+            raise ValueError(
+                f"{path} lacks column(s) {', '.join(map(str, missing))} needed by task {cfg.name!r}; "
+                f"it has columns: {', '.join(header)}"
+            )
+        position = {ours: header.index(theirs) for ours, theirs in columns.items()}
+    else:
+        bad = {k: v for k, v in columns.items() if not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"task {cfg.name!r}: tsv_header is false, so tsv_columns {bad} must be indices")
+        position = columns
+    width = max(position.values()) + 1
+    for n, row in enumerate(rows, start=1):
+        if len(row) < width:
+            raise ValueError(
+                f"{path}, data row {n}: {len(row)} tab-separated fields, expected at least {width}"
+            )
+    return {ours: [row[i] for row in rows] for ours, i in position.items()}
+
+
+def _load_vader(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Dataset]:
+    if len(cfg.text_fields) != 1 or cfg.num_labels not in (1, 2):
+        raise ValueError(
+            f"vader task {cfg.name!r} needs one text field and num_labels 1 (rating) or 2 (polarity), "
+            f"got text_fields {list(cfg.text_fields)} and num_labels {cfg.num_labels}"
+        )
+    if cfg.vader_corpus not in vader.CORPORA:
+        raise ValueError(f"unknown vader_corpus {cfg.vader_corpus!r}; available: {', '.join(vader.CORPORA)}")
+    _, ratings, texts = vader.read_corpus(cfg.vader_corpus, Path(cfg.data_dir) if cfg.data_dir else None)
+    parts = vader.split_indices(len(ratings), cfg.split_seed)
+    out = {}
+    for split in splits:
+        if split not in parts:
+            raise ValueError(f"vader task {cfg.name!r} has no split {split!r}; splits: {', '.join(parts)}")
+        rows = parts[split]
+        if cfg.num_labels == 1:
+            labels = ratings[rows].tolist()
+        else:
+            rows = rows[np.abs(ratings[rows]) >= cfg.neutral_band]
+            labels = (ratings[rows] > 0).astype(np.int64).tolist()
+        data = {cfg.text_fields[0]: [texts[i] for i in rows], "label": labels, "idx": rows.tolist()}
+        out[split] = datasets.Dataset.from_dict(data, features=_features(cfg))
+    return out

@@ -1,0 +1,92 @@
+"""Hydra callback: when a sweep ends, write, print and (with W&B on) log its aggregated leaderboard;
+then, if runs of this sweep failed, ran out of memory or were interrupted, print one line naming them and
+exit 1 (the sweep itself went on past each of them).
+
+Wired in through ``conf/hydra/callbacks/leaderboard.yaml``. It reads the sweep folder from
+``hydra.sweep.dir``, the runs CSV from ``paths.runs_csv`` and the W&B settings from ``logger.wandb``;
+the sweep's W&B group is ``sweep_group(hydra.sweep.dir)``, the same group its training runs use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from bench.analysis.leaderboard import write_sweep_leaderboard
+from bench.plural import plural
+from bench.results.failed_runs import failed_since
+
+
+def sweep_group(sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep: the name of its folder."""
+    return Path(sweep_dir).name
+
+
+class LeaderboardCallback(Callback):
+    def __init__(self) -> None:
+        # Hydra builds its callbacks as the sweep starts. Seconds, as metrics.json's started_at has them.
+        self.started = dt.datetime.now().replace(microsecond=0)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        show_leaderboard(sweep_dir, config)
+        failed = failed_since(sweep_dir, self.started)
+        if failed:
+            sys.exit(failure_summary(failed))
+
+
+def failure_summary(failed: dict[Path, str]) -> str:
+    """One line: how many runs of the sweep did not complete, by status, and their folders."""
+    counts = Counter(failed.values())
+    by_status = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
+    folders = " ".join(str(p) for p in failed)
+    return (
+        f"sweep: {plural(len(failed), 'run')} did not complete ({by_status}), each with its error.txt: "
+        f"{folders} (python -m bench failed_runs lists them, --prune deletes them)"
+    )
+
+
+def show_leaderboard(sweep_dir: Path, config: DictConfig) -> None:
+    try:
+        md = write_sweep_leaderboard(sweep_dir, config.paths.runs_csv)
+    except (FileNotFoundError, ValueError) as e:  # e.g. every run was killed before its CSV row
+        warnings.warn(f"no sweep leaderboard written: {e}", stacklevel=2)
+        return
+    print(md.read_text())
+    print(f"sweep leaderboard: {md} (and {md.with_suffix('.csv').name})")
+    wandb_cfg = (config.get("logger") or {}).get("wandb")
+    if wandb_cfg is not None:
+        log_to_wandb(md.with_suffix(".csv"), sweep_dir, wandb_cfg)
+
+
+def log_to_wandb(table_csv: Path, sweep_dir: Path, wandb_cfg: DictConfig) -> None:
+    """Log the leaderboard as a W&B Table in a small run of job_type "leaderboard"; a failure only warns."""
+    try:
+        import wandb
+
+        from bench.results.wandb_sink import default_mode
+
+        table = pd.read_csv(table_csv)
+        group = sweep_group(sweep_dir)
+        run = wandb.init(
+            project=wandb_cfg.get("project"),
+            entity=wandb_cfg.get("entity"),
+            mode=wandb_cfg.get("mode") or default_mode(),
+            group=group,
+            job_type="leaderboard",
+            name=f"{group}-leaderboard",
+            dir=str(sweep_dir),
+            reinit="finish_previous",
+        )
+        run.log({"leaderboard": wandb.Table(dataframe=table.astype(object).where(table.notna(), None))})
+        run.finish()
+    except Exception as e:  # noqa: BLE001 - W&B must never fail a finished sweep
+        warnings.warn(f"W&B logging of the sweep leaderboard failed: {type(e).__name__}: {e}", stacklevel=2)

@@ -1,0 +1,121 @@
+"""Weights & Biases sink (``logger=wandb``): streams train loss, lr and the dev and test metrics; its summary
+holds the metrics at the selected epoch (``dev/...``, ``test/...``), the score, lr, budget and costs.
+
+Runs are named ``<variant>-<task>-s<seed>`` and grouped by sweep. Without an API key the run is
+offline (``wandb sync <run dir>/wandb/offline-run-*`` uploads it later). Every call is guarded: a W&B
+failure prints a warning and turns the sink off; it never loses the run, its folder or its runs-CSV row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any
+
+from bench.config.budget import budget_label, budget_of
+from bench.results.runs_csv import run_row
+
+log = logging.getLogger("peft-bench")
+
+
+def default_mode() -> str:
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        import netrc
+
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return "online"
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return "offline"
+
+
+SUMMARY_KEYS = (
+    "status", "main_metric", "select_on", "selection_metric", "best_epoch", "trainable_params",
+    "total_params", "pct_trainable", "peak_memory_mb", "model_mb", "train_time_s", "train_samples_per_s",
+    "adapter_mb", "config_hash", "config_key",
+)  # fmt: skip
+
+
+class WandbSink:
+    """A ``bench.results.sinks.Sink``: one W&B run per training run."""
+
+    def __init__(
+        self,
+        project: str = "peft-bench",
+        entity: str | None = None,
+        mode: str | None = None,
+        tags: list[str] | None = None,
+    ):
+        self.project, self.entity, self.tags = project, entity, list(tags or [])
+        self.mode = mode or default_mode()
+        if mode is None and self.mode == "offline":  # never a login prompt, with or without a terminal
+            log.warning(
+                "W&B: no API key (WANDB_API_KEY or ~/.netrc), so the run is logged offline; "
+                "`wandb sync <run dir>/wandb/offline-run-*` uploads it"
+            )
+        self.run = None
+
+    def _guard(self, what: str, fn, *args, **kwargs):
+        if what != "init" and self.run is None:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - W&B must never break a run
+            warnings.warn(f"W&B {what} failed, continuing without W&B: {type(e).__name__}: {e}", stacklevel=2)
+            self.run = None
+            return None
+
+    def start(self, run: dict[str, Any]) -> None:
+        def init():
+            import wandb
+
+            self.run = wandb.init(
+                project=self.project,
+                entity=self.entity,
+                mode=self.mode,
+                name=run["run_name"],
+                group=run.get("group"),
+                tags=[*self.tags, run["variant"], run["task"], run["model"], f"seed{run['seed']}"],
+                config=run["config"],
+                dir=run["run_dir"],
+                job_type="train",
+                reinit="finish_previous",
+            )
+
+        self._guard("init", init)
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        self._guard("log", lambda: self.run.log(values, step=step))
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        def summarise():
+            # Write the last logged step's row now: written by finish(), it would overwrite the summary's
+            # dev/... and test/... (the selected epoch's) with the last epoch's values.
+            self.run.log({}, commit=True)
+            s = self.run.summary
+            for k, v in metrics.get("best", {}).items():  # dev/... and test/... at the selected epoch
+                s[k] = v
+            for k, v in metrics.get("final", {}).items():
+                s[f"final/{k}"] = v
+            for k in SUMMARY_KEYS:
+                s[k] = metrics.get(k)
+            row = run_row(metrics)
+            s["score"], s["dev_score"], s["chance_score"] = (
+                row["score"],
+                row["dev_score"],
+                row["chance_score"],
+            )
+            s["lr"] = metrics.get("hparams", {}).get("lr")
+            s["budget"] = budget_label(budget_of(metrics.get("settings") or {}))
+            for k, v in (metrics.get("variant_summary") or {}).items():
+                s[f"variant/{k}"] = v
+            self.run.finish(exit_code=0 if metrics.get("status") == "completed" else 1)
+
+        self._guard("finish", summarise)
+        self.run = None
+
+    def recover(self, metrics: dict[str, Any]) -> None:
+        """Nothing to restore: a W&B run is written while it trains, not when it ends (a no-op)."""

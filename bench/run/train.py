@@ -1,0 +1,128 @@
+"""Entry point: ``python -m bench train [overrides]`` (one run) or ``-m`` (a sweep); ``peft-bench-train``.
+
+Hydra composes ``conf/train.yaml`` with the chosen groups; ``--help`` lists them and ``--cfg job``
+prints the composed config. In a sweep, a run that fails is recorded as failed and the sweep goes on;
+the sweep then exits 1 with a one-line summary (bench.results.sweep_callback). An error prints one line; its
+traceback is in the run folder's ``error.txt``, or printed with ``HYDRA_FULL_ERROR=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from bench.config.store import CONF_DIR, group_options, register_configs
+from bench.inputs.metrics import TEST
+from bench.run import runner
+
+log = logging.getLogger("peft-bench")
+register_configs()
+FULL_ERROR = "HYDRA_FULL_ERROR"
+SHOW_TRACEBACKS = os.environ.get(FULL_ERROR) == "1"  # the user's setting (main sets it for Hydra)
+UNKNOWN_OPTION = re.compile(r"Could not find '(.+)/([^'/]+)'")
+
+
+# An absolute path: the same conf/ whether run as `python -m bench train`, `python -m bench train` or
+# the console script `peft-bench-train` (a relative one resolves differently for each).
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def train(cfg: DictConfig) -> float | None:
+    """Run one configuration; returns its selection metric (the dev score at the selected epoch) for
+    sweepers such as Optuna, which must never tune on the test splits.
+
+    Returns None for a run that failed, diverged or ran out of memory (Optuna records the trial as FAIL;
+    a NaN would crash hydra-optuna-sweeper 1.x with optuna 2.x). A skipped run returns its earlier score.
+    """
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        metrics = runner.run(cfg, hc.runtime.output_dir, hc.sweep.dir if multirun else None)
+    except runner.RunSkipped as skipped:
+        log.info("skipped: %s", skipped)
+        return main_score(skipped.metrics)
+    except Exception as e:
+        if not multirun:
+            if SHOW_TRACEBACKS:
+                raise
+            sys.exit(one_line(e, f"traceback in {hc.runtime.output_dir}/error.txt"))
+        log.error("run %s failed (recorded; the sweep goes on): %s: %s", hc.job.num, type(e).__name__, e)
+        return None
+    best = metrics.get("best", {})
+    reported = (metrics["selection_metric"], f"{TEST}/{metrics['main_metric']}")
+    shown = ", ".join(f"{k}={best[k]:.4f}" for k in dict.fromkeys(reported) if k in best)
+    log.info(
+        "%s %s: %s (selected epoch %s), %s trainable params (%.3f%%), %.1fs, run folder %s",
+        metrics["run_name"],
+        metrics["status"],
+        shown or "no evaluation",
+        metrics.get("best_epoch"),
+        f"{metrics['trainable_params']:,}",
+        metrics["pct_trainable"],
+        metrics["train_time_s"],
+        metrics["run_dir"],
+    )
+    return main_score(metrics)
+
+
+def main_score(metrics: dict) -> float | None:
+    """The selection metric at the selected epoch of a completed run (dev, or test under the papers'
+    convention); None for any other status."""
+    if metrics.get("status") != "completed":
+        return None
+    return (metrics.get("best") or {}).get(metrics.get("selection_metric"))
+
+
+def one_line(e: BaseException, where: str) -> str:
+    """``error: <the message and its cause>`` on one line, then where the traceback is. Hydra's "Could
+    not find 'group/name'" becomes the group's options, schemas left out."""
+    text = str(e)
+    missing = UNKNOWN_OPTION.search(text)
+    if missing:
+        group, name = missing.groups()
+        text = f"unknown {group} {name!r}; available: {', '.join(group_options(group))}"
+    elif e.__cause__ is not None and str(e.__cause__) not in text:
+        text += f": {e.__cause__}"
+    return f"error: {' '.join(text.split()) or type(e).__name__} ({where}; {FULL_ERROR}=1 prints it)"
+
+
+def quiet_rank_overrides() -> list[str]:
+    """Under torchrun (one run, never a sweep), the overrides that keep a rank other than 0 out of the
+    results folder: its Hydra run folder (timestamped, so it may differ from rank 0's) goes to a
+    temporary folder, with no ``.hydra`` copy and no log file. Rank 0 writes the run
+    (bench.run.distributed)."""
+    if "RANK" in os.environ and {"-m", "--multirun"} & set(sys.argv):
+        sys.exit(
+            "error: torchrun runs one run, not a sweep (-m): sweep with hydra/launcher=slurm_ddp, or "
+            "submitit_local with hydra.launcher.tasks_per_node=N, or call torchrun once per run"
+        )
+    rank = int(os.environ.get("RANK", 0))
+    if rank == 0:
+        return []
+    scratch = Path(tempfile.gettempdir()) / f"peft-bench-rank{rank}-{os.getpid()}"
+    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+
+
+def main() -> None:
+    """The command line: ``train``, whose errors print one line, those of composing the config (an
+    unknown option, a value that cannot name a folder) too. Hydra is told to raise them (its own report
+    is a trimmed traceback); with the user's ``HYDRA_FULL_ERROR=1`` the traceback is printed."""
+    os.environ[FULL_ERROR] = "1"
+    sys.argv += quiet_rank_overrides()
+    try:
+        train()
+    except Exception as e:
+        if SHOW_TRACEBACKS:
+            raise
+        sys.exit(one_line(e, "no run started"))
+
+
+if __name__ == "__main__":
+    main()

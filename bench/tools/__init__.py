@@ -1,0 +1,1 @@
+"""User tools: reload a finished run, scaffold a new variant."""
