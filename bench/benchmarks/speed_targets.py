@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The project's speed issue, by device type (torch.device.type); a device without an entry has no target.
+# The speed targets, by device type (torch.device.type); a device without an entry has no target.
 # The CPU targets are set on the minilm shape, the CUDA ones on roberta_base (TARGET_SHAPES).
 TARGETS: dict[str, dict[str, float]] = {
     "ours/peft": {"cpu": 0.8},  # every adapter variant against peft's, unless it has its own entry

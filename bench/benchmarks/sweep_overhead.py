@@ -9,7 +9,7 @@ none resumes), timing the whole command from outside, and adds up each run's ``p
 (``bench.run.phase_times``). Startup is the wall time outside every run: interpreter, imports, Hydra's
 composition and launcher, between runs. Install is the one-off ``make`` install, read from the seconds
 the Makefile records in the virtual environment when it installed; it is shown apart from the sweep. The
-figure to watch is the sweep's wall time outside training steps (the project's target: <= 15%).
+figure to watch is the sweep's wall time outside training steps (target: ``TARGET_OUTSIDE_STEPS``).
 """
 
 from __future__ import annotations

