@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast lint install install-dev clean
+.PHONY: demo test test-fast lint docs install install-dev clean
 
 # The install's seconds go to $(VENV)/install-seconds (python -m bench sweep_overhead reports them).
 $(VENV)/.installed: pyproject.toml
@@ -40,5 +40,9 @@ lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check bench variants tests
 	$(PY) -m ruff format --check bench variants tests
 
+# The reference pages (docs/, mkdocs.yml) as a site in site/; strict: a warning, such as a broken link, fails.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) results/runs results/sweeps results/runs.csv results/.runs.csv.lock
+	rm -rf $(VENV) site results/runs results/sweeps results/runs.csv results/.runs.csv.lock

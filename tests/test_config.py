@@ -239,7 +239,7 @@ def test_a_target_list_composes_and_resolves(compose_cfg):
     assert resolve_targets(model, built.config.targets).modules == ["key", "value"]
 
 
-# -- --help and the README -------------------------------------------------------------------------
+# -- --help and the docs ---------------------------------------------------------------------------
 
 
 def train_help() -> str:
@@ -263,9 +263,9 @@ def test_help_lists_each_groups_real_options():
     assert "hydra/launcher: basic, joblib, local_parallel" in text
 
 
-def readme_groups() -> dict[str, set[str]]:
-    """The README's `| group | options |` table: {group: the backticked options of its row}."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+def documented_groups() -> dict[str, set[str]]:
+    """docs/running.md's `| group | options |` table: {group: the backticked options of its row}."""
+    lines = (ROOT / "docs" / "running.md").read_text().splitlines()
     start = lines.index("| group | options |")
     rows = {}
     for line in lines[start + 2 :]:
@@ -276,12 +276,14 @@ def readme_groups() -> dict[str, set[str]]:
     return rows
 
 
-def test_readme_group_table_lists_the_real_options():
-    table = readme_groups()
+def test_documented_group_table_lists_the_real_options():
+    table = documented_groups()
     assert list(table) == groups()
     for group, listed in table.items():
         real = set(options(group)) if group == "variant" else set(group_options(group))  # plugins vary
-        assert listed == real, f"README's {group} row: missing {real - listed}, extra {listed - real}"
+        assert listed == real, (
+            f"docs/running.md's {group} row: missing {real - listed}, extra {listed - real}"
+        )
 
 
 # -- layering ----------------------------------------------------------------------------------------
