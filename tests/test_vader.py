@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from bench.config.schemas import TaskConfig
 from bench.inputs import vader
-from bench.inputs.tasks import TaskConfig, load_task
+from bench.inputs.tasks import load_task
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 ROWS = {
@@ -192,7 +193,9 @@ def test_corrupt_cache_is_deleted_with_a_checksum_error(tmp_path, monkeypatch):
 def test_parallel_workers_share_one_cache(vader_cache, tmp_path):
     """Four processes extract into one empty cache at once; all read the same complete corpus."""
     shutil.copy(vader_cache / vader.SDIST, tmp_path)
-    code = "import sys; from bench.inputs import vader; print(len(vader.read_corpus('tweets', sys.argv[1])[0]))"
+    code = (
+        "import sys; from bench.inputs import vader; print(len(vader.read_corpus('tweets', sys.argv[1])[0]))"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     procs = [
         subprocess.Popen(
