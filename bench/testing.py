@@ -25,8 +25,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 import variants
-from bench.inputs.models import ModelConfig, load_tokenizer, resolve_targets, tiny_model
-from bench.results.run_folder import save_adapter
+from bench.config.schemas import ModelConfig
+from bench.inputs.models import load_tokenizer, resolve_targets, tiny_model
+from bench.results.adapter_files import save_adapter
 from bench.run.loop import train_step
 from variants.base import Targets, Variant, is_norm
 

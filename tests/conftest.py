@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bench.config import store
-from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
+from bench.config.schemas import ModelConfig
+from bench.inputs.models import load_tokenizer, tiny_model
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny")

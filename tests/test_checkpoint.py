@@ -20,10 +20,11 @@ import torch
 from helpers.runs import ROOT, bench_env, kill_when, tiny_run
 
 import variants
+from bench.config.schemas import ModelConfig, TrainConfig
 from bench.inputs import batching
-from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
+from bench.inputs.models import load_tokenizer, tiny_model
 from bench.run import checkpoint, runner
-from bench.run.loop import TrainConfig, fit
+from bench.run.loop import fit
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)

@@ -11,10 +11,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 import variants
-from bench.config.store import CONF_DIR, RootConfig, group_options, groups
-from bench.inputs.models import ModelConfig, resolve_targets
-from bench.inputs.tasks import TaskConfig
-from bench.run.loop import TrainConfig
+from bench.config.schemas import ModelConfig, RootConfig, TaskConfig, TrainConfig
+from bench.config.store import CONF_DIR, group_options, groups
+from bench.inputs.models import resolve_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,8 +3,9 @@
 import numpy as np
 import torch
 
+from bench.config.schemas import ModelConfig
 from bench.inputs.batching import Collator, EpochOrder, eval_loader, length_grouped_order
-from bench.inputs.models import ModelConfig, load_tokenizer
+from bench.inputs.models import load_tokenizer
 
 
 def test_length_grouped_order_is_a_permutation_with_similar_lengths_per_batch():

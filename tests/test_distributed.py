@@ -60,7 +60,8 @@ def test_each_rank_evaluates_its_share_and_together_all(tiny_tokenizer_examples)
 
 @pytest.fixture
 def tiny_tokenizer_examples():
-    from bench.inputs.models import ModelConfig, load_tokenizer
+    from bench.config.schemas import ModelConfig
+    from bench.inputs.models import load_tokenizer
 
     tok = load_tokenizer(ModelConfig(name="tiny", source="tiny"))
     texts = [f"review number {i} " * (1 + i % 5) for i in range(10)]

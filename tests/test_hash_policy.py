@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from bench.config.hash_policy import hashed_if_set, not_hashed, unhashed
-from bench.results.run_folder import config_hash
+from bench.config.hashing import config_hash
 
 COMPARE = Path(__file__).resolve().parent.parent / "results" / "compare"
 

@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from bench.analysis import leaderboard, runs_table
+from bench.config.hashing import HASH_IGNORED, config_hash, config_key, config_settings
 from bench.results.columns import RUNS_COLUMNS
-from bench.results.run_folder import HASH_IGNORED, config_hash, config_key, config_settings
 from bench.results.runs_csv import run_row
 
 

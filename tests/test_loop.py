@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from bench.config.schemas import TrainConfig
 from bench.run import loop
-from bench.run.loop import TrainConfig, fit, linear_schedule, pick_device, total_steps
+from bench.run.loop import fit, linear_schedule, pick_device, total_steps
 from variants.base import Targets
 from variants.full import Full
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from bench.config.schemas import TaskConfig
 from bench.inputs.metrics import (
     accuracy,
     compute_metrics,
@@ -18,7 +19,6 @@ from bench.inputs.metrics import (
     selection_key,
     spearmanr,
 )
-from bench.inputs.tasks import TaskConfig
 
 
 def task(**kw) -> TaskConfig:

@@ -8,12 +8,11 @@ import pytest
 from omegaconf import ListConfig
 from torch import nn
 
+from bench.config.schemas import BERT_TARGETS, ModelConfig
 from bench.config.store import CONF_DIR
 from bench.inputs.models import (
     ARCHITECTURE,
-    BERT_TARGETS,
     TINY_VOCAB,
-    ModelConfig,
     load_model,
     load_tokenizer,
     minilm_path,

@@ -8,8 +8,8 @@ import torch
 from helpers.runs import tiny_run
 from omegaconf import OmegaConf
 
+from bench.config.schemas import TaskConfig
 from bench.inputs.models import load_model, model_config
-from bench.inputs.tasks import TaskConfig
 from bench.run import process_cache
 from bench.run.runner import make_dataclass
 

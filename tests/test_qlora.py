@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import variants
-from bench.inputs.models import BERT_TARGETS, ModelConfig, tiny_model
+from bench.config.schemas import BERT_TARGETS, ModelConfig
+from bench.inputs.models import tiny_model
 from variants import build
 from variants.base import Targets, adapter_layers
 from variants.nf4 import NF4Linear, dequantize_nf4, quantize_nf4

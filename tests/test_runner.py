@@ -12,7 +12,8 @@ from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
 from omegaconf import OmegaConf
 
-from bench.results import index, run_folder
+from bench.config import hashing
+from bench.results import index
 from bench.run import process_cache, runner
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
@@ -60,7 +61,7 @@ def test_a_run_records_its_config_key_and_settings(compose, tmp_path):
     container = OmegaConf.to_container(
         compose([*TINY_RUN, f"paths.results={tmp_path}", "train.weight_decay=0.05", "seed=1"]), resolve=True
     )
-    assert m["config_key"] == run_folder.config_key(container) and m["config_hash"] != run_folder.config_hash(
+    assert m["config_key"] == hashing.config_key(container) and m["config_hash"] != hashing.config_hash(
         container
     )
     settings = m["settings"]

@@ -23,12 +23,12 @@ from omegaconf import OmegaConf
 
 import variants
 from bench.analysis import leaderboard, runs_table, selection
+from bench.config import hashing
+from bench.config.schemas import TrainConfig
 from bench.config.store import CONF_DIR, selected_lr
 from bench.plural import plural
-from bench.results import run_folder
 from bench.results.columns import RUNS_COLUMNS
 from bench.run import runner
-from bench.run.loop import TrainConfig
 from bench.run.train import main_score
 
 TINY = [
@@ -182,7 +182,7 @@ def config_hash_of(compose_cfg):
         """The hash runner.run computes for this composition (the job config, without the hydra node)."""
         cfg = compose_cfg(*overrides)
         job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-        return run_folder.config_hash(OmegaConf.to_container(job, resolve=True))
+        return hashing.config_hash(OmegaConf.to_container(job, resolve=True))
 
     return hash_of
 

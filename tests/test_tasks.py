@@ -8,9 +8,10 @@ import datasets
 import pytest
 from omegaconf import OmegaConf
 
+from bench.config.schemas import TaskConfig
 from bench.config.store import CONF_DIR as CONF
 from bench.inputs.metrics import metric_names
-from bench.inputs.tasks import TaskConfig, check_config, load_task
+from bench.inputs.tasks import check_config, load_task
 
 GLUE = Path(__file__).parent / "fixtures" / "glue"
 LOCAL = Path(__file__).parent / "fixtures" / "local"

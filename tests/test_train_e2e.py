@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 
 from bench.analysis import leaderboard, runs_table
 from bench.config.budget import budget_label, budget_of
-from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
-from bench.inputs.tasks import TaskConfig, load_task
+from bench.config.schemas import ModelConfig, TaskConfig
+from bench.inputs.models import load_tokenizer, tiny_model
+from bench.inputs.tasks import load_task
 from bench.results.columns import RUNS_COLUMNS
 
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)

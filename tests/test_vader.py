@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from bench.config.schemas import TaskConfig
 from bench.inputs import vader
-from bench.inputs.tasks import TaskConfig, load_task
+from bench.inputs.tasks import load_task
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 ROWS = {

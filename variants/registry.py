@@ -13,10 +13,10 @@ import importlib
 import pkgutil
 import warnings
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import variants
 from variants.base import Variant
 
 ENTRY_POINT_GROUP = "peft_bench.variants"
@@ -50,7 +50,7 @@ def discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for info in pkgutil.iter_modules(variants.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if info.name not in NOT_VARIANTS and not info.name.startswith("_"):
             importlib.import_module(f"variants.{info.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):

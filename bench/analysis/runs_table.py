@@ -17,9 +17,10 @@ from typing import Any
 
 import pandas as pd
 
+from bench.config.hashing import flatten
 from bench.plural import plural
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
-from bench.results.run_folder import flatten, recorded_path
+from bench.results.run_folder import recorded_path
 from bench.results.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, run_row
 
 JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")

@@ -54,14 +54,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from bench.benchmarks.speed import describe
+from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
 from bench.config.store import compose, group_options, selected_lr
 from bench.inputs import batching
 from bench.inputs.metrics import TEST, compute_metrics, metric_key
-from bench.inputs.models import ModelConfig, load_model, load_tokenizer, resolve_targets
-from bench.inputs.tasks import TaskConfig, TaskData, load_task
+from bench.inputs.models import load_model, load_tokenizer, resolve_targets
+from bench.inputs.tasks import TaskData, load_task
 from bench.plural import plural
 from bench.run import loop, runner
-from bench.run.loop import TrainConfig
 
 OURS, PEER = "ours", "peer"
 LORA = {"r": 8, "targets": "attention"}  # attention: query and value; alpha and dropout: our LoRA's defaults

@@ -78,8 +78,9 @@ import variants
 from bench.benchmarks import speed_targets
 from bench.benchmarks.inference_speed import INFERENCE_COLUMNS, latency
 from bench.benchmarks.timing import Timing, timed
+from bench.config.schemas import ModelConfig
 from bench.config.store import group_options
-from bench.inputs.models import RANDOM_INIT, ModelConfig, model_config, random_init_model, resolve_targets
+from bench.inputs.models import RANDOM_INIT, model_config, random_init_model, resolve_targets
 from bench.run.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
 from bench.run.loop import StepHooks, checks_each_loss, make_optimizer, pick_device, train_step
 from variants.base import NO_PEFT_METHOD, Targets, Variant

@@ -1,4 +1,4 @@
-"""Structured-config schemas, their registration in Hydra's ConfigStore, and the config resolvers.
+"""The schemas' registration in Hydra's ConfigStore (``bench.config.schemas``), and the config resolvers.
 
 Every YAML file of a group extends the schema stored here (``defaults: [<name>_schema, _self_]``), so a
 typo (``variant.rr=3``) or a wrong type (``variant.r=x``) fails when the config is composed. The schemas
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,12 +30,10 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench.inputs.models import ModelConfig
-from bench.inputs.tasks import TaskConfig
-from bench.run.loop import TrainConfig
+from bench.config.schemas import ModelConfig, RootConfig, TaskConfig
 
 # bench/conf is a link to the repository's conf/ (and a copy of it in an installed package), so this one
 # path works in a clone, an editable install and a wheel.
@@ -47,32 +44,6 @@ SELECTED_DIR = CONF_DIR / "selected"  # tuned lrs (not a group: read by the sele
 SCHEMA_SUFFIX = "_schema"
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]*")
 T = TypeVar("T")
-
-
-@dataclass
-class PathsConfig:
-    """Where results go; the values are set once, in conf/train.yaml's ``paths:``."""
-
-    results: str = MISSING  # $PEFT_BENCH_RESULTS, else results
-    runs_csv: str = MISSING  # <results>/runs.csv: one row per run (bench.results.runs_csv)
-
-
-@dataclass
-class RootConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
-    variant: Any = None
-    logger: Any = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    seed: int = 0
-    # dev: the best epoch (and in the leaderboard the lr) is selected on the dev set and the test splits
-    # are reported; test: the papers' convention, best epoch on the reported split (paper experiments only)
-    select_on: str = "dev"
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    resume: bool = True  # skip a run whose config hash already completed
-    force: bool = False  # rerun even when completed
-    experiment_name: str = "default"
 
 
 def register_configs() -> None:

@@ -9,13 +9,13 @@ modules that are always trained. ``random_init_model`` builds any configured sha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 
 import torch
-from omegaconf import MISSING
 from torch import nn
 
-from bench.config.hash_policy import hashed_if_set
+from bench.config.schemas import MISSING, ModelConfig
+from bench.config.store import group_config
 from variants.base import Targets
 
 SOURCES = ("minilm", "tiny", "hub")
@@ -26,38 +26,10 @@ RANDOM_INIT = {
     "roberta": ("RobertaConfig", "RobertaForSequenceClassification", 2),
 }
 ARCHITECTURE = ("family", "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")
-BERT_TARGETS = {
-    "attention": ["query", "value"],
-    "attention_all": ["query", "key", "value", "attention.output.dense"],
-    "all_linear": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
-}
-
-
-@dataclass
-class ModelConfig:
-    """Schema of `model=`."""
-
-    name: str = MISSING
-    source: str = "hub"  # minilm | tiny | hub
-    pretrained: str | None = None  # Hub id or local folder (source=hub)
-    max_length: int = 128
-    head: list[str] = field(default_factory=lambda: ["classifier"])
-    targets: dict[str, list[str]] = field(default_factory=lambda: dict(BERT_TARGETS))
-    # Architecture, as in the checkpoint's config.json (source=tiny: the random-init model's own).
-    family: str = MISSING  # transformers' model_type: bert | roberta | deberta-v2
-    vocab_size: int = MISSING
-    hidden_size: int = MISSING
-    num_layers: int = MISSING
-    num_heads: int = MISSING
-    intermediate_size: int = MISSING
-    # Hidden and attention dropout; None: the checkpoint's own (0.1 for BERT, RoBERTa and MiniLM)
-    dropout: float | None = hashed_if_set(None)
 
 
 def model_config(name: str) -> ModelConfig:
     """``conf/model/<name>.yaml`` merged into the schema, as ``model=<name>`` composes it."""
-    from bench.config.store import group_config
-
     return group_config("model", name, ModelConfig)
 
 

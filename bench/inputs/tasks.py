@@ -26,48 +26,18 @@ strings (``entailment``) map to their position in ``label_names``, the Hub datas
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
-from omegaconf import MISSING
 
+from bench.config.schemas import MISSING, TaskConfig
 from bench.inputs import vader
 from bench.inputs.metrics import DEV, metric_names
 
 SOURCES = ("glue", "vader", "local")
 TABLE_BUILDERS = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
-
-
-@dataclass
-class TaskConfig:
-    """Schema of `task=`."""
-
-    name: str = MISSING
-    source: str = "glue"  # glue | vader | local
-    text_fields: list[str] = MISSING  # e.g. [sentence] or [sentence1, sentence2]
-    num_labels: int = MISSING  # 1 means regression
-    metrics: list[str] = MISSING  # e.g. [accuracy, f1]
-    main_metric: str = MISSING  # a metric name, plus _<suffix> for suffixed splits (MNLI: accuracy_m)
-    eval_splits: dict[str, str] = MISSING  # the test splits -> metric suffix: {validation: ""}
-    dev_split: str | None = None  # a source split used as the dev set; None: carve dev_size from train
-    dev_size: float = 0.1  # carved dev set: a fraction of train (< 1) or a number of examples (>= 1)
-    label_names: list[str] = field(default_factory=list)  # id order; maps label strings in local files
-    data_dir: str | None = None  # local GLUE TSV / CSV / JSON / parquet files (vader: the sdist's folder)
-    max_train_samples: int | None = None  # seeded subsample for quick runs
-    max_eval_samples: int | None = None  # per eval split
-    split_seed: int = 0  # seed of the vader splits and of subsampling
-    hub_path: str = "nyu-mll/glue"
-    hub_config: str | None = None  # default: name
-    # GLUE TSV files (source=glue with data_dir): our column (text field or label) -> the TSV's header
-    # name, or its 0-based position when the files have no header (tsv_header false). Empty: no TSV.
-    tsv_columns: dict[str, Any] = field(default_factory=dict)
-    tsv_header: bool = True
-    # vader: movieReviewSnippets | tweets | amazonReviewSnippets | nytEditorialSnippets
-    vader_corpus: str | None = None
-    neutral_band: float = 0.5  # vader polarity tasks drop examples with |mean rating| < this
 
 
 @dataclass

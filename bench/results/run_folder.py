@@ -1,14 +1,14 @@
 """The run folder: results flow one way, runner -> run folder -> sinks (``bench.results.sinks``).
 
 A run folder holds the composed config (``config.yaml``), ``metrics.json``, ``history.jsonl``,
-``predictions.csv`` and ``adapter/`` (peft's format); a run skipped by resume holds ``resumed.json``.
+``predictions.csv`` and ``adapter/`` (peft's format, ``bench.results.adapter_files``); a run skipped by
+resume holds ``resumed.json``.
 Resume finds earlier results through the results index (``bench.results.index.completed_run``).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import subprocess
@@ -16,19 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
-
-from bench.config.hash_policy import unhashed
-from bench.inputs.models import ModelConfig
-from bench.inputs.tasks import TaskConfig
-from bench.run.loop import TrainConfig
 
 RESULTS_ENV = "PEFT_BENCH_RESULTS"  # the results folder, when set (conf/train.yaml reads it too)
-# What does not change what a run computes: where it logs, how it reports progress, what it keeps.
-HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name")
-# The sections whose schemas mark settings as not hashed, or hashed only when set (bench.config.hash_policy).
-SECTION_SCHEMAS = {"train": TrainConfig, "task": TaskConfig, "model": ModelConfig}
 
 
 def default_results() -> str:
@@ -44,48 +33,6 @@ def recorded_path(recorded: str | Path, near: Path) -> Path:
     """
     candidates = [Path(recorded)] + [base / recorded for base in (near, *near.parents)]
     return next((p for p in candidates if p.exists()), candidates[0])
-
-
-def config_payload(cfg: dict[str, Any], with_seed: bool = True) -> dict[str, Any]:
-    """The resolved config minus HASH_IGNORED and the settings its section schemas leave unhashed (not
-    what a run computes), and minus ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key``
-    and ``config_settings`` read."""
-    out = {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
-    for section, schema in SECTION_SCHEMAS.items():
-        if isinstance(out.get(section), dict):
-            out[section] = unhashed(out[section], schema)
-    return out
-
-
-def _short_hash(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def config_hash(cfg: dict[str, Any]) -> str:
-    """A short hash of everything that changes what a run computes (not where it logs): one per run."""
-    return _short_hash(config_payload(cfg))
-
-
-def config_key(cfg: dict[str, Any]) -> str:
-    """``config_hash`` without the seed: one per configuration, shared by its seeds (a leaderboard row)."""
-    return _short_hash(config_payload(cfg, with_seed=False))
-
-
-def config_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The payload of ``config_key`` flattened to dotted keys (``train.weight_decay``,
-    ``model.max_length``, ``task.max_eval_samples``): what two configurations differ in."""
-    return flatten(config_payload(cfg, with_seed=False))
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one dict of dotted keys; lists and other values as they are."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def git_commit() -> str:
@@ -142,13 +89,3 @@ def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarra
                 w.writerow(
                     [split, int(idx[i]), labels[i].item(), preds[i].item(), *(f"{x:.9g}" for x in logits[i])]
                 )
-
-
-def save_adapter(folder: Path, state_dict: dict[str, torch.Tensor], adapter_config: dict | None) -> int:
-    """Write peft's adapter files; returns the size in bytes of adapter_model.safetensors."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
-    if adapter_config is not None:
-        write_json(folder / "adapter_config.json", adapter_config)
-    return (folder / "adapter_model.safetensors").stat().st_size

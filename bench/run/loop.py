@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bench.config.hash_policy import not_hashed
+from bench.config.schemas import TrainConfig
 from bench.run import checkpoint, compiled, distributed
 
 Batch = dict[str, Tensor]
@@ -47,34 +47,6 @@ PROGRESS = ("auto", "bar", "log", "off")
 
 Evaluate = Callable[[], tuple[dict[str, float], dict]]
 Log = Callable[[dict[str, float], int], None]
-
-
-@dataclass
-class TrainConfig:
-    """The training loop's settings (`train.*`)."""
-
-    lr: float | None = None  # None: the variant's recommended lr (variant.lr)
-    lr_scale: float = 1.0  # multiplies that lr: the grid of experiment=compare (x1, x4, x16, x64)
-    epochs: int = 3
-    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when smaller)
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    eval_every_steps: int = 0  # 0: evaluate at the end of every epoch only
-    length_grouping: bool = True  # batches of similar length (less padding)
-    num_workers: int = 0
-    gradient_checkpointing: bool = not_hashed(False)  # recompute activations in backward: less memory
-    save_adapter: bool = not_hashed(True)
-    progress: str = not_hashed("auto")  # auto: a bar on a terminal, else log lines | bar | log | off
-    # Checkpoints to resume a killed run from (bench.run.checkpoint); they do not change what a run computes.
-    checkpoint_every_steps: int = not_hashed(0)  # 0: not by steps
-    checkpoint_every_minutes: float = not_hashed(30.0)  # 0: not by time; shorter runs never write one
-    keep_checkpoint: bool = not_hashed(False)  # keep the last checkpoint once the run has ended
-    # torch.compile the model: auto (on CUDA) | on | off (bench.run.compiled)
-    compile: str = not_hashed("auto")
 
 
 def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:

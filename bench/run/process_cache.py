@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from bench.config.schemas import ModelConfig, TaskConfig
 from bench.inputs import batching
-from bench.inputs.models import ModelConfig, load_model, load_tokenizer
-from bench.inputs.tasks import TaskConfig, TaskData, load_task
+from bench.inputs.models import load_model, load_tokenizer
+from bench.inputs.tasks import TaskData, load_task
 
 T = TypeVar("T")
 SIZES = {"task": 4, "examples": 12, "tokenizer": 2, "model": 1}  # entries kept: a model can be large

@@ -26,21 +26,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import variants
+from bench.config import hashing
+from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
 from bench.inputs import batching
 from bench.inputs.metrics import DEV, TEST, chance, compute_metrics, dev_metric, selection_key
 from bench.inputs.models import (
-    ModelConfig,
     enable_gradient_checkpointing,
     model_name_or_path,
     resolve_targets,
     skeleton,
 )
-from bench.inputs.tasks import TaskConfig
 from bench.plural import plural
-from bench.results import index, run_folder
+from bench.results import adapter_files, index, run_folder
 from bench.results.sinks import make_sinks
 from bench.run import checkpoint, compiled, distributed, loop, process_cache
-from bench.run.loop import TrainConfig
 from bench.run.memory import PeakMemory
 from bench.run.phase_times import PhaseTimes
 from variants.base import adapter_layers
@@ -198,15 +197,15 @@ def record(container: dict[str, Any], run_dir: str | Path, sweep_dir: str | None
         "dev_metric": dev_metric(task_cfg),
         "select_on": container["select_on"],
         "selection_metric": selection_key(task_cfg, container["select_on"]),
-        "config_hash": run_folder.config_hash(container),
-        "config_key": run_folder.config_key(container),
+        "config_hash": hashing.config_hash(container),
+        "config_key": hashing.config_key(container),
         "git_commit": run_folder.git_commit(),
         "sweep": sweep_dir or "",
         "run_dir": str(run_dir),
         "started_at": dt.datetime.now().isoformat(timespec="seconds"),
         "hparams": hparams,
         "label_hparams": label_hparams(variant_name),
-        "settings": run_folder.config_settings(container),
+        "settings": hashing.config_settings(container),
     }
 
 
@@ -229,7 +228,7 @@ def _run(cfg: DictConfig, run_dir: Path, sweep_dir: str | None, w: distributed.W
         run_dir.mkdir(parents=True, exist_ok=True)
     container = OmegaConf.to_container(cfg, resolve=True)
     container.pop("hydra", None)
-    cfg_hash = run_folder.config_hash(container)
+    cfg_hash = hashing.config_hash(container)
     if cfg.resume and not cfg.force:
         done = index.completed_run(cfg.paths.results, cfg_hash)
         if done is not None:
@@ -447,7 +446,7 @@ def _train(
     if w.main:
         write_outputs(run_dir, out)
     if w.main and train_cfg.save_adapter:
-        adapter_bytes = run_folder.save_adapter(
+        adapter_bytes = adapter_files.save_adapter(
             run_dir / "adapter",
             variant.adapter_state_dict(model),
             variant.adapter_config(model, model_name_or_path(model_cfg)),

@@ -223,7 +223,8 @@ def plan(name: str, out: Path, package: bool) -> dict[Path, str]:
         "import pytest",
         "",
         "import variants",
-        "from bench.inputs.models import ModelConfig, tiny_model",
+        "from bench.config.schemas import ModelConfig",
+        "from bench.inputs.models import tiny_model",
         "from bench.testing import CHECKS, run_check",
         "from variants.base import Targets",
     ]

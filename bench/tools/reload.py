@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
 import variants
+from bench.config.schemas import ModelConfig, TaskConfig
 from bench.inputs import batching
 from bench.inputs.metrics import DEV
-from bench.inputs.models import ModelConfig, load_model, load_tokenizer, resolve_targets
-from bench.inputs.tasks import TaskConfig, load_task
+from bench.inputs.models import load_model, load_tokenizer, resolve_targets
+from bench.inputs.tasks import load_task
 from bench.run.runner import evaluator, make_dataclass, seed_everything
 from variants.base import Variant
 

@@ -6,8 +6,9 @@ Run from the package folder after ``pip install -e .`` (the entry-point test nee
 import pytest
 import torch
 import variants
-from bench.inputs.models import ModelConfig, load_tokenizer, tiny_model
-from bench.results.run_folder import save_adapter
+from bench.config.schemas import ModelConfig
+from bench.inputs.models import load_tokenizer, tiny_model
+from bench.results.adapter_files import save_adapter
 from bench.testing import check_variant
 from torch import nn
 from variants.base import Targets
