@@ -18,16 +18,21 @@ import psutil
 from bench.run import runner
 
 ROOT = Path(__file__).resolve().parents[2]  # tests/helpers/runs.py -> the repository root
-# What a copy of the working tree leaves out: git, environments, caches, outputs.
+# What a copy of the working tree leaves out: git, environments, caches, outputs (and results/ at the top).
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", "results", ".venv", "__pycache__", "*.egg-info", ".*_cache", "build", "dist", "wandb",
+    ".git", ".venv", "__pycache__", "*.egg-info", ".*_cache", "build", "dist", "wandb",
     "outputs", "multirun",
 )  # fmt: skip
 
 
 def copy_repo(dest: Path) -> Path:
     """A copy of this working tree at ``dest``, its links kept as links (bench/conf -> ../conf)."""
-    return Path(shutil.copytree(ROOT, dest, ignore=COPY_IGNORE, symlinks=True))
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = {"results"} & set(names) if Path(folder) == ROOT else set()
+        return set(COPY_IGNORE(folder, names)) | top
+
+    return Path(shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True))
 
 
 # tiny BERT (2 layers, hidden 32): LoRA-family r on query and value of both layers, plus the 32->2 head
