@@ -13,7 +13,7 @@ from helpers.wandb_offline import offline_run, read_records
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench.analysis.leaderboard import load_runs
+from bench.analysis.runs_table import load_runs
 from bench.results.sweep_callback import LeaderboardCallback, sweep_group
 
 SWEEP = "2024-05-03_09-00-00_cola"  # the sweep of the cola runs in write_results

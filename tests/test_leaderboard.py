@@ -17,7 +17,11 @@ from helpers.results import RUNS, composed_run, write_results, write_runs
 from omegaconf import OmegaConf
 from scipy import stats
 
-from bench.analysis import leaderboard, runs_table
+from bench.analysis import configurations, leaderboard, published, runs_table
+from bench.analysis.diff import differences
+from bench.analysis.render import render
+from bench.analysis.sweep_leaderboard import write_sweep_leaderboard
+from bench.config.budget import BUDGET, budget_label
 from bench.config.hashing import HASH_IGNORED, config_hash, config_key, config_settings
 from bench.results.columns import RUNS_COLUMNS
 from bench.results.runs_csv import run_row
@@ -64,7 +68,7 @@ def test_load_runs_keeps_latest_completed_row_per_config_hash(results):
 
 
 def test_aggregate_statistics_seeds_and_failures(results):
-    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"))
+    table = configurations.aggregate(runs_table.load_runs(results / "runs.csv"))
     lora = row(table, "sst2", "lora", "lr=0.0005 r=8")
     assert (lora["seeds"], lora["failed"]) == (3, 1)
     assert lora["mean_x100"] == pytest.approx(92.0)
@@ -84,7 +88,7 @@ def test_aggregate_statistics_seeds_and_failures(results):
 
 
 def test_aggregate_other_metrics_and_costs(results):
-    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"))
+    table = configurations.aggregate(runs_table.load_runs(results / "runs.csv"))
     mrpc = row(table, "mrpc", "lora")
     assert (mrpc["main_metric"], mrpc["mean_x100"], mrpc["f1_x100"]) == (
         "accuracy",
@@ -103,7 +107,7 @@ def test_ranks_and_tuned_averages(results):
     picked on test, was unfair); the tuned view averages only the variants with a selected row on every
     task of the table."""
     runs = runs_table.load_runs(results / "runs.csv")
-    table = leaderboard.aggregate(runs)
+    table = configurations.aggregate(runs)
     sst2 = table[table["task"] == "sst2"]
     assert sst2[["variant", "hparams", "rank"]].values.tolist() == [
         ["full", "lr=2e-05", 1],
@@ -114,18 +118,18 @@ def test_ranks_and_tuned_averages(results):
     assert table["task"].tolist() == ["cola", "cola", "mrpc", "rte", "sst2", "sst2", "sst2"]  # alphabetical
     assert "tasks" not in table.columns
 
-    tuned = leaderboard.tuned_board(runs)  # rte (vera only) and mrpc (lora only): nobody ran every task
+    tuned = configurations.tuned_board(runs)  # rte (vera only) and mrpc (lora only): nobody ran every task
     assert "avg" not in set(tuned["task"]) and sorted(tuned.attrs["incomplete"]) == ["full", "lora", "vera"]
     assert row(tuned, "sst2", "lora")["hparams"] == "lr=0.001 r=8"  # legacy runs: selected on test
 
-    tuned = leaderboard.tuned_board(without(results / "runs.csv", "rte"))
+    tuned = configurations.tuned_board(without(results / "runs.csv", "rte"))
     assert tuned.attrs["incomplete"] == ["full"]  # no mrpc run
     assert tuned["task"].tolist()[-1] == "avg" and (tuned["task"] == "avg").sum() == 1
     avg_lora = row(tuned, "avg", "lora")
     assert avg_lora["mean_x100"] == pytest.approx((93.0 + 62.0 + 89.0) / 3)  # the selected lr per task
     assert (avg_lora["tasks"], avg_lora["rank"]) == ("cola,mrpc,sst2", 1)
 
-    tuned = leaderboard.tuned_board(without(results / "runs.csv", "rte", "mrpc"))
+    tuned = configurations.tuned_board(without(results / "runs.csv", "rte", "mrpc"))
     assert tuned.attrs["incomplete"] == []
     assert tuned["task"].tolist() == ["cola", "cola", "sst2", "sst2", "avg", "avg"]  # average last
     avg_full, avg_lora = row(tuned, "avg", "full"), row(tuned, "avg", "lora")
@@ -137,30 +141,30 @@ def test_ranks_and_tuned_averages(results):
 
 
 def test_aggregate_one_task_has_no_average(results):
-    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"), task="cola")
+    table = configurations.aggregate(runs_table.load_runs(results / "runs.csv"), task="cola")
     assert table["task"].tolist() == ["cola", "cola"]
     assert "tasks" not in table.columns
 
 
 def test_render_markdown_csv_html(results):
     runs = runs_table.load_runs(results / "runs.csv")
-    table = leaderboard.aggregate(runs)
-    md = leaderboard.render(table, "md")
+    table = configurations.aggregate(runs)
+    md = render(table, "md")
     assert "at the epoch selected" in md and "×100" in md and "Every configuration, unselected" in md
     assert "| avg |" not in md and "avg:" not in md
     line = next(x for x in md.splitlines() if "| sst2 | lora | roberta_base | lr=0.0005 r=8 |" in x)
     assert "| 3 | 1 | accuracy | 92.00 | 2.00 | 92.00 |" in line and "| 887,042 |" in line
-    back = pd.read_csv(StringIO(leaderboard.render(table, "csv")))
+    back = pd.read_csv(StringIO(render(table, "csv")))
     assert back.columns.tolist() == table.columns.tolist()
     assert back.loc[
         back["task"].eq("sst2") & back["variant"].eq("full"), "mean_x100"
     ].item() == pytest.approx(94.3333)
-    html = leaderboard.render(table, "html")
+    html = render(table, "html")
     assert '<table border="1" class="dataframe leaderboard">' in html
     assert "<td>94.33</td>" in html and "<td>92.00</td>" in html and "metric &#215;100" in html
 
-    tuned = leaderboard.tuned_board(runs)
-    md = leaderboard.render(tuned, "md")
+    tuned = configurations.tuned_board(runs)
+    md = render(tuned, "md")
     assert "Tuned: per (task, variant, model, budget)" in md and "Welch's t-test" in md
     assert "No average for lora, full, vera: missing some task." in md
     lora = md_row(md, "sst2", "lora")
@@ -174,20 +178,20 @@ def test_render_markdown_csv_html(results):
     assert (lora["tied"], lora["tuning_time_s"]) == ("yes", "600")  # both lrs: 5 completed runs x 120 s
     vera = md_row(md, "rte", "vera")
     assert (vera["hparams"], vera["mean_x100"], vera["tied"]) == ("(no completed run)", "-", "-")
-    full = leaderboard.tuned_board(runs, full=True)
-    back = pd.read_csv(StringIO(leaderboard.render(full, "csv")))
+    full = configurations.tuned_board(runs, full=True)
+    back = pd.read_csv(StringIO(render(full, "csv")))
     assert back.columns.tolist() == full.columns.tolist()
     assert {"model", "lr", "grid", "grid_runs", "p_vs_best", "std_x100"} <= set(back.columns)
     sst2_lora = back[back["task"].eq("sst2") & back["variant"].eq("lora")].iloc[0]
     assert (sst2_lora["grid"], sst2_lora["grid_runs"], sst2_lora["failed"]) == (2, 7, 2)
-    html = leaderboard.render(tuned, "html")
+    html = render(tuned, "html")
     assert "<td>93.00</td>" in html and "<td>25.41</td>" in html and "Welch&#x27;s t-test" in html
 
 
 def test_render_unknown_format_lists_choices(results):
-    table = leaderboard.aggregate(runs_table.load_runs(results / "runs.csv"))
+    table = configurations.aggregate(runs_table.load_runs(results / "runs.csv"))
     with pytest.raises(ValueError, match=r"unknown format 'xlsx'; choose one of md, csv, html"):
-        leaderboard.render(table, "xlsx")
+        render(table, "xlsx")
 
 
 def read_csv_out(capsys) -> pd.DataFrame:
@@ -238,9 +242,9 @@ def test_with_reference_published_numbers(results, capsys):
 def test_with_reference_tuned_averages_match_only_the_same_tasks(results):
     """The tuned view's averages over cola and sst2 get no published number (the papers average 8 GLUE
     tasks); the papers' averages show apart, as reference rows."""
-    ref = leaderboard.load_reference(leaderboard.REPO_REFERENCE)
-    tuned = leaderboard.tuned_board(without(results / "runs.csv", "rte", "mrpc"))
-    table = leaderboard.add_reference(tuned, ref)
+    ref = published.load_reference(published.REPO_REFERENCE)
+    tuned = configurations.tuned_board(without(results / "runs.csv", "rte", "mrpc"))
+    table = published.add_reference(tuned, ref)
     ours = table[table["source"] == "ours"]
     avg = ours[ours["task"] == "avg"]
     assert sorted(avg["variant"]) == ["full", "lora"] and avg["published"].isna().all()
@@ -258,7 +262,7 @@ def test_with_reference_one_task(results, capsys):
 
 
 def test_reference_tables_hold_the_published_numbers():
-    ref = leaderboard.load_reference(leaderboard.REPO_REFERENCE)
+    ref = published.load_reference(published.REPO_REFERENCE)
     by = ref.set_index(["task", "variant", "model"])["score"]
     roberta = {
         "mnli": (87.6, 87.5),
@@ -279,7 +283,7 @@ def test_reference_tables_hold_the_published_numbers():
     assert ref["source"].str.contains(r"Table \d").all()
     glue = {"cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"}
     assert set(ref["task"]) <= {*glue, "avg"}
-    covered = leaderboard.averaged_tasks(ref)
+    covered = published.averaged_tasks(ref)
     assert covered[("lora", "roberta_base")] == covered[("full", "roberta_base")] == glue  # from the rows
     assert covered[("adalora", "deberta_v3_base")] == glue  # from the tasks column
     assert ("vera", "roberta_base") not in covered  # no published average
@@ -326,7 +330,7 @@ def test_not_a_runs_csv_names_missing_columns(tmp_path):
 
 def test_write_sweep_leaderboard_uses_only_the_sweeps_rows(results):
     sweep = results / "sweeps" / "2024-05-03_09-00-00_cola"
-    md = leaderboard.write_sweep_leaderboard(sweep, results / "runs.csv")
+    md = write_sweep_leaderboard(sweep, results / "runs.csv")
     assert md == sweep / "leaderboard.md"
     text = md.read_text()
     assert text.startswith("# Leaderboard of sweep 2024-05-03_09-00-00_cola")
@@ -349,7 +353,7 @@ def test_write_sweep_leaderboard_uses_only_the_sweeps_rows(results):
 
 def test_write_sweep_leaderboard_unknown_sweep(results):
     with pytest.raises(ValueError, match=r"no runs of sweep .*elsewhere.*; sweeps there: .*_cola"):
-        leaderboard.write_sweep_leaderboard(results / "elsewhere", results / "runs.csv")
+        write_sweep_leaderboard(results / "elsewhere", results / "runs.csv")
 
 
 def relabel(csv_path: Path, variant: str, label: list[str]) -> pd.DataFrame:
@@ -363,18 +367,18 @@ def test_label_shows_the_recorded_label_hparams_and_what_varies(results):
     def lora(table: pd.DataFrame) -> list[str]:
         return sorted(set(table.loc[table["variant"].eq("lora") & table["task"].ne("avg"), "hparams"]))
 
-    assert lora(leaderboard.aggregate(relabel(results / "runs.csv", "lora", ["lr"]))) == [
+    assert lora(configurations.aggregate(relabel(results / "runs.csv", "lora", ["lr"]))) == [
         "lr=0.0005",
         "lr=0.001",
     ]  # r is the same in every run and not a label hparam
-    assert lora(leaderboard.aggregate(relabel(results / "runs.csv", "lora", ["lr", "r", "alpha"]))) == [
+    assert lora(configurations.aggregate(relabel(results / "runs.csv", "lora", ["lr", "r", "alpha"]))) == [
         "alpha=8 lr=0.0005 r=8",
         "alpha=8 lr=0.001 r=8",
     ]
 
 
 def test_published_average_matches_only_over_the_papers_tasks():
-    ref = leaderboard.load_reference(leaderboard.REPO_REFERENCE)
+    ref = published.load_reference(published.REPO_REFERENCE)
     glue = "cola,mnli,mrpc,qnli,qqp,rte,sst2,stsb"
     ours = pd.DataFrame(  # avg rows as the tuned view has them (ranked among the averages)
         [
@@ -404,7 +408,7 @@ def test_published_average_matches_only_over_the_papers_tasks():
             },
         ]
     )
-    table = leaderboard.add_reference(ours, ref).set_index(["task", "variant", "model", "source"])
+    table = published.add_reference(ours, ref).set_index(["task", "variant", "model", "source"])
     assert table.loc[("avg", "lora", "roberta_base", "ours"), "published"] == 87.2
     assert pd.isna(table.loc[("avg", "full", "roberta_base", "ours"), "published"])
     assert table.loc[("avg", "full", "roberta_base", "reference"), "published"] == 86.4  # shown apart
@@ -522,7 +526,7 @@ def test_the_issues_three_dora_runs_are_three_rows_labelled_by_what_differs(comp
             (["model.max_length=64"], 0, 0.80),
         ],
     )
-    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
+    table = configurations.aggregate(runs_table.load_runs(csv_path))
     assert table["seeds"].tolist() == [1, 1, 1]
     assert sorted(table["hparams"]) == [
         "lr=0.0005 r=8 model.max_length=128 train.weight_decay=0.01",
@@ -546,7 +550,7 @@ def test_runs_differing_in_one_setting_never_share_a_row(compose, tmp_path, over
     csv_path = composed(
         compose, tmp_path, [([], 0, 0.80), ([], 1, 0.84), ([override], 0, 0.90), ([override], 1, 0.90)]
     )
-    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
+    table = configurations.aggregate(runs_table.load_runs(csv_path))
     assert len(table) == 2 and table["seeds"].tolist() == [2, 2]
     other, base = table.iloc[0], table.iloc[1]  # ranked: the override scored higher
     assert shown in other["hparams"] and shown not in base["hparams"]
@@ -557,11 +561,11 @@ def test_runs_differing_in_one_setting_never_share_a_row(compose, tmp_path, over
 
 def test_runs_differing_only_in_the_seed_share_a_row(compose, tmp_path):
     csv_path = composed(compose, tmp_path, [([], 0, 0.80), ([], 1, 0.82), ([], 2, 0.84)])
-    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
+    table = configurations.aggregate(runs_table.load_runs(csv_path))
     assert table[["hparams", "seeds", "failed"]].values.tolist() == [["lr=0.0005 r=8", 3, 0]]
     assert (table["mean_x100"].item(), table["std_x100"].item()) == pytest.approx((82.0, 2.0))
     assert "budget" not in table.columns  # one budget: nothing to flag
-    assert "budgets differ" not in leaderboard.render(table, "md")
+    assert "budgets differ" not in render(table, "md")
 
 
 def test_mismatched_budgets_are_flagged(compose, tmp_path):
@@ -574,19 +578,19 @@ def test_mismatched_budgets_are_flagged(compose, tmp_path):
             (["task.max_eval_samples=200"], 0, 0.85),
         ],
     )
-    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
+    table = configurations.aggregate(runs_table.load_runs(csv_path))
     assert table[["hparams", "budget"]].values.tolist() == [
         ["lr=0.0005 r=8 task.max_eval_samples=200", "! 3 ep x bs 32, len 128, all/200 ex"],
         ["lr=0.0005 r=8 task.max_eval_samples=346", "3 ep x bs 32, len 128, all/346 ex"],
         ["lr=0.0005 r=4 task.max_eval_samples=346", "3 ep x bs 32, len 128, all/346 ex"],
     ]
-    md = leaderboard.render(table, "md")
+    md = render(table, "md")
     assert (
         "> budgets differ on rt_polarity: 3 ep x bs 32, len 128, all/346 ex (2 rows); "
         "3 ep x bs 32, len 128, all/200 ex (1 row) — not a like-for-like comparison" in md
     )
     assert "| ! 3 ep x bs 32, len 128, all/200 ex |" in md
-    assert "budgets differ" in leaderboard.render(table, "html")
+    assert "budgets differ" in render(table, "html")
 
 
 def test_matched_budgets_are_not_flagged_whatever_else_differs(compose, tmp_path):
@@ -598,22 +602,19 @@ def test_matched_budgets_are_not_flagged_whatever_else_differs(compose, tmp_path
             (["train.epochs=2", "train.batch_size=16", "train.weight_decay=0"], 0, 0.9),
         ],
     )
-    table = leaderboard.aggregate(runs_table.load_runs(csv_path))
+    table = configurations.aggregate(runs_table.load_runs(csv_path))
     assert len(table) == 2 and "budget" not in table.columns
-    assert "budgets differ" not in leaderboard.render(table, "md")
+    assert "budgets differ" not in render(table, "md")
 
 
 def test_budget_label_names_every_part_of_the_budget():
-    budget = dict.fromkeys(leaderboard.BUDGET)
+    budget = dict.fromkeys(BUDGET)
     budget.update({"train.epochs": 2, "train.batch_size": 32, "model.max_length": 64})
-    assert leaderboard.budget_label(
-        {**budget, "task.max_train_samples": 2000, "task.max_eval_samples": 1000}
-    ) == ("2 ep x bs 32, len 64, 2000/1000 ex")
-    budget.update({"train.max_steps": 100, "train.grad_accum": 4, "train.eval_every_steps": 50})
-    assert (
-        leaderboard.budget_label(budget)
-        == "2 ep (max 100 steps) x bs 32x4, len 64, eval every 50 steps, all/all ex"
+    assert budget_label({**budget, "task.max_train_samples": 2000, "task.max_eval_samples": 1000}) == (
+        "2 ep x bs 32, len 64, 2000/1000 ex"
     )
+    budget.update({"train.max_steps": 100, "train.grad_accum": 4, "train.eval_every_steps": 50})
+    assert budget_label(budget) == "2 ep (max 100 steps) x bs 32x4, len 64, eval every 50 steps, all/all ex"
 
 
 def test_diff_lists_the_settings_rows_differ_in(compose, tmp_path, capsys):
@@ -642,7 +643,7 @@ def test_diff_of_older_runs_compares_their_hparams(results, capsys):
     """Rows of a CSV written before config_key fall back to label grouping; --diff compares hparams."""
     runs = runs_table.load_runs(results / "runs.csv")
     assert runs["row_key"].str.startswith("label:").all()
-    diff = leaderboard.differences(runs)
+    diff = differences(runs)
     assert diff[["task", "variant", "setting"]].drop_duplicates().values.tolist() == [["sst2", "lora", "lr"]]
     assert leaderboard.main(["--results", str(results), "--diff", "--task", "cola"]) == 0
     assert "No (task, variant, model) has rows that differ" in capsys.readouterr().out
@@ -655,7 +656,7 @@ def test_older_and_newer_runs_of_one_configuration_stay_apart(compose, tmp_path,
         compose, tmp_path, ["variant=lora", "task=sst2", "model=roberta_base", "variant.lr=5e-4"], 0.9
     )
     both = pd.concat([old, pd.DataFrame([run_row(new)]).astype(str)], ignore_index=True)
-    table = leaderboard.aggregate(both, task="sst2")
+    table = configurations.aggregate(both, task="sst2")
     lora = table[table["variant"] == "lora"]
     assert len(lora) == 3 and lora["hparams"].is_unique
     assert sorted(lora["seeds"]) == [1, 2, 3]
@@ -664,7 +665,7 @@ def test_older_and_newer_runs_of_one_configuration_stay_apart(compose, tmp_path,
 def test_budget_of_an_older_run_is_what_its_hparams_recorded(results):
     runs = runs_table.load_runs(results / "runs.csv")
     lora = runs[runs["variant"].eq("lora")].iloc[0]
-    assert leaderboard.budget_label(leaderboard.run_budget(lora)) == "3 ep x bs 16, len ?, all/? ex"
+    assert budget_label(configurations.run_budget(lora)) == "3 ep x bs 16, len ?, all/? ex"
 
 
 def test_a_malformed_row_is_skipped_and_named_not_fatal(results, capsys):

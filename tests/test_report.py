@@ -21,8 +21,21 @@ from helpers.report_results import write_comparison
 from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
-from bench.analysis import leaderboard, report, runs_table
+from bench.analysis import report, runs_table
+from bench.analysis.configurations import configurations, tuned_board
+from bench.analysis.figures import (
+    Style,
+    bar_floor,
+    bars_figure,
+    cost_figure,
+    curve_key,
+    curves_figure,
+    pareto_mask,
+    sensitivity_figure,
+)
+from bench.analysis.selection import sensitivity
 from bench.analysis.significance import Friedman
+from bench.analysis.verdict import overall_html, task_cells
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank
@@ -100,24 +113,24 @@ def comparison(tmp_path_factory) -> tuple[Path, str]:
     return folder, (folder / "report.html").read_text()
 
 
-def comparison_rows(folder: Path) -> tuple[pd.DataFrame, report.Style]:
+def comparison_rows(folder: Path) -> tuple[pd.DataFrame, Style]:
     """The comparison's selected rows and its plot style."""
     runs = runs_table.load(folder)
-    rows = report.selected_rows(leaderboard.tuned_board(runs, full=True))
-    return rows, report.Style(rows)
+    rows = report.selected_rows(tuned_board(runs, full=True))
+    return rows, Style(rows)
 
 
 def test_bar_floor_is_chance_or_zero():
-    assert report.bar_floor(np.array([70.0, 80.0]), 50.0) == 50.0  # chance, below every bar
-    assert report.bar_floor(np.array([45.0, 80.0]), 50.0) == 0.0  # a bar (or its CI) below chance
-    assert report.bar_floor(np.array([60.0, 80.0]), math.nan) == 0.0  # chance not recorded
-    assert report.bar_floor(np.array([-5.0, 10.0]), 0.0) == -5.0  # a negative correlation
-    assert report.bar_floor(np.array([5.0, 10.0]), 0.0) == 0.0  # a correlation's chance is zero
+    assert bar_floor(np.array([70.0, 80.0]), 50.0) == 50.0  # chance, below every bar
+    assert bar_floor(np.array([45.0, 80.0]), 50.0) == 0.0  # a bar (or its CI) below chance
+    assert bar_floor(np.array([60.0, 80.0]), math.nan) == 0.0  # chance not recorded
+    assert bar_floor(np.array([-5.0, 10.0]), 0.0) == -5.0  # a negative correlation
+    assert bar_floor(np.array([5.0, 10.0]), 0.0) == 0.0  # a correlation's chance is zero
 
 
 def test_bars_start_at_chance_and_mark_the_tied(comparison):
     rows, style = comparison_rows(comparison[0])
-    fig = report.bars_figure(rows, style)
+    fig = bars_figure(rows, style)
     for ax, task in zip(fig.axes, TASKS, strict=True):
         assert ax.get_ylim()[0] == 50.0, task  # chance: the majority class
         assert [t.get_text() for t in ax.get_xticklabels()] == ["dora", "lora", "full", "ia3"]
@@ -131,11 +144,11 @@ def test_every_point_is_named(comparison):
     folder, _ = comparison
     rows, style = comparison_rows(folder)
     runs = runs_table.load(folder)
-    sens = report.sensitivity(leaderboard.configurations(runs))
+    sens = sensitivity(configurations(runs))
     figures = [
-        report.cost_figure(rows, "trainable_params", "trainable parameters", True, style),
-        report.sensitivity_figure(sens, rows, style),
-        report.curves_figure(runs, rows, folder, style)[0],
+        cost_figure(rows, "trainable_params", "trainable parameters", True, style),
+        sensitivity_figure(sens, rows, style),
+        curves_figure(runs, rows, folder, style)[0],
     ]
     for fig in figures:
         for ax in fig.axes[:3]:
@@ -171,7 +184,7 @@ def test_verdict_warns_at_chance_and_labels_the_paper_protocol():
         "n": 3,
         "select_on": "test",
     }
-    cells = report.task_cells(
+    cells = task_cells(
         {"task": "sst2", "best": best, "tied": [], "cheapest": {}, "untested": ["vera"], "chance_x100": 50.0}
     )
     assert cells[:4] == ["sst2", "lora lr=0.001: 50.30 ± 0.20 (95% CI, n=3)", "none", "no cost recorded"]
@@ -180,7 +193,7 @@ def test_verdict_warns_at_chance_and_labels_the_paper_protocol():
         "class; not tested (fewer than 2 seeds): vera"
     )
     clear = best | {"mean_x100": 50.6, "select_on": "dev"}
-    cells = report.task_cells(
+    cells = task_cells(
         {"task": "sst2", "best": clear, "tied": ["dora"], "cheapest": {}, "untested": [], "chance_x100": 50.0}
     )
     assert cells[2] == "dora" and cells[4] == ""  # 0.6 above chance, selected on dev: no remark
@@ -193,29 +206,29 @@ def test_no_overall_best_or_cheapest_when_the_ranks_do_not_differ():
     test = Friedman(tasks=["a", "b", "c"], scores=pd.DataFrame(), avg_rank=ranks, statistic=4.2, p=0.12,
                     nemenyi=pd.DataFrame(1.0, index=ranks.index, columns=ranks.index))  # fmt: skip
     verdict = {"best": "full", "tied": ["lora", "head"], "cheapest": {"train time": "head"}, "friedman": test}
-    text = html.unescape(report.overall_html(verdict))
+    text = html.unescape(overall_html(verdict))
     assert "Over all 3 tasks (a, b, c): the ranks do not tell the variants apart (Friedman" in text
     assert "χ² = 4.20, p = 0.12, >= 0.05), so no overall best or cheapest is named" in text
     assert (
         "Best average rank: full (2.00)." in text and "cheapest of those" not in text and "head" not in text
     )
-    decisive = html.unescape(report.overall_html(verdict | {"friedman": replace(test, p=0.01)}))
+    decisive = html.unescape(overall_html(verdict | {"friedman": replace(test, p=0.01)}))
     assert "best full (average rank 2.00); tied with it (Nemenyi, p >= 0.05): lora, head;" in decisive
     assert "cheapest of those (mean over the tasks): train time: head. Friedman" in decisive
 
 
 def test_curve_key_prefers_the_dev_metric():
-    assert report.curve_key(["step", "dev/accuracy", "test/accuracy"], "accuracy") == "dev/accuracy"
-    assert report.curve_key(["step", "dev/accuracy", "test/accuracy_m"], "accuracy_m") == "dev/accuracy"
-    assert report.curve_key(["step", "test/accuracy_m"], "accuracy_m") == "test/accuracy_m"
-    assert report.curve_key(["step", "accuracy"], "accuracy") == "accuracy"  # a run before dev sets
-    assert report.curve_key(["step", "train_loss"], "accuracy") is None
+    assert curve_key(["step", "dev/accuracy", "test/accuracy"], "accuracy") == "dev/accuracy"
+    assert curve_key(["step", "dev/accuracy", "test/accuracy_m"], "accuracy_m") == "dev/accuracy"
+    assert curve_key(["step", "test/accuracy_m"], "accuracy_m") == "test/accuracy_m"
+    assert curve_key(["step", "accuracy"], "accuracy") == "accuracy"  # a run before dev sets
+    assert curve_key(["step", "train_loss"], "accuracy") is None
 
 
 def test_pareto_mask():
     x = np.array([1.0, 2.0, 3.0, 4.0, 2.0])
     y = np.array([50.0, 60.0, 55.0, 70.0, 60.0])
-    assert report.pareto_mask(x, y).tolist() == [True, True, False, True, False]  # ties: the first one
+    assert pareto_mask(x, y).tolist() == [True, True, False, True, False]  # ties: the first one
 
 
 def test_report_is_self_contained_with_all_plots(tmp_path, capsys):

@@ -19,7 +19,8 @@ import pytest
 from helpers.results import composed_run, write_runs
 from scipy import stats
 
-from bench.analysis import leaderboard, runs_table
+from bench.analysis import configurations, leaderboard, runs_table
+from bench.analysis.render import render
 from bench.analysis.selection import ci_half_width, grid_edge, selected_lrs
 from bench.config import store
 
@@ -129,7 +130,7 @@ TEST_HIGH = grid("sst2", "lora", 1e-3, dev=[0.80, 0.81, 0.82], test=[0.95, 0.96,
 
 def test_the_tuned_view_selects_on_dev_and_reports_test(tmp_path, capsys):
     runs = load(tmp_path, DEV_HIGH + TEST_HIGH)
-    tuned = leaderboard.tuned_board(runs, full=True)
+    tuned = configurations.tuned_board(runs, full=True)
     assert len(tuned) == 1
     a = tuned.iloc[0]
     assert (a["hparams"], a["lr"]) == ("lr=0.0001", 1e-4)
@@ -140,7 +141,7 @@ def test_the_tuned_view_selects_on_dev_and_reports_test(tmp_path, capsys):
     assert (a["tied"], a["p_vs_best"]) == (True, 1.0)  # the task's best is tied with itself
     assert "select_on" not in tuned.columns  # shown only when some row follows the papers' convention
 
-    configs = leaderboard.aggregate(runs)  # --configs: both, ranked by test
+    configs = configurations.aggregate(runs)  # --configs: both, ranked by test
     assert configs[["hparams", "rank", "seeds"]].values.tolist() == [["lr=0.001", 1, 3], ["lr=0.0001", 2, 3]]
     assert configs[["mean_x100", "dev_x100"]].to_numpy().ravel().tolist() == pytest.approx(
         [96.0, 81.0, 71.0, 91.0]
@@ -161,11 +162,11 @@ def test_with_the_papers_convention_the_best_test_mean_is_taken_and_said(tmp_pat
         *grid("sst2", "lora", 1e-4, dev=[None] * 3, test=[0.70, 0.71, 0.72], select_on="test"),
         *grid("sst2", "lora", 1e-3, dev=[None] * 3, test=[0.95, 0.96, 0.97], select_on="test"),
     ]
-    tuned = leaderboard.tuned_board(load(tmp_path, runs))
+    tuned = configurations.tuned_board(load(tmp_path, runs))
     row = tuned.iloc[0]
     assert (len(tuned), row["hparams"], row["mean_x100"], row["select_on"]) == (1, "lr=0.001", 96.0, "test")
     assert pd.isna(row["dev_x100"])
-    assert "select_on test: the papers' convention" in leaderboard.render(tuned, "md")
+    assert "select_on test: the papers' convention" in render(tuned, "md")
 
 
 def test_runs_selected_on_dev_and_on_test_are_tuned_apart(tmp_path):
@@ -175,7 +176,7 @@ def test_runs_selected_on_dev_and_on_test_are_tuned_apart(tmp_path):
         *grid("sst2", "lora", 1e-4, dev=[None] * 3, test=[0.70, 0.71, 0.72], select_on="test"),
         *grid("sst2", "lora", 1e-3, dev=[None] * 3, test=[0.95, 0.96, 0.97], select_on="test"),
     ]
-    tuned = leaderboard.tuned_board(load(tmp_path, runs), full=True)
+    tuned = configurations.tuned_board(load(tmp_path, runs), full=True)
     assert sorted(tuned[["select_on", "hparams"]].values.tolist()) == [
         ["dev", "lr=0.0001 select_on=dev"],  # the setting the rows differ in is in their labels
         ["test", "lr=0.001 select_on=test"],
@@ -188,14 +189,14 @@ def test_a_dev_tie_goes_to_the_lowest_lr(tmp_path):
         *grid("sst2", "lora", 1e-3, dev=[0.90, 0.90], test=[0.95, 0.95]),
         *grid("sst2", "lora", 1e-4, dev=[0.90, 0.90], test=[0.70, 0.70]),
     ]
-    row = leaderboard.tuned_board(load(tmp_path, runs), full=True).iloc[0]
+    row = configurations.tuned_board(load(tmp_path, runs), full=True).iloc[0]
     assert (row["lr"], row["mean_x100"]) == (1e-4, pytest.approx(70.0))
 
 
 def test_a_group_with_no_completed_run_still_shows_its_failures(tmp_path):
     runs = [metrics_json("sst2", "vera", 1e-3, s, None, status="failed", train_time_s=3.0) for s in (0, 1)]
     runs += grid("sst2", "lora", 1e-3, dev=[0.9, 0.9], test=[0.9, 0.92])
-    tuned = leaderboard.tuned_board(load(tmp_path, runs), full=True)
+    tuned = configurations.tuned_board(load(tmp_path, runs), full=True)
     vera = only(tuned, variant="vera")
     assert (vera["hparams"], vera["failed"]) == ("(no completed run)", 2)
     assert pd.isna(vera["mean_x100"]) and pd.isna(vera["rank"]) and vera["tied"] is None
@@ -226,7 +227,7 @@ def test_runs_differing_in_any_config_value_but_the_seed_never_share_a_row(
     ]
     df = load(tmp_path, runs)
     assert df["config_key"].nunique() == 2 and df["config_hash"].nunique() == 4
-    configs = leaderboard.configurations(df)
+    configs = configurations.configurations(df)
     assert len(configs) == 2 and configs["seeds"].tolist() == [2, 2]
     scores = sorted(configs["scores_x100"].map(sorted).tolist())
     assert scores[0] == pytest.approx([80.0, 84.0]) and scores[1] == pytest.approx([90.0, 92.0])
@@ -236,7 +237,7 @@ def test_runs_differing_in_any_config_value_but_the_seed_never_share_a_row(
         and override in other["hparams"]
         and other["dev_x100"] == pytest.approx(90.0)
     )
-    tuned = leaderboard.tuned_board(df, full=True)
+    tuned = configurations.tuned_board(df, full=True)
     if budget_differs:  # a budget setting: tuned apart, each group a single candidate
         assert len(tuned) == 2 and tuned["grid"].tolist() == [1, 1]
         assert tuned["budget"].str.startswith("! ").all()  # two budgets, neither the most common
@@ -246,7 +247,7 @@ def test_runs_differing_in_any_config_value_but_the_seed_never_share_a_row(
 
 def test_runs_differing_only_in_the_seed_share_a_row(tmp_path):
     runs = grid("sst2", "lora", 1e-3, dev=[0.9, 0.9, 0.9], test=[0.80, 0.82, 0.84])
-    configs = leaderboard.configurations(load(tmp_path, runs))
+    configs = configurations.configurations(load(tmp_path, runs))
     assert len(configs) == 1 and configs["seeds"].item() == 3
     assert configs["scores_x100"].item() == pytest.approx([80.0, 82.0, 84.0])
 
@@ -279,7 +280,7 @@ def test_one_seed_gets_no_ci_and_no_tie_verdict(tmp_path):
         *grid("t2", "lora", 1e-3, dev=[0.9, 0.9, 0.9], test=[0.80, 0.82, 0.84]),  # the best
         *grid("t2", "full", 2e-5, dev=[0.9], test=[0.70]),
     ]
-    tuned = leaderboard.tuned_board(load(tmp_path, runs), full=True)
+    tuned = configurations.tuned_board(load(tmp_path, runs), full=True)
     best = only(tuned, task="t1", variant="full")
     assert (best["rank"], best["n"], best["tied"], best["p_vs_best"]) == (1, 1, True, 1.0)  # the best itself
     assert pd.isna(best["ci95_x100"])
@@ -287,9 +288,7 @@ def test_one_seed_gets_no_ci_and_no_tie_verdict(tmp_path):
     assert pd.isna(lora["p_vs_best"]) and lora["tied"] is None  # the best has one seed: no test
     worse = only(tuned, task="t2", variant="full")
     assert pd.isna(worse["p_vs_best"]) and worse["tied"] is None and pd.isna(worse["ci95_x100"])
-    row = next(
-        r for r in md_rows(leaderboard.render(tuned, "md")) if (r["task"], r["variant"]) == ("t2", "full")
-    )
+    row = next(r for r in md_rows(render(tuned, "md")) if (r["task"], r["variant"]) == ("t2", "full"))
     assert (row["n"], row["ci95_x100"], row["tied"], row["p_vs_best"]) == ("1", "-", "-", "-")
 
 
@@ -308,16 +307,16 @@ def mixed_budgets() -> list[dict]:
 
 def test_mismatched_budgets_are_flagged_and_tuned_apart(tmp_path):
     runs = load(tmp_path, mixed_budgets())
-    configs = leaderboard.aggregate(runs)
+    configs = configurations.aggregate(runs)
     assert sorted(configs["budget"]) == ["! " + LABEL.format(200), *[LABEL.format(346)] * 3]
-    tuned = leaderboard.tuned_board(runs, full=True)
+    tuned = configurations.tuned_board(runs, full=True)
     assert sorted(tuned[["variant", "lr", "budget"]].values.tolist()) == [
         ["full", 2e-5, LABEL.format(346)],
         ["lora", 1e-4, "! " + LABEL.format(200)],
         ["lora", 1e-3, LABEL.format(346)],  # selected on dev within its own budget
     ]
     assert only(tuned, variant="lora", lr=1e-3)["grid"] == 2
-    md = leaderboard.render(leaderboard.tuned_board(runs), "md")
+    md = render(configurations.tuned_board(runs), "md")
     assert (
         f"> budgets differ on t: {LABEL.format(346)} (2 rows); {LABEL.format(200)} (1 row) — "
         "not a like-for-like comparison (`!` marks the rows off the task's most common budget)." in md
@@ -326,9 +325,9 @@ def test_mismatched_budgets_are_flagged_and_tuned_apart(tmp_path):
 
 
 def test_one_budget_has_no_budget_column(tmp_path):
-    tuned = leaderboard.tuned_board(load(tmp_path, DEV_HIGH + TEST_HIGH), full=True)
+    tuned = configurations.tuned_board(load(tmp_path, DEV_HIGH + TEST_HIGH), full=True)
     assert "budget" not in tuned.columns
-    assert "budgets differ" not in leaderboard.render(tuned, "md")
+    assert "budgets differ" not in render(tuned, "md")
 
 
 # -- grid edge and tuning time -------------------------------------------------------------------------------
@@ -361,7 +360,7 @@ def test_the_tuned_rows_grid_edge_and_tuning_time(tmp_path, best, edge):
             times.append(10.0 * (i + 1) + seed)
             runs.append(metrics_json("t", "lora", lr, seed, 0.85, dev, train_time_s=times[-1]))
     runs.append(metrics_json("t", "lora", 3e-4, 2, None, status="diverged", train_time_s=7.0))
-    tuned = leaderboard.tuned_board(load(tmp_path, runs), full=True)
+    tuned = configurations.tuned_board(load(tmp_path, runs), full=True)
     row = tuned.iloc[0]
     assert (len(tuned), row["lr"], row["edge"]) == (1, best, edge)
     assert (row["grid"], row["grid_runs"], row["failed"], row["n"]) == (3, 7, 1, 2)
@@ -392,7 +391,7 @@ EXPECTED_LRS = {"a": {"full": 2e-5, "lora": 1e-3}, "b": {"full": 5e-5, "lora": 1
 
 def test_selected_lrs_per_task_and_variant(tmp_path, capsys, monkeypatch):
     runs = load(tmp_path, two_tasks())
-    assert selected_lrs(leaderboard.tuned_board(runs, full=True)) == EXPECTED_LRS
+    assert selected_lrs(configurations.tuned_board(runs, full=True)) == EXPECTED_LRS
     out = tmp_path / "selected" / "mine.yaml"
     assert leaderboard.main(["--results", str(tmp_path), "--selected-lrs", "--out", str(out)]) == 0
     text = out.read_text()
@@ -410,7 +409,7 @@ def test_selected_lrs_per_task_and_variant(tmp_path, capsys, monkeypatch):
 def test_selected_lrs_refuse_two_tuned_rows_per_task_and_variant(tmp_path, capsys):
     runs = load(tmp_path, mixed_budgets())
     with pytest.raises(ValueError, match=r"several tuned rows per \(task, variant\) .*: t/lora$"):
-        selected_lrs(leaderboard.tuned_board(runs, full=True))
+        selected_lrs(configurations.tuned_board(runs, full=True))
     with pytest.raises(SystemExit):
         leaderboard.main(["--results", str(tmp_path), "--selected-lrs"])
     assert "several tuned rows per (task, variant)" in capsys.readouterr().err
@@ -426,17 +425,17 @@ def test_a_variant_missing_a_task_gets_no_average(tmp_path):
         *grid("a", "vera", 1e-3, dev=[0.7, 0.7], test=[0.60, 0.61]),
         metrics_json("b", "vera", 1e-3, 0, None, status="failed"),  # b: failed only
     ]
-    tuned = leaderboard.tuned_board(load(tmp_path, runs))
+    tuned = configurations.tuned_board(load(tmp_path, runs))
     avg = tuned[tuned["task"] == "avg"]
     assert avg[["rank", "variant", "tasks"]].values.tolist() == [[1, "lora", "a,b"], [2, "full", "a,b"]]
     # the selected test means: lora (84.5 + 72.5) / 2, full (86.5 + 68.5) / 2
     assert avg["mean_x100"].tolist() == pytest.approx([78.5, 77.5])
     assert sorted(tuned.attrs["incomplete"]) == ["ia3", "vera"]
-    md = leaderboard.render(tuned, "md")
+    md = render(tuned, "md")
     assert "No average for ia3, vera: missing some task." in md or "No average for vera, ia3" in md
     assert "only the variants that ran every task are averaged" in md
 
 
 def test_one_task_has_no_averages(tmp_path):
-    tuned = leaderboard.tuned_board(load(tmp_path, two_tasks()), task="a")
+    tuned = configurations.tuned_board(load(tmp_path, two_tasks()), task="a")
     assert tuned["task"].tolist() == ["a", "a"] and tuned.attrs["incomplete"] == []

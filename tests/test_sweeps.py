@@ -22,7 +22,8 @@ from helpers.runs import HEAD_PARAMS, ROOT, bench_env, kill_when, lora_params
 from omegaconf import OmegaConf
 
 import variants
-from bench.analysis import leaderboard, runs_table, selection
+from bench.analysis import runs_table, selection
+from bench.analysis.configurations import tuned_board
 from bench.config import hashing
 from bench.config.schemas import TrainConfig
 from bench.config.store import CONF_DIR, selected_lr
@@ -552,7 +553,7 @@ def test_compare_sweep_resumes_after_a_kill_and_yields_a_tuned_leaderboard(tmp_p
 def test_demo_trains_each_variant_at_the_lr_the_committed_comparison_selected(compose_cfg):
     """conf/selected/compare.yaml is what the committed results/compare select, and the demo uses it."""
     committed = ROOT / "results" / "compare"
-    table = leaderboard.tuned_board(runs_table.load(committed), full=True)
+    table = tuned_board(runs_table.load(committed), full=True)
     selected = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "selected" / "compare.yaml"))
     assert selected == selection.selected_lrs(table)
     for variant, lr in selected["rt_polarity"].items():

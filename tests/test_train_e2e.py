@@ -13,7 +13,8 @@ from helpers.runs import ROOT, read_rows
 from helpers.wandb_offline import offline_run
 from safetensors.torch import load_file
 
-from bench.analysis import leaderboard, runs_table
+from bench.analysis import runs_table
+from bench.analysis.configurations import tuned_board
 from bench.config.budget import budget_label, budget_of
 from bench.config.schemas import ModelConfig, TaskConfig
 from bench.inputs.models import load_tokenizer, tiny_model
@@ -155,7 +156,7 @@ def test_leaderboard_row(lora_run):
     assert json.loads(row["metrics"]) == m["best"] and json.loads(row["final_metrics"]) == m["final"]
     assert int(row["trainable_params"]) == m["trainable_params"]
     # the tuned leaderboard (the default view) reports that test score, with its dev and chance scores
-    board = leaderboard.tuned_board(runs_table.load(results))
+    board = tuned_board(runs_table.load(results))
     (tuned,) = board[(board["task"] == "rt_polarity") & (board["variant"] == "lora")].to_dict("records")
     assert tuned["model"] == "tiny" and tuned["n"] == 1 and tuned["rank"] == 1
     assert tuned["mean_x100"] == pytest.approx(100 * m["best"]["test/accuracy"])

@@ -1,14 +1,14 @@
 """Tuned selection: every method tuned the same way, selected on dev, reported on test.
 
 A tuning group is (task, variant, model, budget, select_on); its candidates are its configurations
-(``bench.analysis.leaderboard.configurations``: one per point of an lr grid, a rank sweep, any swept setting).
-The selected configuration is the one with the best mean dev score over its seeds (a tie goes to the
-lowest lr, then to the first configuration run); the group reports
-that configuration's test score: mean, sample std, 95% confidence interval (Student's t, n - 1 degrees of
-freedom) and n. With the papers' convention (select_on test, the paper experiments) the candidate with the
-best test mean is taken instead, and the row says so. ``tuning_time_s`` is the train time of every run
-of every candidate: what finding that configuration cost. ``edge`` says when the selected lr is the
-lowest or highest of the group's grid (widen the grid there).
+(``bench.analysis.configurations.configurations``: one per point of an lr grid, a rank sweep, any swept
+setting). The selected configuration is the one with the best mean dev score over its seeds (a tie goes
+to the lowest lr, then to the first configuration run); the group reports that configuration's test
+score: mean, sample std, 95% confidence interval (Student's t, n - 1 degrees of freedom) and n. With the
+papers' convention (select_on test, the paper experiments) the candidate with the best test mean is taken
+instead, and the row says so. ``tuning_time_s`` is the train time of every run of every candidate: what
+finding that configuration cost. ``edge`` says when the selected lr is the lowest or highest of the
+group's grid (widen the grid there).
 
 Averages over tasks count only the variants that have a selected row on every task of the table; the
 others are named in ``incomplete``.

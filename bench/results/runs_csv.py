@@ -1,11 +1,10 @@
 """The runs CSV, ``<results>/runs.csv``: one row per run, appended under a lock by every run.
 
 ``run_row`` flattens a run's metrics.json into a row (the sweep-folder reader of
-``bench.analysis.leaderboard``
-uses it too). ``locate`` is the one place that upgrades older files: a legacy ``leaderboard.csv`` with
-the runs columns beside a missing ``runs.csv`` is renamed to ``runs.csv``, and a runs CSV written before
-a column was added gets it (empty), each with a one-line notice. The lock is a hidden file,
-``.runs.csv.lock``, beside the CSV.
+``bench.analysis.runs_table`` uses it too). ``locate`` is the one place that upgrades older files: a
+legacy ``leaderboard.csv`` with the runs columns beside a missing ``runs.csv`` is renamed to
+``runs.csv``, and a runs CSV written before a column was added gets it (empty), each with a one-line
+notice. The lock is a hidden file, ``.runs.csv.lock``, beside the CSV.
 """
 
 from __future__ import annotations

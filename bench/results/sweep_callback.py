@@ -20,7 +20,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bench.analysis.leaderboard import write_sweep_leaderboard
+from bench.analysis.sweep_leaderboard import write_sweep_leaderboard
 from bench.plural import plural
 from bench.results.failed_runs import failed_since
 

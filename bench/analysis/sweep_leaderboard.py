@@ -1,0 +1,36 @@
+"""The leaderboard a sweep writes at its end: its tuned table, from the runs CSV, of the runs of that
+sweep and of the runs it resumed from an earlier one, to ``<sweep_dir>/leaderboard.md`` (compact, with
+its notes) and ``leaderboard.csv`` (every column); the sweep's Hydra callback
+(``bench.results.sweep_callback``) calls it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.analysis.configurations import tuned_board
+from bench.analysis.render import render
+from bench.analysis.runs_table import load_runs
+
+
+def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path:
+    """Write the sweep's tuned leaderboard to ``<sweep_dir>/leaderboard.md`` (compact) and ``.csv`` (every
+    column); returns the md."""
+    sweep_dir = Path(sweep_dir)
+    runs = load_runs(csv_path)
+    resumed = {json.loads(p.read_text())["config_hash"] for p in sweep_dir.glob("**/resumed.json")}
+    mine = runs[runs["sweep"].map(lambda s: _same_path(s, sweep_dir)) | runs["config_hash"].isin(resumed)]
+    if mine.empty:
+        sweeps = sorted({s for s in runs["sweep"] if s})
+        raise ValueError(
+            f"no runs of sweep {sweep_dir} in {csv_path}; sweeps there: {', '.join(sweeps) or '(none)'}"
+        )
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "leaderboard.csv").write_text(render(tuned_board(mine, full=True), "csv"))
+    md = sweep_dir / "leaderboard.md"
+    md.write_text(f"# Leaderboard of sweep {sweep_dir.name}\n\n" + render(tuned_board(mine), "md"))
+    return md
+
+
+def _same_path(value: str, path: Path) -> bool:
+    return bool(value) and (value == str(path) or Path(value).resolve() == path.resolve())
