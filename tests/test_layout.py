@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-TEST_MODULES = sorted(TESTS.glob("test_*.py"))
+TEST_MODULES = sorted(p for p in TESTS.rglob("test_*.py") if "helpers" not in p.parts)
 
 
 def imported_modules(path: Path) -> list[str]:
@@ -63,7 +63,7 @@ def test_the_rules_catch_what_they_should(tmp_path):
     }
 
 
-@pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: str(p.relative_to(TESTS)))
 def test_no_test_module_imports_another_or_conftest(path):
     bad = sorted({name for name in imported_modules(path) if forbidden(name)})
     assert not bad, (
@@ -84,3 +84,23 @@ def test_only_test_modules_and_conftest_at_the_top_of_tests():
     )
     assert not stray, f"{stray} directly in tests/: shared helpers belong in tests/helpers/"
     assert (TESTS / "helpers" / "__init__.py").is_file()
+
+
+def test_unit_tests_mirror_the_packages():
+    """tests/unit/<package>/test_<module>[_<aspect>].py tests bench/<package>/<module>.py (variants/ for
+    tests/unit/variants/)."""
+    root = TESTS.parent
+    stray = []
+    for path in sorted((TESTS / "unit").rglob("test_*.py")):
+        package = path.parent.relative_to(TESTS / "unit")
+        code = root / ("variants" if package.parts == ("variants",) else Path("bench") / package)
+        stem = path.stem.removeprefix("test_")
+        if not any(stem == m.stem or stem.startswith(f"{m.stem}_") for m in code.glob("*.py")):
+            stray.append(f"{path.relative_to(TESTS)} names no module of {code.relative_to(root)}/")
+    assert stray == []
+
+
+def test_test_file_names_are_unique():
+    """pytest imports test files by their base name (rootdir import mode): two of one name collide."""
+    names = [p.name for p in TEST_MODULES]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

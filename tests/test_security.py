@@ -7,12 +7,11 @@ Adapters and checkpoints are read with safetensors; ``torch.load`` only with ``w
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
+from helpers.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted([*(ROOT / "bench").glob("*.py"), *(ROOT / "variants").glob("*.py")])
+SOURCES = sorted([*(ROOT / "bench").rglob("*.py"), *(ROOT / "variants").rglob("*.py")])
 
 
 def unsafe(source: str) -> list[str]:

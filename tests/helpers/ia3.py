@@ -2,7 +2,7 @@
 arXiv:2205.05638), h = l * (W x + b) with l (out, 1) starting at 1, as peft's IA3 on a non-feed-forward
 layer. Its update scales the bias too, and its 2-D scale must not decay towards 0.
 
-Self-contained on purpose: tests/test_one_file_additions.py copies this file into variants/ as is.
+Self-contained on purpose: tests/contract/test_one_file_additions.py copies this file into variants/ as is.
 """
 
 from dataclasses import dataclass

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers.paths import ROOT
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:

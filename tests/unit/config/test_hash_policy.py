@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.paths import ROOT
 from omegaconf import OmegaConf
 
 from bench.config.hash_policy import hashed_if_set, not_hashed, unhashed
 from bench.config.hashing import config_hash
 
-COMPARE = Path(__file__).resolve().parent.parent / "results" / "compare"
+COMPARE = ROOT / "results" / "compare"
 
 
 @dataclasses.dataclass

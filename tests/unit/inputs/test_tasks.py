@@ -2,10 +2,10 @@
 
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import datasets
 import pytest
+from helpers.paths import FIXTURES
 from omegaconf import OmegaConf
 
 from bench.config.schemas import TaskConfig
@@ -13,8 +13,8 @@ from bench.config.store import CONF_DIR as CONF
 from bench.inputs.metrics import metric_names
 from bench.inputs.tasks import check_config, load_task
 
-GLUE = Path(__file__).parent / "fixtures" / "glue"
-LOCAL = Path(__file__).parent / "fixtures" / "local"
+GLUE = FIXTURES / "glue"
+LOCAL = FIXTURES / "local"
 GLUE_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
 VADER_TASKS = ["rt_polarity", "rt_rating", "tweet_polarity", "amazon_polarity", "nyt_polarity"]
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from helpers.paths import ROOT
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
@@ -14,8 +15,6 @@ import variants
 from bench.config.schemas import ModelConfig, RootConfig, TaskConfig, TrainConfig
 from bench.config.store import CONF_DIR, group_options, groups
 from bench.inputs.models import resolve_targets
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def options(group: str) -> list[str]:
@@ -209,7 +208,7 @@ DEMO = {
     "train.epochs": 2,
     "train.batch_size": 32,
     "seed": 0,
-}  # not train.lr: the demo trains at the tuned lrs (tests/test_sweeps.py), the others at the variant's
+}  # not train.lr: the demo trains at the tuned lrs (tests/e2e/test_sweeps.py), the others at the variant's
 
 
 @pytest.mark.parametrize("overrides", [["experiment=demo"], ["budget=cpu_short"]], ids=" ".join)

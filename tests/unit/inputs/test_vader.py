@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.paths import ROOT
 from omegaconf import OmegaConf
 
 from bench.config.schemas import TaskConfig
 from bench.inputs import vader
 from bench.inputs.tasks import load_task
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
+CONF = ROOT / "conf" / "task"
 ROWS = {
     "movieReviewSnippets": 10605,
     "tweets": 4200,
@@ -196,7 +197,7 @@ def test_parallel_workers_share_one_cache(vader_cache, tmp_path):
     code = (
         "import sys; from bench.inputs import vader; print(len(vader.read_corpus('tweets', sys.argv[1])[0]))"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
