@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 import variants
 from variants.adalora import Schedule, fits, schedule
+from variants.base import adapter_layers
 
 peft = pytest.importorskip("peft")
 from peft import AdaLoraConfig, PeftModel, get_peft_model  # noqa: E402
@@ -87,7 +88,7 @@ def labels_for(batch, seed: int = 0) -> torch.Tensor:
 def test_forward_and_orthogonality_loss_match_peft(tiny_bert, tiny_batch, attention_targets):
     model, variant = ours(tiny_bert, attention_targets, **SCHEDULE)
     train_a_few_steps(model, variant, tiny_batch, steps=6)
-    es = [layer.lora_E for layer in variant.layers.values()]
+    es = [layer.lora_E for layer in adapter_layers(model).values()]
     assert all(e.abs().sum() > 0 for e in es) and any((e == 0).any() for e in es)  # trained and pruned
     with torch.no_grad():
         for e in es:
@@ -95,7 +96,7 @@ def test_forward_and_orthogonality_loss_match_peft(tiny_bert, tiny_batch, attent
     pm = peft_twin(tiny_bert, variant, total_step=6)
     copy_into(model, pm)
     pm.eval()
-    for name, layer in variant.layers.items():
+    for name, layer in adapter_layers(model).items():
         theirs = pm.base_model.model.get_submodule(name).get_delta_weight("default")
         torch.testing.assert_close(layer.delta_weight(), theirs, rtol=1e-5, atol=1e-7)
     labels = labels_for(tiny_batch)
@@ -144,7 +145,7 @@ def test_importance_budget_and_mask_match_peft_in_lockstep(tiny_bert, tiny_batch
             torch.testing.assert_close(p, q, rtol=0, atol=0)  # so the same E entries are zeroed
         pattern = pm.peft_config["default"].rank_pattern
         if pattern is not None:
-            kept = {name: layer.kept.tolist() for name, layer in variant.layers.items()}
+            kept = {name: layer.kept.tolist() for name, layer in adapter_layers(model).items()}
             assert kept == {k.removesuffix(".lora_E.default"): v for k, v in pattern.items()}
         opt_mine.zero_grad()
         opt_peft.zero_grad()
@@ -168,7 +169,7 @@ def test_pruned_adapter_loads_in_peft_and_round_trips(tiny_bert, tiny_batch, att
     assert config["peft_type"] == "ADALORA" and config["total_step"] == 12
     sd = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
     for name, k in ranks.items():
-        assert config["rank_pattern"][f"{name}.lora_E"] == variant.layers[name].kept.tolist()
+        assert config["rank_pattern"][f"{name}.lora_E"] == adapter_layers(model)[name].kept.tolist()
         a, e, b = (sd[f"base_model.model.{name}.{n}"] for n in NAMES)
         assert a.shape == (k, 32) and e.shape == (k, 1) and b.shape == (32, k)
     assert {"base_model.model.classifier.weight", "base_model.model.classifier.bias"} < set(sd)

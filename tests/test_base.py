@@ -1,12 +1,50 @@
-"""The contract's shared pieces: target matching, merge safety, strict adapter loading."""
+"""The contract's shared pieces: abstract required methods, target matching, the adapted layers found in
+the model, merge safety, strict adapter loading."""
 
 import pytest
 import torch
 from torch import nn
 
 import variants
-from variants.base import Targets, matches, wrap_linears
-from variants.lora import LoRALinear
+from variants.base import AdapterLayer, Targets, Variant, adapter_layers, matches, wrap_linears
+from variants.lora import LoRA, LoRALinear
+
+
+def test_a_layer_without_its_required_methods_cannot_be_made():
+    class NoDelta(AdapterLayer):
+        def forward(self, x):
+            return self.base_layer(x)
+
+        def adapter_tensors(self):
+            return {}
+
+    with pytest.raises(TypeError, match="abstract method.*delta_weight"):
+        NoDelta(nn.Linear(4, 4))
+    with pytest.raises(TypeError, match="abstract methods.*adapter_tensors.*delta_weight.*forward"):
+        AdapterLayer(nn.Linear(4, 4))
+
+
+def test_a_variant_without_make_layer_cannot_be_built():
+    """Forgetting make_layer would otherwise train the head alone without a word."""
+
+    class Forgetful(Variant):
+        name = "forgetful"
+
+    with pytest.raises(TypeError, match="abstract method.*make_layer"):
+        Forgetful()
+    assert isinstance(LoRA(), Variant)
+
+
+def test_the_adapted_layers_are_found_in_the_model(tiny_bert, attention_targets):
+    """One source: the model itself (the variant keeps no list of its own), in module order."""
+    variant = variants.build("lora", {"r": 2})
+    model = variant.apply(tiny_bert(), attention_targets)
+    assert not hasattr(variant, "layers")
+    layers = adapter_layers(model)
+    assert list(layers) == [
+        f"bert.encoder.layer.{i}.attention.self.{m}" for i in (0, 1) for m in ("query", "value")
+    ]
+    assert all(isinstance(m, LoRALinear) and model.get_submodule(n) is m for n, m in layers.items())
 
 
 def test_matches_like_peft():

@@ -46,7 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from variants.base import PEFT_PREFIX, AdapterLayer, Variant, VariantConfig, adapter_layers
+from variants.base import PEFT_PREFIX, AdapterLayer, Targets, Variant, VariantConfig, adapter_layers
+from variants.peft_twin import PeftTwin, twin_of
 from variants.registry import register
 
 Tensors = dict[str, torch.Tensor]
@@ -200,6 +201,11 @@ class SVDLinear(AdapterLayer):
         return {f"{PEFT_PREFIX}{name}.{n}": t for n, t in full.items()}, torch.arange(self.r) < k
 
 
+def adapter_params(layers: dict[str, SVDLinear]) -> list[torch.Tensor]:
+    """A, E, B of every layer, in order: the order of the importance EMAs."""
+    return [t for layer in layers.values() for t in (layer.lora_A, layer.lora_E, layer.lora_B)]
+
+
 @register
 class AdaLoRA(Variant):
     name = "adalora"
@@ -209,54 +215,64 @@ class AdaLoRA(Variant):
     # A schedule that fits the kit's few steps: no warm-up, one final step.
     check_options: ClassVar[dict[str, Any]] = {"options": {"tinit": 0, "tfinal": 1}}
     config: AdaLoRAConfig
-    layers: dict[str, SVDLinear]
 
     def __init__(self, config: AdaLoRAConfig | None = None):
         super().__init__(config)
         validate(self.config)
+        self.model: nn.Module | None = None  # the model apply() adapted
         self.schedule: Schedule | None = None  # in steps, set by the first on_step_end
         self.budget: int | None = None  # rank budget after the last step
         self._ema_ipt: list[torch.Tensor] | None = None  # per adapter tensor, in order A, E, B of each layer
         self._ema_unc: list[torch.Tensor] | None = None
 
+    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
+        """Adapt ``model`` and remember it: ``training_state`` and ``load_training_state``, which the
+        checkpoint calls without a model, read its layers (``adapter_layers``)."""
+        self.model = super().apply(model, targets)
+        return model
+
     def make_layer(self, name: str, linear: nn.Linear) -> SVDLinear:
         c = self.config
         return SVDLinear(linear, c.init_r, c.alpha, c.dropout)
 
+    def _layers(self) -> dict[str, SVDLinear]:
+        """The SVD layers of the model apply() adapted."""
+        if self.model is None:
+            raise RuntimeError("AdaLoRA: call apply(model, targets) first; the variant has no adapted model")
+        return adapter_layers(self.model)
+
     def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
         if self.config.orth_reg_weight == 0:
             return None
-        norms = [n for layer in self.layers.values() for n in layer.orth_penalties()]
+        norms = [n for layer in adapter_layers(model).values() for n in layer.orth_penalties()]
         return self.config.orth_reg_weight * torch.stack(norms).mean()
 
     # -- importance and budget ---------------------------------------------------------------
     def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
         c = self.config
-        if not self.layers:
-            raise RuntimeError("AdaLoRA.on_step_end before apply(): the variant has no adapted layers")
+        layers = adapter_layers(model)
+        if not layers:
+            raise RuntimeError("AdaLoRA.on_step_end before apply(): the model has no adapted layers")
         s = self.schedule = schedule(c, c.total_step if c.total_step is not None else total_steps)
         t, final = step - 1, s.total - s.tfinal  # t: peft's global_step
-        b0 = c.init_r * len(self.layers)
-        budget, mask_now = budget_at(t, s, b0, c.target_r * len(self.layers))
+        b0 = c.init_r * len(layers)
+        budget, mask_now = budget_at(t, s, b0, c.target_r * len(layers))
         if t < final:
-            self._update_importance()
+            self._update_importance(layers)
             if mask_now:
-                self._mask_to_budget(b0 - budget)
+                self._mask_to_budget(layers, b0 - budget)
         elif t == final:
-            self._mask_to_budget(b0 - budget)
+            self._mask_to_budget(layers, b0 - budget)
             self._ema_ipt = self._ema_unc = None  # the pattern is fixed from here on
         else:
-            for layer in self.layers.values():
+            for layer in layers.values():
                 layer.apply_mask()
         self.budget = budget
 
-    def _params(self) -> list[torch.Tensor]:
-        return [t for layer in self.layers.values() for t in (layer.lora_A, layer.lora_E, layer.lora_B)]
-
     @torch.no_grad()
-    def _update_importance(self) -> None:
+    def _update_importance(self, layers: dict[str, SVDLinear]) -> None:
         """One EMA step of sensitivity and uncertainty for every adapter entry, all layers at once."""
-        params = self._params()
+        params = adapter_params(layers)
         grads = [p.grad for p in params]
         if any(g is None for g in grads):
             raise RuntimeError("AdaLoRA.on_step_end needs the adapter gradients: call it before zero_grad()")
@@ -277,34 +293,35 @@ class AdaLoRA(Variant):
         """(Ibar, Ubar) per adapter tensor, keyed '<module>.lora_A' etc. (empty once the pattern is fixed)."""
         if self._ema_ipt is None:
             return {}
-        names = [f"{name}.{n}" for name in self.layers for n in NAMES]
+        names = [f"{name}.{n}" for name in self._layers() for n in NAMES]
         return dict(zip(names, zip(self._ema_ipt, self._ema_unc, strict=True), strict=True))
 
     @torch.no_grad()
-    def _mask_to_budget(self, n_pruned: int) -> None:
+    def _mask_to_budget(self, layers: dict[str, SVDLinear], n_pruned: int) -> None:
         """Zero the E entries of the n_pruned lowest-scoring triplets (ties at the threshold go too)."""
         s = torch._foreach_mul(self._ema_ipt, self._ema_unc)
         scores = [triplet_scores(*s[i : i + 3]) for i in range(0, len(s), 3)]
         flat = torch.cat(scores)
         threshold = torch.kthvalue(flat, n_pruned).values if n_pruned > 0 else float("-inf")
-        for layer, score in zip(self.layers.values(), scores, strict=True):
+        for layer, score in zip(layers.values(), scores, strict=True):
             layer.kept = ~(score <= threshold)
             layer.apply_mask()
 
     def training_state(self) -> dict[str, Any]:
         """The kept ranks, the budget and the importance EMAs (None once the pattern is fixed)."""
         return {
-            "kept": {name: layer.kept for name, layer in self.layers.items()},
+            "kept": {name: layer.kept for name, layer in self._layers().items()},
             "budget": self.budget,
             "ema_ipt": self._ema_ipt,
             "ema_unc": self._ema_unc,
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        for name, layer in self.layers.items():
+        layers = self._layers()
+        for name, layer in layers.items():
             layer.kept = state["kept"][name].to(layer.kept.device)
         self.budget = state["budget"]
-        params = self._params()
+        params = adapter_params(layers)
 
         def on_device(emas: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
             return None if emas is None else [t.to(p.device) for t, p in zip(emas, params, strict=True)]
@@ -365,10 +382,16 @@ class AdaLoRA(Variant):
             "init_lora_weights": True,
         }
 
-    def peft_on_step_end(self, peft_model: nn.Module, step: int, total_steps: int) -> None:
-        peft_model.base_model.update_and_allocate(step - 1)  # peft's global_step is 0-based
+
+@twin_of(AdaLoRA)
+class AdaLoRATwin(PeftTwin):
+    """peft's AdaLoRA for bench speed: its forward adds the orthogonality term, and update_and_allocate
+    follows each optimizer step."""
 
     @classmethod
     def benchmark_options(cls, total_steps: int) -> dict[str, Any]:
         """No warm-up or final phase: every step updates importance and masks (the costliest phase)."""
         return {"tinit": 0, "tfinal": 0, "total_step": total_steps}
+
+    def on_step_end(self, peft_model: nn.Module, step: int, total_steps: int) -> None:
+        peft_model.base_model.update_and_allocate(step - 1)  # peft's global_step is 0-based

@@ -17,7 +17,7 @@ so a saved adapter loads with ``peft.PeftModel.from_pretrained``.
 
 from __future__ import annotations
 
-import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 PEFT_PREFIX = "base_model.model."
-NO_PEFT_METHOD = "peft has no such method"
 
 
 @dataclass
@@ -64,12 +63,12 @@ def check_finite(t: torch.Tensor, layer: nn.Module, what: str) -> torch.Tensor:
     return t
 
 
-class AdapterLayer(nn.Module):
+class AdapterLayer(nn.Module, ABC):
     """A wrapper around a frozen base linear layer that adds a learned update.
 
-    Subclasses define ``delta_weight()`` (the dense update of W, out x in), ``adapter_tensors()``
-    (peft-named trainable tensors, relative to this module) and, when the update also changes the bias
-    (IA3's l * (W x + b)), ``delta_bias()``. The forward's update must equal
+    Subclasses must define ``forward(x)``, ``delta_weight()`` (the dense update of W, out x in) and
+    ``adapter_tensors()`` (peft-named trainable tensors, relative to this module), and, when the update
+    also changes the bias (IA3's l * (W x + b)), ``delta_bias()``. The forward's update must equal
     ``F.linear(x, delta_weight(), delta_bias())``: merging folds both into the base layer.
     """
 
@@ -96,16 +95,21 @@ class AdapterLayer(nn.Module):
         """The frozen weight in the compute dtype (QLoRA dequantizes here)."""
         return self.base_layer.weight
 
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.base_layer(x)`` plus the update; just ``self.base_layer(x)`` while merged."""
+
+    @abstractmethod
     def delta_weight(self) -> torch.Tensor:
-        raise NotImplementedError
+        """The dense update of W (out x in)."""
 
     def delta_bias(self) -> torch.Tensor | None:
         """The update of the bias (out), or None when the method leaves the bias alone (the default)."""
         return None
 
+    @abstractmethod
     def adapter_tensors(self) -> dict[str, torch.Tensor]:
         """Trainable tensors under peft's names relative to this module, e.g. {'lora_A.weight': A}."""
-        raise NotImplementedError
 
     def merged_weight(self) -> torch.Tensor:
         """W after merging; DoRA overrides (its update is not additive)."""
@@ -152,6 +156,8 @@ class AdapterLayer(nn.Module):
 
 
 def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer]:
+    """Every AdapterLayer of ``model`` by module name, in module order: the one source of a model's
+    adapted layers (variants hold no list of their own)."""
     return {name: m for name, m in model.named_modules() if isinstance(m, AdapterLayer)}
 
 
@@ -207,8 +213,9 @@ def no_decay_params(model: nn.Module) -> set[int]:
     return ids
 
 
-class Variant:
-    """Base class of every fine-tuning method. Subclasses set ``name`` and ``Config`` and override hooks."""
+class Variant(ABC):
+    """Base class of every fine-tuning method. Subclasses set ``name`` and ``Config``, must define
+    ``make_layer``, and override the other hooks where the method differs."""
 
     name: ClassVar[str]
     Config: ClassVar[type[VariantConfig]] = VariantConfig
@@ -223,7 +230,6 @@ class Variant:
     def __init__(self, config: VariantConfig | None = None):
         self.config = config if config is not None else self.Config(name=self.name)
         self.targets: Targets | None = None
-        self.layers: dict[str, AdapterLayer] = {}
 
     # -- setup -------------------------------------------------------------------------------
     def load_kwargs(self) -> dict[str, Any]:
@@ -232,20 +238,21 @@ class Variant:
 
     def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
         """Adapt ``model`` in place: remember the targets, ``freeze`` it, wrap each target linear layer
-        with ``make_layer``. Subclasses extend it (``super().apply``) rather than repeat it."""
+        with ``make_layer``. Subclasses extend it (``super().apply``) rather than repeat it; the adapted
+        layers are found in the model again with ``adapter_layers``."""
         self.targets = targets
         self.freeze(model)
-        self.layers = wrap_linears(model, targets, self.make_layer)
+        wrap_linears(model, targets, self.make_layer)
         return model
 
     def freeze(self, model: nn.Module) -> None:
         """Which base parameters train: by default only the head's (``targets.head``)."""
         freeze_all_but_head(model, self.targets.head)
 
+    @abstractmethod
     def make_layer(self, name: str, linear: nn.Linear) -> AdapterLayer | None:
         """The adapter layer that wraps the target ``linear`` called ``name``; None leaves it as it is
         (the baselines adapt no layer)."""
-        return None
 
     # -- training hooks ----------------------------------------------------------------------
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
@@ -262,6 +269,7 @@ class Variant:
 
     def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
         """Called after optimizer.step() and before zero_grad(), with the 1-based step count."""
+        return None
 
     def training_state(self) -> dict[str, Any]:
         """What the method keeps between steps besides the model's parameters (AdaLoRA's importance and
@@ -271,6 +279,7 @@ class Variant:
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         """Restore ``training_state()`` (tensors on the CPU) into this variant, applied to its model."""
+        return None
 
     def summary(self, model: nn.Module) -> dict[str, Any]:
         """Variant-specific facts for metrics.json (e.g. AdaLoRA's final ranks)."""
@@ -347,34 +356,4 @@ class Variant:
 
     def peft_options(self, model: nn.Module) -> dict[str, Any]:
         """The method's own fields of peft's adapter config (e.g. LoRA's r, lora_alpha)."""
-        return {}
-
-    # -- peft's equivalent, for bench.benchmarks.speed ---------------------------------------------------
-    def peft_unavailable(self, device: torch.device) -> str | None:
-        """Why peft's version cannot run here (None: it can)."""
-        return None if self.peft_type else NO_PEFT_METHOD
-
-    def peft_base(self, base: nn.Module, device: torch.device) -> nn.Module:
-        """The base model peft's version starts from: a copy of ``base`` (QLoRA: quantized)."""
-        return copy.deepcopy(base).to(device)
-
-    def peft_optimizer(self, peft_model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-        """The optimizer a peft user would make (LoRA+: peft's create_loraplus_optimizer). peft's tensors
-        carry no roles, so rank stands in: decay on matrices, none on vectors, which is the split
-        ``param_groups`` makes for every built-in method (bench.benchmarks.speed's tests check it)."""
-        params = [p for p in peft_model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(
-            [
-                {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-            ],
-            lr=lr,
-        )
-
-    def peft_on_step_end(self, peft_model: nn.Module, step: int, total_steps: int) -> None:
-        """What a peft user calls after each optimizer step (AdaLoRA: update_and_allocate)."""
-
-    @classmethod
-    def benchmark_options(cls, total_steps: int) -> dict[str, Any]:
-        """Options that put every timed step of bench.benchmarks.speed in the method's costliest phase."""
         return {}

@@ -21,6 +21,10 @@ class Full(Variant):
     name = "full"
     Config = FullConfig
 
+    def make_layer(self, name: str, linear: nn.Linear) -> None:
+        """No adapter layer: the linear layers themselves train."""
+        return None
+
     def freeze(self, model: nn.Module) -> None:
         """Nothing is frozen."""
         for p in model.parameters():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn
+
 from variants.base import Variant, VariantConfig
 from variants.registry import register
 
@@ -18,3 +20,7 @@ class HeadConfig(VariantConfig):
 class Head(Variant):
     name = "head"
     Config = HeadConfig
+
+    def make_layer(self, name: str, linear: nn.Linear) -> None:
+        """No adapter layer: the encoder stays frozen as it is."""
+        return None

@@ -17,6 +17,7 @@ from torch import nn
 
 from variants.base import adapter_layers
 from variants.lora import LoRA, LoRAConfig, LoRALinear
+from variants.peft_twin import PeftTwin, twin_of
 from variants.registry import register
 
 
@@ -54,10 +55,17 @@ class LoRAPlus(LoRA):
             if params
         ]
 
-    def peft_optimizer(self, peft_model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+
+@twin_of(LoRAPlus)
+class LoRAPlusTwin(PeftTwin):
+    """peft's LoRA+ for bench speed: its LoRA, trained with its create_loraplus_optimizer."""
+
+    variant: LoRAPlus
+
+    def optimizer(self, peft_model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         from peft.optimizers import create_loraplus_optimizer
 
-        ratio = self.config.loraplus_lr_ratio
+        ratio = self.variant.config.loraplus_lr_ratio
         return create_loraplus_optimizer(
             peft_model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=ratio, loraplus_weight_decay=weight_decay
         )

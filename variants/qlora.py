@@ -31,6 +31,7 @@ from torch import nn
 from variants.base import Targets, adapter_layers, is_head, matches
 from variants.lora import LoRA, LoRAConfig, LoRALinear
 from variants.nf4 import NF4Linear
+from variants.peft_twin import PeftTwin, twin_of
 from variants.registry import register
 
 BACKENDS = ("ours", "bnb")
@@ -183,18 +184,24 @@ class QLoRA(LoRA):
             "bits_per_quantized_param": 8 * nbytes / params if params else 0.0,
         }
 
-    # -- peft's equivalent: a bitsandbytes NF4 base, through transformers ---------------------
-    def peft_unavailable(self, device: torch.device) -> str | None:
+
+@twin_of(QLoRA)
+class QLoRATwin(PeftTwin):
+    """peft's QLoRA for bench speed: its LoRA on a bitsandbytes NF4 base, through transformers."""
+
+    variant: QLoRA
+
+    def unavailable(self, device: torch.device) -> str | None:
         if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
             return f"peft's QLoRA needs CUDA and bitsandbytes (device: {device.type})"
         return None
 
-    def peft_base(self, base: nn.Module, device: torch.device) -> nn.Module:
+    def base(self, base: nn.Module, device: torch.device) -> nn.Module:
         """``base`` reloaded through transformers' bitsandbytes NF4 path (double quant, bf16 compute),
         with exactly the target linears quantized, as ours."""
         from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
 
-        t = self.targets
+        t = self.variant.targets
         skip = [
             n
             for n, m in base.named_modules()

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from variants.base import AdapterLayer, Targets, Variant, VariantConfig
+from variants.base import AdapterLayer, Targets, Variant, VariantConfig, adapter_layers
 from variants.registry import register
 
 # Where peft's adapter_model.safetensors keeps the shared projections.
@@ -147,7 +147,7 @@ class VeRA(Variant):
             raise ValueError(f"VeRA rank r={c.r} must be a positive integer")
         self.shared = SharedProjections(c.r, c.projection_prng_key)
         super().apply(model, targets)
-        layers = list(self.layers.values())
+        layers = list(adapter_layers(model).values())
         max_out, max_in = max(m.out_features for m in layers), max(m.in_features for m in layers)
         self.shared.generate(max_out, max_in, layers[0].base_layer.weight.device)
         return model

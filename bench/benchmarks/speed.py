@@ -8,11 +8,12 @@ For each variant it times one whole optimizer step, ``bench.run.loop.train_step`
     loss = model(**batch).loss + extra_loss;  backward;  clip_grad_norm_;  optimizer.step();
     on_step_end(step, total);  zero_grad
 
-for our implementation and, where peft has the method, for peft's: ``get_peft_model`` with the peft config
-our variant saves as ``adapter_config.json``, and the variant's ``peft_*`` hooks for the rest (the base
-peft starts from, the optimizer a peft user would make, what runs after each step): LoRA+ through
-``create_loraplus_optimizer``, AdaLoRA's budget through ``update_and_allocate`` (its orthogonal loss comes
-from peft's forward), QLoRA on a bitsandbytes NF4 base (CUDA only).
+for our implementation and, where peft has the method, for peft's: the variant's twin
+(``variants.peft_twin``): ``get_peft_model`` with the peft config our variant saves as
+``adapter_config.json``, on the base peft starts from, with the optimizer a peft user would make and what
+runs after each step: LoRA+ through ``create_loraplus_optimizer``, AdaLoRA's budget through
+``update_and_allocate`` (its orthogonal loss comes from peft's forward), QLoRA on a bitsandbytes NF4 base
+(CUDA only).
 Both start from the same base weights, seed and batch, and their steps are
 interleaved (ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are
 the anchors (``full`` is always timed: the ratios need it). Reported: the median ms per step over
@@ -40,8 +41,8 @@ lora/full), each with its target on this device and met, missed, no target or no
 three: ``{"rows": [...], "inference": [...], "ratios": [...]}``.
 
 Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on the
-``--targets`` layers, plus its ``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every timed
-step updates importance and masks: its costliest phase); a rank above the hidden size (only the tiny
+``--targets`` layers, plus its twin's ``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every
+timed step updates importance and masks: its costliest phase); a rank above the hidden size (only the tiny
 shape) is capped at it.
 
 The FLOP floor ("vs floor" = ours / floor). For N base parameters and T tokens, full fine-tuning costs
@@ -65,7 +66,6 @@ import csv
 import gc
 import json
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,8 @@ from bench.config.store import group_options
 from bench.inputs.models import RANDOM_INIT, model_config, random_init_model, resolve_targets
 from bench.run.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
 from bench.run.loop import StepHooks, checks_each_loss, make_optimizer, pick_device, train_step
-from variants.base import NO_PEFT_METHOD, Targets, Variant
+from variants.base import Targets, Variant
+from variants.peft_twin import NO_PEFT_METHOD, twin, twin_class
 
 Device = torch.device
 Batch = dict[str, Tensor]
@@ -130,19 +131,6 @@ class Measured:
     peft: Timing | None
     peft_note: str
     inference: Row | None  # a row of INFERENCE_COLUMNS; None with --no-inference
-
-
-class PeftHooks:
-    """peft's side of a step: its forward adds any extra loss; the variant says what follows a step."""
-
-    def __init__(self, variant: Variant):
-        self.variant = variant
-
-    def extra_loss(self, model: nn.Module) -> Tensor | None:
-        return None
-
-    def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
-        self.variant.peft_on_step_end(model, step, total_steps)
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -219,11 +207,12 @@ def make_batch(cfg: ModelConfig, batch: int, seq: int, seed: int, device: Device
 
 
 def variant_options(name: str, total_steps: int, cfg: ModelConfig) -> dict[str, Any]:
-    """Each variant's defaults and benchmark_options, a rank above the hidden size capped (see the top)."""
+    """Each variant's defaults and its twin's benchmark_options, a rank above the hidden size capped (see
+    the top)."""
     cls = variants.get(name)
     rank = getattr(cls.Config(), "r", None)
     capped = {"r": cfg.hidden_size} if isinstance(rank, int) and rank > cfg.hidden_size else {}
-    return {**capped, **cls.benchmark_options(total_steps)}
+    return {**capped, **twin_class(cls).benchmark_options(total_steps)}
 
 
 def our_run(
@@ -239,20 +228,13 @@ def our_run(
 
 # -- peft's side ---------------------------------------------------------------------------------
 def peft_run(variant: Variant, ours: nn.Module, base: nn.Module, device: Device) -> Run:
-    """peft's version of ``variant`` on a copy of ``base``, from the peft config our variant saves."""
-    from peft import get_peft_config, get_peft_model
-
-    config = variant.adapter_config(ours, "")
-    config.update(inference_mode=False)  # a saved adapter is frozen; this one trains
-    for key in ("base_model_name_or_path", "rank_pattern"):  # no checkpoint; AdaLoRA's pattern: from training
-        config.pop(key, None)
-    model = variant.peft_base(base, device)
+    """peft's version of ``variant`` (its twin) on its base from ``base``, from the config ours saves."""
+    peft = twin(variant)
+    model = peft.base(base, device)
     torch.manual_seed(SEED)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecations, raised inside peft
-        model = get_peft_model(model, get_peft_config(config)).train()
-    optimizer = variant.peft_optimizer(model, variant.config.lr, WEIGHT_DECAY)
-    return Run(label=f"{variant.name}/peft", model=model, optimizer=optimizer, hooks=PeftHooks(variant))
+    model = peft.model(ours, model)
+    optimizer = peft.optimizer(model, variant.config.lr, WEIGHT_DECAY)
+    return Run(label=f"{variant.name}/peft", model=model, optimizer=optimizer, hooks=peft)
 
 
 # -- timing --------------------------------------------------------------------------------------
@@ -293,7 +275,7 @@ def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
     infer_base = None if args.no_inference else compiled(copy.deepcopy(base).to(device), args.compile, device)
     total = args.warmup + args.steps
     skips = {
-        n: "--no-peft" if args.no_peft else variants.get(n)().peft_unavailable(device) for n in args.variants
+        n: "--no-peft" if args.no_peft else twin(variants.get(n)()).unavailable(device) for n in args.variants
     }
     n_runs = sum(1 if skips[n] else 2 for n in args.variants)
     measured = {}

@@ -104,6 +104,8 @@ ${decorator}class $Class(Variant):
     #   summary(model)                              facts for metrics.json's variant_summary
     #   peft_type, peft_options(model)              peft's adapter_config.json, if peft can load the adapter
     #   check_options                               options and tolerances for bench.testing.check_variant
+    # and, beside this class, a variants.peft_twin.PeftTwin registered with @twin_of($Class) when peft's
+    # version of the method needs more than get_peft_model and AdamW to be timed by `peft-bench speed`.
 ''')
 
 YAML = Template("""\

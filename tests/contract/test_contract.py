@@ -9,7 +9,7 @@ from helpers.ia3 import IA3, IA3Linear
 
 import variants
 from bench.testing import CHECKS, check_variant, run_check, subject
-from variants.base import no_decay_params
+from variants.base import adapter_layers, no_decay_params
 
 
 @pytest.mark.parametrize("check", list(CHECKS))
@@ -56,9 +56,10 @@ def test_the_kit_catches_a_bias_bug_that_zero_biases_hid():
 
 def test_the_kit_adapts_the_variants_own_targets():
     s = subject(IA3)
-    variant, model = s.build()
-    assert sorted({name.rsplit(".", 1)[-1] for name in variant.layers}) == ["dense", "key", "query", "value"]
-    assert len(variant.layers) == 2 * 4  # q, k, v and attention.output.dense of both layers
+    _, model = s.build()
+    layers = adapter_layers(model)
+    assert sorted({name.rsplit(".", 1)[-1] for name in layers}) == ["dense", "key", "query", "value"]
+    assert len(layers) == 2 * 4  # q, k, v and attention.output.dense of both layers
 
 
 def test_weight_decay_follows_what_a_tensor_is():
@@ -66,7 +67,7 @@ def test_weight_decay_follows_what_a_tensor_is():
     variant, model = subject(IA3).build()
     decayed, exempt = variant.param_groups(model, 1e-3, 0.1)
     assert exempt["weight_decay"] == 0.0 and decayed["weight_decay"] == 0.1
-    scales = {id(m.ia3_l) for m in variant.layers.values()}
+    scales = {id(m.ia3_l) for m in adapter_layers(model).values()}
     assert scales <= {id(p) for p in exempt["params"]}
     assert {id(model.classifier.bias)} <= no_decay_params(model)
     assert [id(model.classifier.weight)] == [id(p) for p in decayed["params"]]

@@ -20,6 +20,7 @@ from bench.benchmarks import inference_speed, speed, speed_targets
 from bench.benchmarks.speed_targets import Ratio
 from bench.inputs.models import model_config, resolve_targets
 from variants.base import adapter_layers
+from variants.peft_twin import twin
 
 FAST = ["--shape", "tiny", "--batch", "2", "--seq", "8", "--steps", "2", "--warmup", "1", "--device", "cpu"]
 CPU = torch.device("cpu")
@@ -110,9 +111,9 @@ def test_peft_twin_trains_the_same_parameters(name):
 
 
 def test_peft_qlora_is_skipped_with_a_reason_off_cuda():
-    assert "needs CUDA and bitsandbytes" in variants.get("qlora")().peft_unavailable(CPU)
-    assert variants.get("lora")().peft_unavailable(CPU) is None
-    assert variants.get("head")().peft_unavailable(CPU) == speed.NO_PEFT_METHOD
+    assert "needs CUDA and bitsandbytes" in twin(variants.get("qlora")()).unavailable(CPU)
+    assert twin(variants.get("lora")()).unavailable(CPU) is None
+    assert twin(variants.get("head")()).unavailable(CPU) == speed.NO_PEFT_METHOD
 
 
 def test_json_holds_the_rows_the_inference_and_the_target_ratios(tmp_path, capsys):
