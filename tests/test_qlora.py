@@ -1,15 +1,15 @@
 """QLoRA on the tiny BERT: the base is dequant(quant(W)), only adapters and head train, merge/unmerge,
-the saved adapter round-trips, the memory summary, and peft's LoRA (a test reference only) over the
-dequantized base gives the same outputs."""
+the saved adapter round-trips, the memory summary, and the bitsandbytes backend stores the same NF4.
+(peft's LoRA over the dequantized base giving the same outputs: tests/reference/test_peft_parity.py.)"""
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.dequantized import dequantized_copy
 from helpers.training import train_a_few_steps
 from omegaconf import OmegaConf
 from torch import nn
@@ -19,7 +19,7 @@ from bench.config.schemas import BERT_TARGETS, ModelConfig
 from bench.inputs.models import tiny_model
 from variants import build
 from variants.base import Targets, adapter_layers
-from variants.nf4 import NF4Linear, dequantize_nf4, quantize_nf4
+from variants.nf4 import NF4Linear
 from variants.qlora import QLoRA, QLoRAConfig, QLoRALinear
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -43,16 +43,6 @@ def outputs(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 def assert_same(a, b, rtol: float = RTOL, atol: float = ATOL) -> None:
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
-
-
-def dequantized_copy(model: nn.Module) -> nn.Module:
-    """A copy of the base model with every target weight replaced by dequant(quant(W))."""
-    twin = copy.deepcopy(model)
-    for name, module in twin.named_modules():
-        if isinstance(module, nn.Linear) and any(name.endswith("." + s) for s in ALL_LINEAR.modules):
-            with torch.no_grad():
-                module.weight.copy_(dequantize_nf4(quantize_nf4(module.weight)))
-    return twin
 
 
 def trained(tiny_bert, tiny_batch):
@@ -81,7 +71,7 @@ def test_target_linears_are_quantized(tiny_bert):
 
 def test_output_at_init_is_the_dequantized_base(tiny_bert, tiny_batch):
     base = tiny_bert()
-    reference, dense = outputs(dequantized_copy(base), tiny_batch), outputs(base, tiny_batch)
+    reference, dense = outputs(dequantized_copy(base, ALL_LINEAR), tiny_batch), outputs(base, tiny_batch)
     model, _ = qlora_model(base)
     ours = outputs(model, tiny_batch)
     assert_same(ours, reference)
@@ -159,17 +149,6 @@ def test_bits_per_param_about_4_13():
     model, variant = qlora_model(tiny_model(cfg, 2))
     bits = variant.summary(model)["bits_per_quantized_param"]
     assert bits == pytest.approx(4.127, abs=1e-3)
-
-
-def test_same_outputs_as_peft_lora_over_the_dequantized_base(tiny_bert, tiny_batch):
-    peft = pytest.importorskip("peft")
-    model, variant = trained(tiny_bert, tiny_batch)
-    options = dict(r=8, lora_alpha=16.0, lora_dropout=0.0, modules_to_save=["classifier"])
-    config = peft.LoraConfig(target_modules=ALL_LINEAR.modules, **options)
-    twin = peft.get_peft_model(dequantized_copy(tiny_bert()), config)
-    result = peft.set_peft_model_state_dict(twin, variant.adapter_state_dict(model))
-    assert not result.unexpected_keys, result.unexpected_keys
-    assert_same(outputs(twin.eval(), tiny_batch), outputs(model, tiny_batch))
 
 
 def test_unknown_backend_names_the_choices():

@@ -2,7 +2,8 @@
 
 Two ways: (1) a peft model built on an identical base with our trained tensors loaded into it
 (``peft_twin``), and (2) our adapter saved to disk and loaded with ``peft.PeftModel.from_pretrained``
-(``peft_from_disk``). Used by the LoRA, DoRA, VeRA and LoRA+ reference tests.
+(``peft_from_disk``). Used by the peft parity matrix (tests/reference/test_peft_parity.py) and the
+variants' own tests.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def live_by_key(model) -> dict[str, torch.Tensor]:
     return live | {PEFT_PREFIX + n: p for n, p in model.named_parameters() if n.startswith("classifier.")}
 
 
+def named_groups(param_groups, tensors: dict[str, torch.Tensor]) -> list[tuple[frozenset[str], float, float]]:
+    """Optimizer groups as (the keys of their tensors in ``tensors``, lr, weight decay)."""
+    names = {id(t): key for key, t in tensors.items()}
+    return [(frozenset(names[id(p)] for p in g["params"]), g["lr"], g["weight_decay"]) for g in param_groups]
+
+
 def peft_twin(base, peft_config, variant, model):
     """Way (1): a peft model on ``base`` (an identical copy of ours) holding our trained tensors."""
     twin = get_peft_model(base, peft_config)
@@ -77,9 +84,9 @@ def outputs(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return out.logits, out.hidden_states[-1]
 
 
-def assert_same_outputs(ours, theirs) -> None:
+def assert_same_outputs(ours, theirs, rtol: float = RTOL, atol: float = ATOL) -> None:
     for a, b in zip(ours, theirs, strict=True):
-        torch.testing.assert_close(b, a, rtol=RTOL, atol=ATOL)
+        torch.testing.assert_close(b, a, rtol=rtol, atol=atol)
 
 
 def train_mode_outputs(models, batch, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -91,18 +98,21 @@ def train_mode_outputs(models, batch, seed: int) -> list[tuple[torch.Tensor, tor
     return results
 
 
-def trained(tiny_bert, batch, targets, name: str, **options):
+def trained(tiny_bert, batch, targets, name: str, steps: int = 3, **options):
+    """Variant ``name`` with ``options`` applied to a fresh tiny BERT and trained ``steps`` steps."""
     variant = build(name, options)
     model = variant.apply(tiny_bert(), targets)
-    return variant, train_a_few_steps(model, variant, batch)
+    return variant, train_a_few_steps(model, variant, batch, steps=steps)
 
 
-def assert_matches_peft(tmp_path, tiny_bert, batch, variant, model, peft_config):
+def assert_matches_peft(
+    tmp_path, base, batch, variant, model, peft_config, rtol: float = RTOL, atol: float = ATOL
+):
+    """Both ways give our outputs; ``base()`` makes a fresh copy of the base model peft starts from."""
     ours = outputs(model, batch)
-    base = outputs(tiny_bert(), batch)
-    assert (ours[1] - base[1]).abs().max() > 1e3 * ATOL  # the adapters matter far beyond the tolerance
-    assert_same_outputs(ours, outputs(peft_twin(tiny_bert(), peft_config, variant, model), batch))
-    assert_same_outputs(ours, outputs(peft_from_disk(tmp_path, tiny_bert(), variant, model), batch))
+    assert (ours[1] - outputs(base(), batch)[1]).abs().max() > 1e3 * atol  # the adapters matter far beyond it
+    assert_same_outputs(ours, outputs(peft_twin(base(), peft_config, variant, model), batch), rtol, atol)
+    assert_same_outputs(ours, outputs(peft_from_disk(tmp_path, base(), variant, model), batch), rtol, atol)
 
 
 def lora_config(targets, **kwargs) -> LoraConfig:
