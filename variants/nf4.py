@@ -2,7 +2,7 @@
 (QLoRA: Dettmers et al., 2023, arXiv:2305.14314).
 
 The format of bitsandbytes 0.50's ``quantize_4bit(w, blocksize=64, quant_type="nf4",
-compress_statistics=True)``, which tests/test_nf4.py checks bit for bit on the CPU:
+compress_statistics=True)``, which tests/unit/variants/test_nf4.py checks bit for bit on the CPU:
 
 1. Flatten W (upcast to fp32) and cut it into blocks of 64, the last one possibly partial;
    ``absmax`` = max |w| of each block.

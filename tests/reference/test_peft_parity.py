@@ -16,7 +16,7 @@ tolerances. Each test below runs the entries of its check; nothing in a test bra
 - extra_loss, step_end, saved_adapter: AdaLoRA's dW and orthogonality loss, its importance, budget and
   mask step by step beside peft's allocator, and its pruned adapter loaded by peft.
 
-NF4's bytes against bitsandbytes are tests/test_nf4.py and tests/test_qlora.py.
+NF4's bytes against bitsandbytes are tests/unit/variants/test_nf4.py and test_qlora.py.
 """
 
 from __future__ import annotations

@@ -5,11 +5,11 @@ the saved adapter round-trips, the memory summary, and the bitsandbytes backend 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from helpers.dequantized import dequantized_copy
+from helpers.paths import ROOT
 from helpers.training import train_a_few_steps
 from omegaconf import OmegaConf
 from torch import nn
@@ -55,7 +55,7 @@ def test_registered_with_the_recipe_defaults():
     c = QLoRAConfig()
     assert (c.r, c.alpha, c.dropout, c.lr) == (64, 16.0, 0.05, 2e-4)
     assert (c.targets, c.backend) == ("all_linear", "ours")
-    yaml = OmegaConf.load(Path(__file__).parents[1] / "conf" / "variant" / "qlora.yaml")
+    yaml = OmegaConf.load(ROOT / "conf" / "variant" / "qlora.yaml")
     assert yaml.pop("defaults") == ["qlora_schema", "_self_"]
     assert {k: getattr(c, k) for k in yaml} == OmegaConf.to_container(yaml)
 
