@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from filelock import FileLock
+
+from bench.log import log
 
 INDEX = ".index.jsonl"
 LOCK_TIMEOUT_S = 300  # a rebuild of 20,000 run folders holds the lock for seconds
@@ -61,10 +62,9 @@ def completed_run(results_dir: str | Path, cfg_hash: str) -> Path | None:
     added = _append(root, found, unless_indexed=True) if found else {}
     if added:
         index.update(added)
-        print(
-            f"peft-bench: added {len(added)} run folder(s) to the results index {index_path(root)} "
-            "(made without it: from before it, or copied or pulled in)",
-            file=sys.stderr,
+        log.warning(
+            f"added {len(added)} run folder(s) to the results index {index_path(root)} "
+            "(made without it: from before it, or copied or pulled in)"
         )
     candidates = sorted(
         run for run, (h, status) in index.items() if h == cfg_hash and status in (COMPLETED, RUNNING)
@@ -138,10 +138,7 @@ def _state(folder: Path, warn: bool = False) -> State:
         m = None
     if not isinstance(m, dict):
         if warn:
-            print(
-                f"peft-bench: {path} does not parse (truncated?): not trusted, its run will run again",
-                file=sys.stderr,
-            )
+            log.warning(f"{path} does not parse (truncated?): not trusted, its run will run again")
         return None, UNREADABLE
     return m.get("config_hash"), str(m.get("status"))
 
@@ -215,8 +212,5 @@ def _rebuild(root: Path, reason: str) -> dict[str, State]:
     tmp.write_text("".join(_line(run, state) for run, state in states.items()))
     tmp.replace(path)
     if states or reason != "it was missing":  # a new results folder is no news
-        print(
-            f"peft-bench: rebuilt the results index {path} from {len(states)} run folder(s): {reason}",
-            file=sys.stderr,
-        )
+        log.warning(f"rebuilt the results index {path} from {len(states)} run folder(s): {reason}")
     return states

@@ -12,13 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from bench.inputs.metrics import DEV, TEST
+from bench.log import log
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
 
 RUNS_CSV = "runs.csv"
@@ -88,14 +88,14 @@ def _upgrade(path: Path) -> None:
     legacy = path.with_name(LEGACY_CSV)
     if path.name == RUNS_CSV and not path.exists() and is_runs_table(header(legacy)):
         legacy.rename(path)
-        print(f"peft-bench: renamed the runs CSV {legacy} to {path} (its new name)", file=sys.stderr)
+        log.warning(f"renamed the runs CSV {legacy} to {path} (its new name)")
     columns = header(path)
     if columns in (None, RUNS_COLUMNS) or not is_runs_table(columns) or not set(columns) <= set(RUNS_COLUMNS):
         return  # current, not a runs CSV, or from a newer version: left as it is
     with path.open(newline="") as f:
         rewrite(path, list(csv.DictReader(f)))
     added = [c for c in RUNS_COLUMNS if c not in columns]
-    print(f"peft-bench: added the column(s) {', '.join(added)} to {path}", file=sys.stderr)
+    log.warning(f"added the column(s) {', '.join(added)} to {path}")
 
 
 def rewrite(path: Path, rows: list[dict[str, Any]]) -> None:

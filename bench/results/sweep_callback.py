@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from bench.analysis.sweep_leaderboard import write_sweep_leaderboard
+from bench.log import log
 from bench.plural import plural
 from bench.results.failed_runs import failed_since
 
@@ -58,7 +58,7 @@ def show_leaderboard(sweep_dir: Path, config: DictConfig) -> None:
     try:
         md = write_sweep_leaderboard(sweep_dir, config.paths.runs_csv)
     except (FileNotFoundError, ValueError) as e:  # e.g. every run was killed before its CSV row
-        warnings.warn(f"no sweep leaderboard written: {e}", stacklevel=2)
+        log.warning(f"no sweep leaderboard written: {e}")
         return
     print(md.read_text())
     print(f"sweep leaderboard: {md} (and {md.with_suffix('.csv').name})")
@@ -89,4 +89,4 @@ def log_to_wandb(table_csv: Path, sweep_dir: Path, wandb_cfg: DictConfig) -> Non
         run.log({"leaderboard": wandb.Table(dataframe=table.astype(object).where(table.notna(), None))})
         run.finish()
     except Exception as e:  # noqa: BLE001 - W&B must never fail a finished sweep
-        warnings.warn(f"W&B logging of the sweep leaderboard failed: {type(e).__name__}: {e}", stacklevel=2)
+        log.warning(f"W&B logging of the sweep leaderboard failed: {type(e).__name__}: {e}")

@@ -8,15 +8,12 @@ failure prints a warning and turns the sink off; it never loses the run, its fol
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from typing import Any
 
 from bench.config.budget import budget_label, budget_of
+from bench.log import log
 from bench.results.runs_csv import run_row
-
-log = logging.getLogger("peft-bench")
 
 
 def default_mode() -> str:
@@ -64,7 +61,7 @@ class WandbSink:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - W&B must never break a run
-            warnings.warn(f"W&B {what} failed, continuing without W&B: {type(e).__name__}: {e}", stacklevel=2)
+            log.warning(f"W&B {what} failed, continuing without W&B: {type(e).__name__}: {e}")
             self.run = None
             return None
 

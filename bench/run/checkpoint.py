@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import random
 import shutil
@@ -35,7 +34,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-log = logging.getLogger("peft-bench")
+from bench.log import log
 
 TENSORS, STATE = "tensors.safetensors", "state.json"
 FORMAT = 1  # of state.json; a checkpoint of another format is not trusted

@@ -25,7 +25,6 @@ datasets.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import multiprocessing
 import sys
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from bench.config.schemas import TrainConfig
+from bench.log import log
 from bench.run import checkpoint, compiled, distributed
 
 Batch = dict[str, Tensor]
@@ -95,9 +95,6 @@ class LoopResult:
     checkpoint_time_s: float = 0.0
     error: str | None = None
     resumed_from: int | None = None  # the step of the checkpoint this run resumed from
-
-
-log = logging.getLogger("peft-bench")
 
 
 class StepHooks(Protocol):

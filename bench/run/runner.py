@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import errno
 import json
-import logging
 import random
 import shutil
 import sys
@@ -36,6 +35,7 @@ from bench.inputs.models import (
     resolve_targets,
     skeleton,
 )
+from bench.log import log
 from bench.plural import plural
 from bench.results import adapter_files, index, run_folder
 from bench.results.sinks import make_sinks
@@ -43,8 +43,6 @@ from bench.run import checkpoint, compiled, distributed, loop, process_cache
 from bench.run.memory import PeakMemory
 from bench.run.phase_times import PhaseTimes
 from variants.base import adapter_layers
-
-log = logging.getLogger("peft-bench")
 
 
 class RunSkipped(Exception):

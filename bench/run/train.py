@@ -8,7 +8,6 @@ traceback is in the run folder's ``error.txt``, or printed with ``HYDRA_FULL_ERR
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
@@ -22,9 +21,9 @@ from omegaconf import DictConfig
 
 from bench.config.store import CONF_DIR, group_options, register_configs
 from bench.inputs.metrics import TEST
+from bench.log import log
 from bench.run import runner
 
-log = logging.getLogger("peft-bench")
 register_configs()
 FULL_ERROR = "HYDRA_FULL_ERROR"
 SHOW_TRACEBACKS = os.environ.get(FULL_ERROR) == "1"  # the user's setting (main sets it for Hydra)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.notices import notices
 
 from bench.results.index import COMPLETED, INDEX, RUNNING, completed_run, record
 
@@ -50,7 +51,7 @@ def test_only_completed_runs_count(tmp_path):
     assert completed_run(tmp_path / "nowhere", "h2") is None
 
 
-def test_runs_append_their_lines_relative_to_the_results_folder(tmp_path, capsys):
+def test_runs_append_their_lines_relative_to_the_results_folder(tmp_path, caplog):
     run(tmp_path, "runs/a", "h1")
     record(tmp_path, tmp_path.parent / "elsewhere", "h9", RUNNING)  # outside the results folder: not indexed
     assert lines(tmp_path) == [
@@ -60,16 +61,16 @@ def test_runs_append_their_lines_relative_to_the_results_folder(tmp_path, capsys
     assert completed_run(tmp_path, "h1") == tmp_path / "runs/a" and completed_run(tmp_path, "h2") is None
     moved = shutil.move(tmp_path, tmp_path.parent / "moved")  # a results folder moved (or cloned)
     assert completed_run(moved, "h1") == Path(moved) / "runs/a"
-    assert capsys.readouterr().err == ""  # nothing to rebuild or add
+    assert notices(caplog) == ""  # nothing to rebuild or add
 
 
-def test_a_missing_index_is_rebuilt_from_the_run_folders(tmp_path, capsys):
+def test_a_missing_index_is_rebuilt_from_the_run_folders(tmp_path, caplog):
     """A results folder from before the index (committed to git, say): rebuilt on first use, once."""
     write_metrics(tmp_path / "compare/rt/lora-s0", "h1", COMPLETED)
     write_metrics(tmp_path / "compare/rt/lora-s1", "h2", "failed")
     write_metrics(tmp_path / "compare/rt/.hydra/x", "h3", COMPLETED)  # hidden folders are not searched
     assert completed_run(tmp_path, "h1") == tmp_path / "compare/rt/lora-s0"
-    err = capsys.readouterr().err
+    err = notices(caplog)
     assert err == (
         f"peft-bench: rebuilt the results index {tmp_path / INDEX} from 2 run folder(s): it was missing\n"
     )
@@ -78,13 +79,13 @@ def test_a_missing_index_is_rebuilt_from_the_run_folders(tmp_path, capsys):
         "compare/rt/lora-s1": "failed",
     }
     assert completed_run(tmp_path, "h2") is None and completed_run(tmp_path, "h3") is None
-    assert capsys.readouterr().err == ""
+    assert notices(caplog) == ""
     assert not (tmp_path / f"{INDEX}.tmp").exists()  # written aside, then renamed
 
 
-def test_a_new_results_folder_gets_its_index_quietly(tmp_path, capsys):
+def test_a_new_results_folder_gets_its_index_quietly(tmp_path, caplog):
     assert completed_run(tmp_path, "h1") is None
-    assert (tmp_path / INDEX).read_text() == "" and capsys.readouterr().err == ""
+    assert (tmp_path / INDEX).read_text() == "" and notices(caplog) == ""
 
 
 @pytest.mark.parametrize(
@@ -96,16 +97,16 @@ def test_a_new_results_folder_gets_its_index_quietly(tmp_path, capsys):
     ],
     ids=["truncated", "not-a-record", "two-on-a-line"],
 )
-def test_a_damaged_index_is_rebuilt_and_named(tmp_path, capsys, damage, reason):
+def test_a_damaged_index_is_rebuilt_and_named(tmp_path, caplog, damage, reason):
     run(tmp_path, "runs/a", "h1")
     write_metrics(tmp_path / "runs/b", "h2", COMPLETED)  # its lines were lost
     with (tmp_path / INDEX).open("a") as f:
         f.write(damage)
     assert completed_run(tmp_path, "h2") == tmp_path / "runs/b"
-    err = capsys.readouterr().err
+    err = notices(caplog)
     assert err.startswith(f"peft-bench: rebuilt the results index {tmp_path / INDEX} from 2 run folder(s): ")
     assert reason in err and err.count("\n") == 1
-    assert completed_run(tmp_path, "h1") == tmp_path / "runs/a" and capsys.readouterr().err == ""
+    assert completed_run(tmp_path, "h1") == tmp_path / "runs/a" and notices(caplog) == ""
 
 
 def test_a_stale_line_is_not_trusted(tmp_path):
@@ -132,31 +133,31 @@ def test_a_kill_between_metrics_json_and_its_line_still_skips_the_run(tmp_path):
     assert completed_run(tmp_path, "h2") is None
 
 
-def test_a_run_folder_the_index_lacks_is_found_and_added(tmp_path, capsys):
+def test_a_run_folder_the_index_lacks_is_found_and_added(tmp_path, caplog):
     """Copied in or pulled with git into a results folder that has an index."""
     run(tmp_path, "runs/a", "h1")
     write_metrics(tmp_path / "compare/rt/lora-s0", "h2", COMPLETED)
     assert completed_run(tmp_path, "h2") == tmp_path / "compare/rt/lora-s0"
-    assert capsys.readouterr().err == (
+    assert notices(caplog) == (
         f"peft-bench: added 1 run folder(s) to the results index {tmp_path / INDEX} "
         "(made without it: from before it, or copied or pulled in)\n"
     )
     assert lines(tmp_path)[-1] == {"config_hash": "h2", "status": COMPLETED, "run": "compare/rt/lora-s0"}
     assert completed_run(tmp_path, "h2") == tmp_path / "compare/rt/lora-s0"
-    assert capsys.readouterr().err == ""
+    assert notices(caplog) == ""
 
 
 @pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "rebuild-scan"])
-def test_a_truncated_metrics_json_is_named_once_and_its_run_reruns(tmp_path, capsys, indexed):
+def test_a_truncated_metrics_json_is_named_once_and_its_run_reruns(tmp_path, caplog, indexed):
     folder = run(tmp_path, "runs/a", "h1") if indexed else tmp_path / "runs/a"
     write_metrics(folder, "h1", COMPLETED)
     text = (folder / "metrics.json").read_text()
     (folder / "metrics.json").write_text(text[: len(text) // 2])  # cut short (a copy or a crash)
     assert completed_run(tmp_path, "h1") is None  # not trusted: the run runs again
     warning = f"peft-bench: {folder / 'metrics.json'} does not parse (truncated?): not trusted, its run will"
-    assert f"{warning} run again\n" in capsys.readouterr().err
+    assert f"{warning} run again\n" in notices(caplog)
     assert lines(tmp_path)[-1] == {"config_hash": None, "status": "unreadable", "run": "runs/a"}
-    assert completed_run(tmp_path, "h1") is None and capsys.readouterr().err == ""  # named once
+    assert completed_run(tmp_path, "h1") is None and notices(caplog) == ""  # named once
     run(tmp_path, "runs/a", "h1")  # rerun in place
     assert completed_run(tmp_path, "h1") == folder
 

@@ -7,6 +7,7 @@ import csv
 import json
 
 import pytest
+from helpers.notices import notices
 from helpers.results import write_results
 from omegaconf import OmegaConf
 
@@ -46,10 +47,10 @@ def metrics(run_dir: str) -> dict:
     return {"status": "completed", "variant": "lora", "run_dir": run_dir, "label_hparams": ["lr", "r"]}
 
 
-def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
+def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, caplog):
     old = legacy_results(tmp_path)
     runs = runs_table.load(tmp_path)
-    err = capsys.readouterr().err
+    err = notices(caplog)
     assert f"renamed the runs CSV {tmp_path / 'leaderboard.csv'} to {tmp_path / 'runs.csv'}" in err
     added = [c for c in RUNS_COLUMNS if c in ADDED_COLUMNS]  # named in the CSV's column order
     assert f"added the column(s) {', '.join(added)} to {tmp_path / 'runs.csv'}" in err
@@ -59,7 +60,7 @@ def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, capsys):
     assert all(r[c] == "" for r in rows for c in ADDED_COLUMNS)
     assert len(runs) == len(old) - 2  # latest row per config hash, as before
     runs_table.load(tmp_path)
-    again = capsys.readouterr().err
+    again = notices(caplog)
     assert "renamed" not in again and "added the column" not in again  # once only
 
 
@@ -79,7 +80,7 @@ def test_an_aggregate_leaderboard_csv_is_left_alone(tmp_path):
     assert visible(tmp_path) == ["leaderboard.csv", "runs.csv"] and len(read(tmp_path / "runs.csv")[1]) == 1
 
 
-def test_an_existing_runs_csv_wins_over_a_legacy_one(tmp_path, capsys):
+def test_an_existing_runs_csv_wins_over_a_legacy_one(tmp_path, caplog):
     old = legacy_results(tmp_path)
     RunsCsv(tmp_path / "runs.csv").finish(metrics("/r/1"))
     (tmp_path / "leaderboard.csv").write_text((tmp_path / "runs.csv").read_text())  # a stale copy

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import wandb
+from helpers.notices import notices
 from helpers.results import write_results
 from helpers.wandb_offline import offline_run, read_records
 from hydra.utils import instantiate
@@ -99,28 +100,32 @@ def test_multirun_end_logs_a_wandb_table(tmp_path, offline_wandb):
     assert runs[0] / "files" / logged["leaderboard/path"] == table_file
 
 
-def test_wandb_failure_only_warns(tmp_path, offline_wandb, monkeypatch):
+def test_wandb_failure_only_warns(tmp_path, offline_wandb, monkeypatch, caplog):
     def broken_init(**kwargs):
         raise RuntimeError("no network")
 
     monkeypatch.setattr(wandb, "init", broken_init)
     write_results(tmp_path)
-    with pytest.warns(
-        UserWarning, match="W&B logging of the sweep leaderboard failed: RuntimeError: no network"
-    ):
-        LeaderboardCallback().on_multirun_end(
-            sweep_config(tmp_path, {"project": "p", "entity": None, "mode": None})
-        )
+    LeaderboardCallback().on_multirun_end(
+        sweep_config(tmp_path, {"project": "p", "entity": None, "mode": None})
+    )
+    assert "peft-bench: W&B logging of the sweep leaderboard failed: RuntimeError: no network\n" in notices(
+        caplog
+    )
     assert (tmp_path / "sweeps" / SWEEP / "leaderboard.csv").is_file()
 
 
-def test_multirun_end_without_runs_of_the_sweep_warns_and_does_not_fail(tmp_path):
+def test_multirun_end_without_runs_of_the_sweep_warns_and_does_not_fail(tmp_path, caplog):
     """A sweep with no rows in the runs CSV (every run killed) ends normally, with a warning naming it."""
     write_results(tmp_path)
     cfg = sweep_config(tmp_path)
     cfg.hydra.sweep.dir = str(tmp_path / "sweeps" / "other")
-    with pytest.warns(UserWarning, match=r"no runs of sweep .*other in .*runs.csv; sweeps there: "):
-        LeaderboardCallback().on_multirun_end(cfg)
+    LeaderboardCallback().on_multirun_end(cfg)
+    assert re.search(
+        r"^peft-bench: no sweep leaderboard written: no runs of sweep .*other in .*runs.csv; sweeps there: ",
+        notices(caplog),
+        re.M,
+    )
     assert not (tmp_path / "sweeps" / "other" / "leaderboard.md").exists()
 
 
