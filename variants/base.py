@@ -32,7 +32,7 @@ class VariantConfig:
     """Options every variant has. Subclasses add their own fields (the Hydra schema of `variant=`)."""
 
     name: str = "???"
-    # Learning rate the paper recommends for this method; `optim.lr` overrides it when set.
+    # Learning rate the paper recommends for this method; `train.lr` overrides it when set.
     lr: float = 5e-4
     # Which linear layers to adapt: a preset the model config defines (attention = q,v; attention_all;
     # all_linear), a list of module-name suffixes ('[key,value]'), or those suffixes comma-separated.

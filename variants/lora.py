@@ -2,7 +2,7 @@
 
     h = W x + s * B A dropout(x),   s = alpha / r   (rsLoRA, Kalajdzievski 2023: s = alpha / sqrt(r))
 
-W (out x in) is frozen; A (r x in) starts kaiming-uniform(a=sqrt(5)) (or N(0, 1/r) with init=gaussian)
+W (out x in) is frozen; A (r x in) starts kaiming-uniform(a=sqrt(5)) (or N(0, (1/r)^2) with init=gaussian)
 and B (out x r) starts at zero, so the adapted model equals the base model at initialisation.
 Saved as a peft LoRA adapter (``lora_A.weight``, ``lora_B.weight``).
 """

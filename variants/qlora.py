@@ -137,7 +137,7 @@ class QLoRALinear(LoRALinear):
         dense = nn.Linear(self.in_features, self.out_features, bias=False, device="meta")
         dense.weight = nn.Parameter(new.to(quantized.weight_dtype), requires_grad=False)
         dense.bias = quantized.bias
-        # Kept off the module tree (like AdapterLayer's _unmerged_weight): a merged model is a dense model.
+        # Kept off the module tree: a merged model is a dense model (its state dict has no NF4 codes).
         object.__setattr__(self, "_quantized", quantized)
         self.base_layer = dense
         self.merged = True

@@ -34,7 +34,7 @@ def test_check_variant_catches_a_broken_variant():
         check_variant(Broken)
 
 
-# -- an outside method the old kit could not judge: helpers/ia3.py ------------------------------------
+# -- an outside method whose bias bug zero-init biases hide: helpers/ia3.py ---------------------------
 class IA3ForgetsTheBias(IA3):
     """The bug: merging scales W but not b, so merged != unmerged wherever b != 0."""
 
@@ -47,7 +47,7 @@ def test_a_method_that_scales_the_bias_merges_exactly():
 
 
 def test_the_kit_catches_a_bias_bug_that_zero_biases_hid():
-    # The old kit's conditions (the tiny model's zero-init biases) pass the bug ...
+    # With the tiny model's zero-init biases (perturb_base=False) the bug passes ...
     check_variant(IA3ForgetsTheBias, perturb_base=False)
     # ... randomised biases and norms catch it.
     with pytest.raises(AssertionError, match="merged forward vs unmerged forward"):
