@@ -1,12 +1,15 @@
-"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), Hydra's compose, and
-torch on one thread.
+"""Shared fixtures: a tiny random BERT classifier and its tokenizer (offline, seconds), Hydra's compose,
+torch on one thread, offline W&B, and a results folder with hand-checked runs.
 
 Plain functions shared by several test modules live in tests/helpers/ (imported as ``helpers``); this
 file holds fixtures only and is never imported by name.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
+from helpers.results import write_results
 
 from bench.config import store
 from bench.config.schemas import ModelConfig
@@ -69,3 +72,10 @@ def offline_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    """A results folder (runs.csv and run folders) holding helpers.results' ``RUNS``; its path."""
+    write_results(tmp_path)
+    return tmp_path

@@ -1,7 +1,8 @@
-"""The test suite's layout: test modules do not lean on each other.
+"""The test suite's layout: test modules do not lean on each other, and the unit tests mirror the code.
 
 Fixtures come from conftest.py (pytest finds them; it is never imported by name), shared plain functions
-from the ``helpers`` package (tests/helpers/), and no test module imports another one.
+from the ``helpers`` package (tests/helpers/), and no test module imports another one. Each module of
+bench/ and variants/ has a test file of its name under tests/unit/.
 """
 
 from __future__ import annotations
@@ -98,6 +99,62 @@ def test_unit_tests_mirror_the_packages():
         if not any(stem == m.stem or stem.startswith(f"{m.stem}_") for m in code.glob("*.py")):
             stray.append(f"{path.relative_to(TESTS)} names no module of {code.relative_to(root)}/")
     assert stray == []
+
+
+# Modules whose tests live outside tests/unit/: bench/testing.py is the contract test-kit that plugin
+# authors call, and tests/contract/test_contract.py runs it over every registered variant.
+TESTED_ELSEWHERE = {"bench/testing.py": "contract/test_contract.py"}
+
+
+def code_modules() -> list[Path]:
+    """Every module of bench/ and variants/ but the package files (``__init__``, bench's ``__main__``)."""
+    root = TESTS.parent
+    modules = [*(root / "bench").rglob("*.py"), *(root / "variants").rglob("*.py")]
+    return sorted(p for p in modules if p.name not in ("__init__.py", "__main__.py"))
+
+
+def unit_test_folder(module: Path) -> Path:
+    """tests/unit/<package>/ for bench/<package>/<module>.py, tests/unit/ for a loose bench/<module>.py,
+    tests/unit/variants/ for variants/<module>.py."""
+    package = module.parent.relative_to(TESTS.parent)
+    if package.parts[0] == "bench":
+        return TESTS / "unit" / Path(*package.parts[1:])
+    return TESTS / "unit" / package
+
+
+def has_test_file(module: Path) -> bool:
+    """tests/unit/.../test_<module>.py or test_<module>_<aspect>.py exists (or its TESTED_ELSEWHERE file)."""
+    elsewhere = TESTED_ELSEWHERE.get(module.relative_to(TESTS.parent).as_posix())
+    if elsewhere is not None:
+        return (TESTS / elsewhere).is_file()
+    folder = unit_test_folder(module)
+    return (folder / f"test_{module.stem}.py").is_file() or any(folder.glob(f"test_{module.stem}_*.py"))
+
+
+def test_the_mirror_rule_finds_each_modules_test_folder():
+    root = TESTS.parent
+    assert unit_test_folder(root / "bench" / "analysis" / "render.py") == TESTS / "unit" / "analysis"
+    assert unit_test_folder(root / "bench" / "plural.py") == TESTS / "unit"
+    assert unit_test_folder(root / "variants" / "lora.py") == TESTS / "unit" / "variants"
+    assert has_test_file(root / "bench" / "testing.py")
+    assert has_test_file(root / "bench" / "run" / "memory.py")  # test_memory.py (and test_memory_switches.py)
+    assert not has_test_file(root / "bench" / "no_such_module.py")
+    assert root / "bench" / "__main__.py" not in code_modules()
+    assert {root / "bench" / "plural.py", root / "variants" / "base.py"} <= set(code_modules())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="waits for the test files of bench/run/*, bench/results/run_folder.py and variants/*, which other "
+    "changes add or move",
+)
+def test_every_module_has_a_test_file_of_its_name():
+    root = TESTS.parent
+    missing = [p.relative_to(root).as_posix() for p in code_modules() if not has_test_file(p)]
+    assert missing == [], (
+        f"{len(missing)} modules have no test file of their name under tests/unit/ "
+        f"(tests/unit/<package>/test_<module>.py or test_<module>_<aspect>.py): {', '.join(missing)}"
+    )
 
 
 def test_test_file_names_are_unique():

@@ -7,7 +7,9 @@
    train, sweep with 2 joblib workers, land in the CSV, the leaderboard and the report, pass their own
    contract tests; a second plugin named ``lora``, or one that fails on import, is set aside with a warning
    naming it, and only a run that asks for it fails.
-3. The scaffold: refuses bad names and existing files; what it writes passes check_variant.
+
+The scaffold command itself (bad names, existing files, what it writes) is tested in
+tests/unit/tools/test_new_variant.py.
 """
 
 from __future__ import annotations
@@ -24,23 +26,15 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from helpers.runs import COPY_IGNORE, ROOT, copy_repo, lora_params, read_rows
+from helpers.runs import COPY_IGNORE, ROOT, TINY_RUN, copy_repo, lora_params, read_rows
 from omegaconf import OmegaConf
 
 import variants
 from bench.analysis import leaderboard, report
 from bench.testing import check_variant
 from bench.tools import new_variant
-from variants.lora import LoRALinear
 
 EXAMPLE = ROOT / "examples" / "plugin-pissa"
-RUN = [
-    "model=tiny",
-    "task=rt_polarity",
-    "task.max_train_samples=64",
-    "task.max_eval_samples=32",
-    "train.epochs=1",
-]
 PLUGINS = ("pissa", "starter")
 # tiny BERT: 2 layers x (query, value) of 32 x 32 with rank-4 factors A, B, plus the 32 -> 2 head
 PARAMS_R4 = lora_params(4)
@@ -114,7 +108,7 @@ def sweep(plugins, tmp_path_factory):
         "variant=pissa,starter",
         "seed=0,1",
         "variant.r=4",
-        *RUN,
+        *TINY_RUN,
     ]
     proc = python(["-m", "bench", "train", *args], path=[plugins.site], results=results)
     return results, proc.stdout + proc.stderr
@@ -180,7 +174,7 @@ def test_plugins_in_the_leaderboard_and_report(sweep, capsys, tmp_path):
 @pytest.mark.slow
 def test_plugin_option_typo_fails_at_compose(plugins, tmp_path):
     proc = python(
-        ["-m", "bench", "train", "variant=pissa", "variant.rr=3", *RUN],
+        ["-m", "bench", "train", "variant=pissa", "variant.rr=3", *TINY_RUN],
         path=[plugins.site],
         results=tmp_path,
         check=False,
@@ -247,7 +241,9 @@ def test_broken_plugins_only_break_the_runs_that_ask_for_them(tmp_path):
     (broken / "broken_plugin.py").write_text("import a_module_that_is_not_installed\n")
     pip_install(tmp_path / "site", dup, broken)
     results = tmp_path / "results"
-    ok = python(["-m", "bench", "train", "variant=lora", *RUN], path=[tmp_path / "site"], results=results)
+    ok = python(
+        ["-m", "bench", "train", "variant=lora", *TINY_RUN], path=[tmp_path / "site"], results=results
+    )
     assert (
         "variant name 'lora' from plugin (package peft-bench-dup-lora 0.1.0, entry point lora = "
         "dup_lora:DupLoRA) collides with the registered variant variants.lora.LoRA"
@@ -256,7 +252,7 @@ def test_broken_plugins_only_break_the_runs_that_ask_for_them(tmp_path):
     (run_dir,) = (results / "runs").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     asked = python(
-        ["-m", "bench", "train", "variant=broken", *RUN],
+        ["-m", "bench", "train", "variant=broken", *TINY_RUN],
         path=[tmp_path / "site"],
         results=results,
         check=False,
@@ -297,7 +293,7 @@ def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
 
     results = tmp_path / "results"
     python(
-        ["-m", "bench", "train", "variant=scaled", "variant.r=4", *RUN],
+        ["-m", "bench", "train", "variant=scaled", "variant.r=4", *TINY_RUN],
         cwd=repo,
         path=[repo],
         results=results,
@@ -314,94 +310,3 @@ def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
     }
     (row,) = read_rows(results / "runs.csv")
     assert (row["variant"], row["status"], float(row["lr"])) == ("scaled", "completed", 1e-3)
-
-
-# -- 3. the scaffold ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "name, reason",
-    [
-        ("My-Lora", "must be a lowercase Python identifier"),
-        ("2fast", "must be a lowercase Python identifier"),
-        ("_hidden", "must be a lowercase Python identifier"),
-        ("class", "is a Python keyword"),
-        ("lora", "a variant of that name exists already (registered: adalora, "),
-    ],
-)
-def test_scaffold_refuses_invalid_names(name, reason, tmp_path):
-    with pytest.raises(ValueError, match=f"invalid variant name '{name}': .*{reason.replace('(', '.')}"):
-        new_variant.scaffold(name, tmp_path / "pkg", package=True)
-    assert not (tmp_path / "pkg").exists()
-
-
-def test_scaffold_cli_names_the_error(capsys):
-    with pytest.raises(SystemExit) as e:
-        new_variant.main(["lora", "--package"])
-    assert e.value.code == 2
-    assert "invalid variant name 'lora': a variant of that name exists already" in capsys.readouterr().err
-
-
-def test_scaffold_refuses_to_overwrite(tmp_path):
-    (tmp_path / "variants").mkdir()
-    (tmp_path / "variants" / "__init__.py").write_text("")
-    (tmp_path / "conf" / "variant").mkdir(parents=True)
-    (tmp_path / "conf" / "variant" / "mine.yaml").write_text("# mine\n")
-    with pytest.raises(FileExistsError, match=r"refusing to overwrite existing files: .*mine\.yaml"):
-        new_variant.scaffold("mine", tmp_path)
-    assert not (tmp_path / "variants" / "mine.py").exists()  # nothing written
-    assert (tmp_path / "conf" / "variant" / "mine.yaml").read_text() == "# mine\n"
-    with pytest.raises(ValueError, match="is not a peft-bench checkout"):
-        new_variant.scaffold("mine", tmp_path / "elsewhere")
-
-
-def test_scaffold_writes_the_in_repo_files(tmp_path):
-    (tmp_path / "variants").mkdir()
-    (tmp_path / "variants" / "__init__.py").write_text("")
-    with pytest.raises(ValueError, match="is not a peft-bench checkout"):  # e.g. site-packages: no conf/
-        new_variant.scaffold("two_step", tmp_path)
-    (tmp_path / "conf" / "variant").mkdir(parents=True)
-    written = new_variant.scaffold("two_step", tmp_path)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
-        "conf/variant/two_step.yaml",
-        "tests/test_two_step.py",
-        "variants/two_step.py",
-    ]
-    source = (tmp_path / "variants" / "two_step.py").read_text()
-    assert "@register\nclass TwoStep(Variant):" in source and "class TwoStepLinear(AdapterLayer):" in source
-    assert "EDIT HERE" in source
-    assert OmegaConf.to_container(OmegaConf.load(tmp_path / "conf" / "variant" / "two_step.yaml")) == {
-        "defaults": ["two_step_schema", "_self_"],
-    }
-    for path in written:
-        if path.suffix == ".py":
-            compile(path.read_text(), str(path), "exec")
-
-
-def test_scaffolded_package_passes_the_contract(tmp_path, monkeypatch):
-    """The --package skeleton is a real variant (its own layer, not LoRA's) and passes the test-kit as is."""
-    pkg = tmp_path / "pkg"
-    written = new_variant.scaffold("my_method", pkg, package=True)
-    assert sorted(p.relative_to(pkg).as_posix() for p in written) == [
-        "README.md",
-        "pyproject.toml",
-        "src/peft_bench_my_method/__init__.py",
-        "tests/test_my_method.py",
-    ]
-    pyproject = (pkg / "pyproject.toml").read_text()  # the installed entry point is checked in the slow tests
-    assert (
-        '[project.entry-points."peft_bench.variants"]\nmy_method = "peft_bench_my_method:MyMethod"\n'
-        in pyproject
-    )
-    assert 'name = "peft-bench-my-method"' in pyproject
-    compile((pkg / "tests" / "test_my_method.py").read_text(), "test_my_method.py", "exec")
-    monkeypatch.syspath_prepend(str(pkg / "src"))
-    try:
-        module = importlib.import_module("peft_bench_my_method")
-        assert "\n@register\n" not in (pkg / "src" / "peft_bench_my_method" / "__init__.py").read_text()
-        assert issubclass(module.MyMethodLinear, variants.AdapterLayer)
-        assert not issubclass(module.MyMethodLinear, LoRALinear)  # its own layer, not a re-export of LoRA's
-        check_variant(module.MyMethod, {"r": 4})
-        assert "my_method" not in variants.available()
-    finally:
-        sys.modules.pop("peft_bench_my_method", None)

@@ -2,7 +2,8 @@
 
 ``RUNS`` lists the runs with hand-checked numbers (see the comments); ``write_results`` writes them, as
 runs recorded before ``config_key`` and ``settings`` (their rows are grouped by label). ``composed_run``
-is a run recorded as the runner records it now (from a composed config); ``write_runs`` writes such runs.
+is a run recorded as the runner records it now (from a composed config); ``write_runs`` writes such runs,
+``write_dora_runs`` composed dora runs; ``without`` reads a runs CSV back without some tasks' runs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import OmegaConf
 
 from bench.results.columns import RUNS_COLUMNS
@@ -162,3 +164,20 @@ def write_runs(root: Path, runs: list[dict]) -> Path:
         w.writeheader()
         w.writerows(run_row(m) for m in runs)
     return path
+
+
+DORA = ["variant=dora", "task=rt_polarity", "model=minilm"]
+
+
+def write_dora_runs(compose, root: Path, runs: list[tuple[list[str], int, float]]) -> Path:
+    """runs.csv of dora runs: (overrides, seed, score) each, recorded as the runner records them."""
+    return write_runs(
+        root,
+        [composed_run(compose, root, [*DORA, *extra, f"seed={seed}"], score) for extra, seed, score in runs],
+    )
+
+
+def without(csv_path: Path, *tasks: str) -> pd.DataFrame:
+    """The runs CSV read as text, without the runs of ``tasks``."""
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    return df[~df["task"].isin(tasks)]

@@ -1,5 +1,6 @@
-"""The HTML report: the verdict first, self-contained, the right plots, edge cases, and a page that really
-renders in Chromium (the verdict before the plots, the compact table within 1400 px)."""
+"""bench.analysis.report: the HTML page, the verdict first, then the plots and the tables; self-contained;
+edge cases (one task, failed runs only, no memory recorded, a sweep folder, keyed runs); and a page that
+really renders in Chromium (the verdict before the plots, the compact table within 1400 px)."""
 
 from __future__ import annotations
 
@@ -7,37 +8,23 @@ import base64
 import html
 import io
 import json
-import math
 import re
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.report_results import write_comparison
+from helpers.report_results import TASKS, write_comparison
 from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
-from bench.analysis import report, runs_table
-from bench.analysis.configurations import configurations, tuned_board
-from bench.analysis.figures import (
-    Style,
-    bar_floor,
-    bars_figure,
-    cost_figure,
-    curve_key,
-    curves_figure,
-    pareto_mask,
-    sensitivity_figure,
-)
-from bench.analysis.selection import sensitivity
-from bench.analysis.significance import Friedman
-from bench.analysis.verdict import overall_html, task_cells
+from bench.analysis import report
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
+
+
 PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank
     "score per variant",
     "score vs trainable parameters",
@@ -45,7 +32,11 @@ PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, few
     "score vs train time (s)",
     "learning curves",
 ]
+
+
 COMPARISON_PLOTS = [*PLOTS[:4], "dev score vs lr", "critical difference diagram", "learning curves"]
+
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -57,6 +48,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--hide-scrollbars",
 ]
+
+
 PAGE_CHECK = """<script>
 window.addEventListener("load", () => {
   const imgs = Array.from(document.images);
@@ -77,7 +70,8 @@ window.addEventListener("load", () => {
   document.body.appendChild(out);
 });
 </script>"""
-TASKS = ("rt_polarity", "rt_rating", "tweet_polarity")
+
+
 CHEAPEST = "trainable parameters: lora; peak memory: lora; train time: dora"
 
 
@@ -113,53 +107,6 @@ def comparison(tmp_path_factory) -> tuple[Path, str]:
     return folder, (folder / "report.html").read_text()
 
 
-def comparison_rows(folder: Path) -> tuple[pd.DataFrame, Style]:
-    """The comparison's selected rows and its plot style."""
-    runs = runs_table.load(folder)
-    rows = report.selected_rows(tuned_board(runs, full=True))
-    return rows, Style(rows)
-
-
-def test_bar_floor_is_chance_or_zero():
-    assert bar_floor(np.array([70.0, 80.0]), 50.0) == 50.0  # chance, below every bar
-    assert bar_floor(np.array([45.0, 80.0]), 50.0) == 0.0  # a bar (or its CI) below chance
-    assert bar_floor(np.array([60.0, 80.0]), math.nan) == 0.0  # chance not recorded
-    assert bar_floor(np.array([-5.0, 10.0]), 0.0) == -5.0  # a negative correlation
-    assert bar_floor(np.array([5.0, 10.0]), 0.0) == 0.0  # a correlation's chance is zero
-
-
-def test_bars_start_at_chance_and_mark_the_tied(comparison):
-    rows, style = comparison_rows(comparison[0])
-    fig = bars_figure(rows, style)
-    for ax, task in zip(fig.axes, TASKS, strict=True):
-        assert ax.get_ylim()[0] == 50.0, task  # chance: the majority class
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["dora", "lora", "full", "ia3"]
-        marks = [t.get_text().split("\n")[0] for t in ax.texts if "n=" in t.get_text()]
-        assert [m.split(" ", 1)[1] if " " in m else "" for m in marks] == ["best", "≈best", "", ""]
-        assert "chance" in [t.get_text() for t in ax.texts]
-
-
-def test_every_point_is_named(comparison):
-    """Cost, sensitivity and curve plots: each panel names every variant and draws chance."""
-    folder, _ = comparison
-    rows, style = comparison_rows(folder)
-    runs = runs_table.load(folder)
-    sens = sensitivity(configurations(runs))
-    figures = [
-        cost_figure(rows, "trainable_params", "trainable parameters", True, style),
-        sensitivity_figure(sens, rows, style),
-        curves_figure(runs, rows, folder, style)[0],
-    ]
-    for fig in figures:
-        for ax in fig.axes[:3]:
-            texts = [t.get_text() for t in ax.texts]
-            assert sorted(t for t in texts if t != "chance") == ["dora", "full", "ia3", "lora"], texts
-            assert texts.count("chance") == 1
-    assert figures[2].axes[0].get_ylabel() == "dev/accuracy ×100"  # the curves: the dev metric
-    rings = [c.get_offsets().tolist() for c in figures[1].axes[0].collections if 140 in c.get_sizes()]
-    assert [[1e-3, 85.0]] in rings and [[3e-3, 80.0]] not in rings  # dora's: the lr with the best dev score
-
-
 def test_comparison_report_verdict_then_plots_then_tables(comparison):
     _, page = comparison
     assert list(images(page)) == COMPARISON_PLOTS
@@ -173,62 +120,6 @@ def test_comparison_report_verdict_then_plots_then_tables(comparison):
     ranks = page[page.index("<h2>Average rank") : page.index("<figure>")]
     order = [ranks.index(f"<td>{v}</td>") for v in ("dora", "lora", "full", "ia3")]
     assert order == sorted(order)  # best average rank first
-
-
-def test_verdict_warns_at_chance_and_labels_the_paper_protocol():
-    best = {
-        "variant": "lora",
-        "hparams": "lr=0.001",
-        "mean_x100": 50.3,
-        "ci95_x100": 0.2,
-        "n": 3,
-        "select_on": "test",
-    }
-    cells = task_cells(
-        {"task": "sst2", "best": best, "tied": [], "cheapest": {}, "untested": ["vera"], "chance_x100": 50.0}
-    )
-    assert cells[:4] == ["sst2", "lora lr=0.001: 50.30 ± 0.20 (95% CI, n=3)", "none", "no cost recorded"]
-    assert cells[4] == (
-        "paper protocol: best epoch on the reported split; at chance (50.00): the best predicts the majority "
-        "class; not tested (fewer than 2 seeds): vera"
-    )
-    clear = best | {"mean_x100": 50.6, "select_on": "dev"}
-    cells = task_cells(
-        {"task": "sst2", "best": clear, "tied": ["dora"], "cheapest": {}, "untested": [], "chance_x100": 50.0}
-    )
-    assert cells[2] == "dora" and cells[4] == ""  # 0.6 above chance, selected on dev: no remark
-
-
-def test_no_overall_best_or_cheapest_when_the_ranks_do_not_differ():
-    """Three tasks where head is last every time but the Friedman test cannot reject: naming "the
-    cheapest of the tied" would recommend head, so the verdict names neither a best nor a cheapest."""
-    ranks = pd.Series({"full": 2.0, "lora": 2.3, "head": 3.0})
-    test = Friedman(tasks=["a", "b", "c"], scores=pd.DataFrame(), avg_rank=ranks, statistic=4.2, p=0.12,
-                    nemenyi=pd.DataFrame(1.0, index=ranks.index, columns=ranks.index))  # fmt: skip
-    verdict = {"best": "full", "tied": ["lora", "head"], "cheapest": {"train time": "head"}, "friedman": test}
-    text = html.unescape(overall_html(verdict))
-    assert "Over all 3 tasks (a, b, c): the ranks do not tell the variants apart (Friedman" in text
-    assert "χ² = 4.20, p = 0.12, >= 0.05), so no overall best or cheapest is named" in text
-    assert (
-        "Best average rank: full (2.00)." in text and "cheapest of those" not in text and "head" not in text
-    )
-    decisive = html.unescape(overall_html(verdict | {"friedman": replace(test, p=0.01)}))
-    assert "best full (average rank 2.00); tied with it (Nemenyi, p >= 0.05): lora, head;" in decisive
-    assert "cheapest of those (mean over the tasks): train time: head. Friedman" in decisive
-
-
-def test_curve_key_prefers_the_dev_metric():
-    assert curve_key(["step", "dev/accuracy", "test/accuracy"], "accuracy") == "dev/accuracy"
-    assert curve_key(["step", "dev/accuracy", "test/accuracy_m"], "accuracy_m") == "dev/accuracy"
-    assert curve_key(["step", "test/accuracy_m"], "accuracy_m") == "test/accuracy_m"
-    assert curve_key(["step", "accuracy"], "accuracy") == "accuracy"  # a run before dev sets
-    assert curve_key(["step", "train_loss"], "accuracy") is None
-
-
-def test_pareto_mask():
-    x = np.array([1.0, 2.0, 3.0, 4.0, 2.0])
-    y = np.array([50.0, 60.0, 55.0, 70.0, 60.0])
-    assert pareto_mask(x, y).tolist() == [True, True, False, True, False]  # ties: the first one
 
 
 def test_report_is_self_contained_with_all_plots(tmp_path, capsys):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.markdown import md_rows
 from helpers.results import composed_run, write_runs
 from scipy import stats
 
@@ -109,13 +110,6 @@ def only(table: pd.DataFrame, **match) -> pd.Series:
         sel &= table[k] == v
     assert sel.sum() == 1, table
     return table[sel].iloc[0]
-
-
-def md_rows(text: str) -> list[dict[str, str]]:
-    """The rows of the first Markdown table in ``text``, as {column: cell}."""
-    lines = [x for x in text.splitlines() if x.startswith("| ")]
-    header = [c.strip() for c in lines[0].strip("|").split(" | ")]
-    return [dict(zip(header, (c.strip() for c in x.strip("|").split(" | ")), strict=True)) for x in lines[1:]]
 
 
 def csv_out(capsys) -> pd.DataFrame:

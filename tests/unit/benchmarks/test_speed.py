@@ -1,8 +1,6 @@
 """bench.benchmarks.speed on the tiny shape: the CSV's and JSON's rows and columns, ratios computed from the
-measured
-columns, the target verdicts, inference rows (merged logits equal unmerged ones), the peft twins set up
-like ours, --compile, and the errors. No timed assertions (the speed targets live in
-bench.benchmarks.speed_targets)."""
+measured columns, the target verdicts and the inference rows in its JSON, the peft twins set up like ours,
+--compile, and the errors. No timed assertions (the speed targets live in bench.benchmarks.speed_targets)."""
 
 from __future__ import annotations
 
@@ -13,18 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.speed import MERGE_ATOL
 from tqdm.auto import tqdm
 
 import variants
 from bench.benchmarks import inference_speed, speed, speed_targets
-from bench.benchmarks.speed_targets import Ratio
 from bench.inputs.models import model_config, resolve_targets
-from variants.base import adapter_layers
 from variants.peft_twin import twin
 
 FAST = ["--shape", "tiny", "--batch", "2", "--seq", "8", "--steps", "2", "--warmup", "1", "--device", "cpu"]
 CPU = torch.device("cpu")
-MERGE_ATOL = 1e-6  # the tiny model's fp32 logits are about 1e-2; a merge moves them by about 1e-9
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -157,66 +153,6 @@ def test_json_holds_the_rows_the_inference_and_the_target_ratios(tmp_path, capsy
         assert f"  {r['verdict']}" in next(
             line for line in out.splitlines() if line.startswith(r["ratio"] + " ")
         )
-
-
-def rows_of(ms: dict[str, tuple[float, float | str]]) -> list[dict]:
-    return [
-        {"variant": v, "ours_ms": ours, "peft_ms": peft, "peft_note": ""} for v, (ours, peft) in ms.items()
-    ]
-
-
-def test_verdicts_on_fixed_times():
-    rows = rows_of({"lora": (8.0, 10.0), "dora": (8.3, 9.0), "full": (10.0, ""), "adalora": (9.0, 12.0)})
-    rows.append({"variant": "qlora", "ours_ms": 8.8, "peft_ms": "", "peft_note": "needs CUDA"})
-    cpu = {r.name: r for r in speed_targets.ratios(rows, ["lora", "dora", "vera", "adalora", "qlora"], "cpu")}
-    assert cpu["lora ours/peft"] == Ratio("lora ours/peft", 0.8, 0.8)  # at the target: met
-    assert cpu["lora ours/peft"].verdict == "met"
-    assert (cpu["dora ours/peft"].verdict, cpu["adalora ours/peft"].verdict) == ("missed", "met")
-    assert cpu["dora/lora"].value == pytest.approx(8.3 / 8) and cpu["dora/lora"].verdict == "missed"
-    assert cpu["qlora/lora"].value == pytest.approx(1.1) and cpu["qlora/lora"].verdict == "met"
-    assert cpu["vera ours/peft"] == Ratio("vera ours/peft", None, 0.8, "not run")
-    assert cpu["qlora ours/peft"] == Ratio("qlora ours/peft", None, 0.8, "needs CUDA")
-    assert cpu["vera/lora"].verdict == "not measured" and cpu["vera/lora"].note == "vera not run"
-    assert cpu["adalora/lora"] == Ratio("adalora/lora", 9 / 8, None, "none set on cpu")
-    assert cpu["lora/full"].verdict == "no target"
-    cuda = {r.name: r for r in speed_targets.ratios(rows, ["lora", "dora"], "cuda")}
-    assert (cuda["lora ours/peft"].target, cuda["lora ours/peft"].verdict) == (0.5, "missed")
-    assert cuda["dora ours/peft"].verdict == "no target"  # the issue sets LoRA's only on CUDA
-    assert (cuda["dora/lora"].verdict, cuda["adalora/lora"].verdict, cuda["lora/full"].verdict) == (
-        "met", "met", "missed",
-    )  # fmt: skip
-    assert {r.verdict for r in speed_targets.ratios(rows, ["lora"], "mps")} == {"no target", "not measured"}
-
-
-@pytest.mark.parametrize("name", ["lora", "dora", "vera", "adalora", "qlora", "full"])
-def test_inference_row_merged_logits_equal_unmerged(name):
-    """The adapter is made to matter (its tensors moved off their init); merging keeps the logits, and
-    latency leaves the model unmerged and in train mode."""
-    shape = model_config("tiny")
-    base = speed.base_model(shape, 8, speed.SEED)
-    targets = resolve_targets(shape, "attention")
-    variant, ours = speed.our_run(name, speed.variant_options(name, 3, shape), base, targets, CPU)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for layer in adapter_layers(ours.model).values():
-            for t in layer.adapter_tensors().values():
-                t.add_(torch.randn_like(t))
-    batch = speed.make_batch(shape, 2, 8, speed.SEED, CPU)
-    row = inference_speed.latency(base, variant, ours.model, batch, 1, 2, CPU, tqdm(disable=True))
-    assert row["base_ms"] > 0 and row["unmerged_ms"] > 0
-    assert ours.model.training and base.training
-    assert not any(layer.merged for layer in adapter_layers(ours.model).values())
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    unmerged = inference_speed.logits(ours.model.eval(), inputs, CPU)
-    if name == "full":
-        assert row["merge_note"] == inference_speed.NO_MERGE and row["merged_ms"] == ""
-        return
-    assert (unmerged - inference_speed.logits(base.eval(), inputs, CPU)).abs().max() > 100 * MERGE_ATOL
-    assert row["merged_ms"] > 0 and row["merged_max_diff"] <= MERGE_ATOL
-    variant.merge(ours.model)
-    torch.testing.assert_close(
-        inference_speed.logits(ours.model, inputs, CPU), unmerged, rtol=0, atol=MERGE_ATOL
-    )
 
 
 @pytest.mark.slow  # inductor compiles lora's and full's step: minutes on a loaded 2-core CPU

@@ -2,7 +2,9 @@
 
 import copy
 
-from bench.config.hashing import config_hash, config_key, config_settings, flatten
+from omegaconf import OmegaConf
+
+from bench.config.hashing import HASH_IGNORED, config_hash, config_key, config_settings, flatten
 
 CONFIG = {
     "seed": 1,
@@ -43,3 +45,18 @@ def test_settings_are_the_hashed_config_without_the_seed_as_dotted_keys():
 
 def test_flatten_keeps_lists_and_empty_dicts_as_values():
     assert flatten({"a": {"b": [1, 2], "c": {}}, "d": 3}) == {"a.b": [1, 2], "a.c": {}, "d": 3}
+
+
+def test_config_key_is_the_config_hash_without_the_seed(compose):
+    def both(*overrides: str) -> tuple[str, str]:
+        container = OmegaConf.to_container(compose(list(overrides)), resolve=True)
+        return config_hash(container), config_key(container)
+
+    (h0, k0), (h1, k1) = both("seed=0"), both("seed=1")
+    assert h0 != h1 and k0 == k1 and len(k0) == 12
+    assert both("seed=0", "paths.results=/elsewhere", "experiment_name=x") == (h0, k0)  # HASH_IGNORED
+    assert both("seed=0", "train.weight_decay=0.1")[1] != k0
+    settings = config_settings(OmegaConf.to_container(compose(["seed=0"]), resolve=True))
+    assert settings["train.weight_decay"] == 0.01 and settings["task.max_eval_samples"] is None
+    assert settings["model.max_length"] == 128 and "seed" not in settings
+    assert not any(k.split(".")[0] in HASH_IGNORED for k in settings)

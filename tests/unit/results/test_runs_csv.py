@@ -1,21 +1,17 @@
-"""The runs CSV: a legacy leaderboard.csv is migrated (renamed, columns added) by writers and readers
-alike, the lock stays hidden, and both sinks follow the Sink protocol."""
+"""The runs CSV: a run's row flattened from its metrics.json, a legacy leaderboard.csv migrated (renamed,
+columns added) by writers and readers alike, and the lock kept hidden."""
 
 from __future__ import annotations
 
 import csv
 import json
 
-import pytest
 from helpers.notices import notices
 from helpers.results import write_results
-from omegaconf import OmegaConf
 
 from bench.analysis import runs_table
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.results.runs_csv import RunsCsv, locate, run_row
-from bench.results.sinks import Sink, make_sinks
-from bench.results.wandb_sink import WandbSink
 
 LEGACY_COLUMNS = [c for c in RUNS_COLUMNS if c not in ADDED_COLUMNS]
 
@@ -45,6 +41,17 @@ def visible(folder):
 
 def metrics(run_dir: str) -> dict:
     return {"status": "completed", "variant": "lora", "run_dir": run_dir, "label_hparams": ["lr", "r"]}
+
+
+def test_run_row_flattens_metrics_json(results):
+    metrics = json.loads(next((results / "runs").glob("*_lora-mrpc-s0/metrics.json")).read_text())
+    row = run_row(metrics)
+    assert list(row) == RUNS_COLUMNS
+    assert (row["score"], json.loads(row["metrics"]), json.loads(row["label_hparams"])) == (
+        0.88,
+        {"accuracy": 0.88, "f1": 0.91},
+        ["lr", "r"],
+    )
 
 
 def test_a_reader_migrates_a_legacy_leaderboard_csv(tmp_path, caplog):
@@ -96,26 +103,6 @@ def test_recover_appends_to_a_new_file_with_its_header(tmp_path):
     columns, rows = read(tmp_path / "sub" / "runs.csv")
     assert columns == RUNS_COLUMNS and [r["run_dir"] for r in rows] == ["/r/1"]
     assert rows[0] == {k: str(v) for k, v in run_row(metrics("/r/1")).items()}
-
-
-def test_both_sinks_follow_the_protocol(tmp_path):
-    assert isinstance(RunsCsv(tmp_path / "runs.csv"), Sink)
-    assert isinstance(WandbSink(mode="disabled"), Sink)
-    WandbSink(mode="disabled").recover({})  # a documented no-op
-
-
-def test_make_sinks_always_starts_with_the_runs_csv(tmp_path):
-    paths = {"results": str(tmp_path), "runs_csv": str(tmp_path / "runs.csv")}
-    [only] = make_sinks(OmegaConf.create({"paths": paths, "logger": {}}))
-    assert isinstance(only, RunsCsv) and only.path == tmp_path / "runs.csv"
-    wandb = {"_target_": "bench.results.wandb_sink.WandbSink", "mode": "disabled"}
-    csv_sink, wandb_sink = make_sinks(OmegaConf.create({"paths": paths, "logger": {"wandb": wandb}}))
-    assert isinstance(csv_sink, RunsCsv) and isinstance(wandb_sink, WandbSink)
-    bad = {"paths": paths, "logger": {"odd": {"_target_": "builtins.dict"}}}
-    with pytest.raises(
-        TypeError, match=r"logger.odd \(dict\) is not a Sink: it lacks start, log, finish, recover"
-    ):
-        make_sinks(OmegaConf.create(bad))
 
 
 def test_a_runs_csv_with_unknown_columns_is_left_as_it_is(tmp_path):

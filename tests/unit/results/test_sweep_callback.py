@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import wandb
+from helpers.markdown import md_rows
 from helpers.notices import notices
 from helpers.results import write_results
 from helpers.wandb_offline import offline_run, read_records
@@ -30,13 +31,6 @@ def sweep_config(root: Path, wandb_cfg: dict | None = None):
             "logger": logger,
         }
     )
-
-
-def md_rows(text: str) -> list[dict[str, str]]:
-    """The rows of the first Markdown table in ``text``, as {column: cell}."""
-    lines = [x for x in text.splitlines() if x.startswith("| ")]
-    header = [c.strip() for c in lines[0].strip("|").split(" | ")]
-    return [dict(zip(header, (c.strip() for c in x.strip("|").split(" | ")), strict=True)) for x in lines[1:]]
 
 
 def test_sweep_group_is_the_sweep_folder_name():

@@ -1,0 +1,120 @@
+"""bench.results.wandb_sink: one W&B run per training run (offline, read back from disk), its summary at
+the selected epoch, the mode without an API key, and a failing W&B that only warns."""
+
+from __future__ import annotations
+
+import pytest
+import wandb
+from helpers.wandb_offline import offline_run
+
+from bench.config.budget import budget_label, budget_of
+from bench.results.wandb_sink import SUMMARY_KEYS, WandbSink, default_mode
+
+SETTINGS = {"train.epochs": 2, "train.batch_size": 16, "model.max_length": 64, "task.max_eval_samples": 40}
+METRICS = {  # a metrics.json: the best dev score at step 2, the last evaluation (step 3) is worse
+    "status": "completed",
+    "main_metric": "accuracy",
+    "dev_metric": "accuracy",
+    "select_on": "dev",
+    "selection_metric": "dev/accuracy",
+    "best_epoch": 1.0,
+    "best": {"dev/accuracy": 0.75, "test/accuracy": 0.7},
+    "final": {"dev/accuracy": 0.6, "test/accuracy": 0.65},
+    "chance": {"test/accuracy": 0.5},
+    "trainable_params": 1234,
+    "config_hash": "abc",
+    "config_key": "def",
+    "hparams": {"lr": 5e-4, "r": 4},
+    "settings": SETTINGS,
+    "variant_summary": {"rank_budget": 12},
+}
+
+
+def start(sink: WandbSink, run_dir) -> None:
+    sink.start(
+        {
+            "run_name": "lora-rt_polarity-s0",
+            "variant": "lora",
+            "task": "rt_polarity",
+            "model": "tiny",
+            "seed": 0,
+            "group": "sweep-x",
+            "run_dir": str(run_dir),
+            "config": {"variant": {"name": "lora", "r": 4}},
+        }
+    )
+
+
+def test_a_run_streams_its_metrics_and_sums_up_the_selected_epoch(tmp_path, offline_wandb):
+    sink = WandbSink(project="peft-bench-test", mode="offline", tags=["mine"])
+    start(sink, tmp_path)
+    sink.log({"train/loss": 0.69, "train/lr": 5e-4}, step=1)
+    sink.log({"dev/accuracy": 0.75, "test/accuracy": 0.7, "epoch": 1.0}, step=2)
+    sink.log({"dev/accuracy": 0.6, "test/accuracy": 0.65, "epoch": 2.0}, step=3)
+    sink.finish(METRICS)
+    wandb.teardown()  # wait for wandb-core to flush the run's transaction log
+    assert sink.run is None
+    run = offline_run(tmp_path)
+    assert (run["name"], run["group"]) == ("lora-rt_polarity-s0", "sweep-x")
+    assert sorted(run["tags"]) == ["lora", "mine", "rt_polarity", "seed0", "tiny"]
+    assert run["config"]["variant"] == {"name": "lora", "r": 4}
+    evals = [(h["_step"], h["dev/accuracy"]) for h in run["history"] if "dev/accuracy" in h]
+    assert evals == [(2, 0.75), (3, 0.6)]
+    summary = run["summary"]
+    assert (summary["dev/accuracy"], summary["test/accuracy"]) == (0.75, 0.7)  # the selected epoch's
+    assert (summary["final/dev/accuracy"], summary["final/test/accuracy"]) == (0.6, 0.65)
+    assert (summary["score"], summary["dev_score"], summary["chance_score"]) == (0.7, 0.75, 0.5)
+    assert summary["lr"] == 5e-4 and summary["variant/rank_budget"] == 12
+    assert summary["budget"] == budget_label(budget_of(SETTINGS)) == "2 ep x bs 16, len 64, all/40 ex"
+    assert {k: summary[k] for k in ("status", "selection_metric", "trainable_params", "config_key")} == {
+        "status": "completed",
+        "selection_metric": "dev/accuracy",
+        "trainable_params": 1234,
+        "config_key": "def",
+    }
+    assert set(SUMMARY_KEYS) <= set(summary)
+
+
+def test_a_failing_call_warns_once_and_turns_the_sink_off(tmp_path, monkeypatch):
+    def broken_init(**kwargs):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    sink = WandbSink(mode="offline")
+    with pytest.warns(UserWarning, match="W&B init failed, continuing without W&B: RuntimeError: no network"):
+        start(sink, tmp_path)
+    assert sink.run is None
+    sink.log({"train/loss": 1.0}, step=1)  # off: nothing called, nothing raised
+    sink.finish(METRICS)
+
+    class BrokenRun:
+        def log(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    sink.run = BrokenRun()
+    with pytest.warns(UserWarning, match="W&B log failed, continuing without W&B: OSError: disk full"):
+        sink.log({"train/loss": 1.0}, step=2)
+    assert sink.run is None
+
+
+def test_without_an_api_key_the_mode_is_offline_with_a_notice(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    assert default_mode() == "offline"
+    caplog.set_level("WARNING", logger="peft-bench")
+    assert WandbSink().mode == "offline"
+    [notice] = [r.getMessage() for r in caplog.records]
+    assert notice.startswith("W&B: no API key (WANDB_API_KEY or ~/.netrc), so the run is logged offline")
+    caplog.clear()
+    assert WandbSink(mode="offline").mode == "offline" and caplog.records == []  # asked for: no notice
+
+
+def test_an_api_key_or_a_netrc_entry_means_online(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert default_mode() == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "x" * 40 + "\n")
+    netrc.chmod(0o600)
+    assert default_mode() == "online"
