@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config.hashing import flatten
+from bench.log import log
 from bench.plural import plural
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.results.run_folder import recorded_path
@@ -130,12 +131,12 @@ def malformed(row: pd.Series) -> str | None:
 
 
 def drop_malformed(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows that can be read; each skipped row is named (its run folder, else its position) on
-    stderr, so that one damaged row never stops a leaderboard or a report."""
+    """The rows that can be read; each skipped row is named (its run folder, else its position) in a
+    notice, so that one damaged row never stops a leaderboard or a report."""
     reasons = {i: why for i, row in df.iterrows() if (why := malformed(row)) is not None}
     for i, why in reasons.items():
         where = str(df.at[i, "run_dir"]).strip() or f"row {i + 1}"
-        print(f"peft-bench: skipped a malformed run row ({where}): {why}", file=sys.stderr)
+        log.warning("skipped a malformed run row (%s): %s", where, why)
     return df.drop(index=list(reasons)).reset_index(drop=True) if reasons else df
 
 

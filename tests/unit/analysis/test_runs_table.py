@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.notices import notices
 from helpers.results import RUNS, composed_run
 
 from bench.analysis import configurations, leaderboard, runs_table
@@ -109,7 +110,7 @@ def test_a_sweep_folder_is_read_from_its_run_folders(results, capsys):
         )
 
 
-def test_a_malformed_row_is_skipped_and_named_not_fatal(results, capsys):
+def test_a_malformed_row_is_skipped_and_named_not_fatal(results, capsys, caplog):
     """A damaged CSV row (broken JSON, a blank variant) is left out, named on stderr."""
     df = pd.read_csv(results / "runs.csv", dtype=str, keep_default_na=False)
     df.loc[0, "settings"] = '{"train.lr": '
@@ -117,7 +118,7 @@ def test_a_malformed_row_is_skipped_and_named_not_fatal(results, capsys):
     bad_dirs = df.loc[[0, 1], "run_dir"].tolist()
     df.to_csv(results / "runs.csv", index=False)
     runs = runs_table.load_runs(results / "runs.csv")
-    messages = [m for m in capsys.readouterr().err.splitlines() if "skipped a malformed run row" in m]
+    messages = [m for m in notices(caplog).splitlines() if "skipped a malformed run row" in m]
     assert len(messages) == 2 and all(d in m for d, m in zip(bad_dirs, messages, strict=True))
     assert "column settings" in messages[0] and "no variant" in messages[1]
     assert not set(bad_dirs) & set(runs["run_dir"])
