@@ -161,3 +161,35 @@ def test_test_file_names_are_unique():
     """pytest imports test files by their base name (rootdir import mode): two of one name collide."""
     names = [p.name for p in TEST_MODULES]
     assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+CODE = [p for folder in ("bench", "variants") for p in sorted((TESTS.parent / folder).rglob("*.py"))]
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 450, 80
+
+
+def oversized(path: Path) -> list[str]:
+    """``path`` itself when it is over MAX_MODULE_LINES, and each function over MAX_FUNCTION_LINES."""
+    source = path.read_text()
+    found = [f"{len(source.splitlines())} lines"] if len(source.splitlines()) > MAX_MODULE_LINES else []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                found.append(f"{node.name}() {length} lines")
+    return found
+
+
+def test_the_size_rule_sees_long_functions(tmp_path):
+    long = tmp_path / "long.py"
+    long.write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES)
+    assert oversized(long) == [f"f() {MAX_FUNCTION_LINES + 1} lines"]
+
+
+def test_no_module_or_function_is_too_long():
+    found = {str(p.relative_to(TESTS.parent)): sizes for p in CODE if (sizes := oversized(p))}
+    assert found == {}, f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function"
+
+
+def test_bench_has_a_handful_of_loose_modules():
+    loose = sorted(p.name for p in (TESTS.parent / "bench").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "log.py", "plural.py", "testing.py"]
