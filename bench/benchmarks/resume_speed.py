@@ -35,22 +35,23 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bench.results import index
-from bench.results.run_folder import write_json
+from bench.results.run_folder import RunFolder
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "results/compare/rt_polarity/lora-lrx1.0-s0/metrics.json"
+REFERENCE_RUN = RunFolder(Path(__file__).resolve().parents[2] / "results/compare/rt_polarity/lora-lrx1.0-s0")
+TEMPLATE = REFERENCE_RUN.metrics_path
 SWEEP_SIZE = 500
 MISS = "f" * 12  # no synthetic run has it (their hashes count up from 000000000000)
 
 
 def scan(results_dir: Path, cfg_hash: str) -> Path | None:
     """The lookup before the index (``bench.results.run_folder.is_complete`` until then)."""
-    for path in sorted(Path(results_dir).glob("**/metrics.json")):
+    for run in RunFolder.under(results_dir):
         try:
-            m = json.loads(path.read_text())
+            m = run.metrics()
         except (OSError, json.JSONDecodeError):
             continue
         if m.get("config_hash") == cfg_hash and m.get("status") == "completed":
-            return path.parent
+            return run.path
     return None
 
 
@@ -63,7 +64,7 @@ def build(root: Path, runs: int, template: dict[str, Any]) -> list[Path]:
         (folder / ".hydra").mkdir(parents=True)
         cfg_hash = f"{i:012x}"
         index.record(root, folder, cfg_hash, index.RUNNING)
-        write_json(folder / "metrics.json", {**template, "config_hash": cfg_hash, "run_dir": str(folder)})
+        RunFolder(folder).write_metrics({**template, "config_hash": cfg_hash, "run_dir": str(folder)})
         index.record(root, folder, cfg_hash, index.COMPLETED)
         folders.append(folder)
     return sorted(folders)
@@ -85,7 +86,7 @@ def timed(
 
 def measure(root: Path, folders: list[Path], repeats: int) -> list[dict[str, Any]]:
     hit = folders[len(folders) // 2]
-    hashes = {"hit": json.loads((hit / "metrics.json").read_text())["config_hash"], "miss": MISS}
+    hashes = {"hit": RunFolder(hit).metrics()["config_hash"], "miss": MISS}
     expected = {"hit": hit, "miss": None}
     index_file = index.index_path(root)
     recorded = index_file.read_bytes()  # two lines a run, as the runs wrote it
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         folders = build(root, args.runs, template)
         rows = measure(root, folders, args.repeats)
-        print_table(rows, args.runs, (folders[0] / "metrics.json").stat().st_size, args.repeats)
+        print_table(rows, args.runs, RunFolder(folders[0]).metrics_path.stat().st_size, args.repeats)
     return 0
 
 

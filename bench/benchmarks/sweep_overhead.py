@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.results.run_folder import RESULTS_ENV
+from bench.results.run_folder import RESULTS_ENV, RunFolder
 from bench.run.phase_times import PHASES
 
 DEFAULT_OVERRIDES = ["experiment=demo"]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if results.exists() and any(results.iterdir()):
         parser.error(f"--results {results} is not empty: its runs would resume instead of training")
     wall = run_sweep(args.overrides or DEFAULT_OVERRIDES, results)
-    runs = [json.loads(p.read_text()) for p in sorted(results.rglob("metrics.json"))]
+    runs = [run.metrics() for run in RunFolder.under(results)]
     runs = [m for m in runs if "phase_time_s" in m]
     if not runs:
         raise SystemExit(f"error: the sweep wrote no run with phase times under {results}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 from filelock import FileLock
 
 from bench.plural import plural
-from bench.results.run_folder import default_results, recorded_path
+from bench.results.run_folder import RunFolder, default_results, recorded_path
 from bench.results.runs_csv import LOCK_TIMEOUT_S, RUNS_CSV, locate, lock_path, rewrite
 
 STATUSES = ("failed", "oom", "interrupted", "diverged")
@@ -35,24 +34,21 @@ FAILED = ("failed", "oom", "interrupted")  # the default: runs that produced no 
 
 def run_status(run_dir: Path) -> str | None:
     """The status in a run folder's metrics.json; None when it has none or it does not parse."""
-    try:
-        return json.loads((run_dir / "metrics.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
+    return RunFolder(run_dir).status()
 
 
 def failed_since(folder: Path, since: dt.datetime, statuses: tuple[str, ...] = FAILED) -> dict[Path, str]:
     """The run folders under ``folder`` that started at or after ``since`` and have one of
     ``statuses``: what one sweep invocation failed (its skipped runs and earlier attempts left out)."""
     found = {}
-    for path in sorted(folder.glob("**/metrics.json")):
+    for run in RunFolder.under(folder):
         try:
-            m = json.loads(path.read_text())
+            m = run.metrics()
             started = dt.datetime.fromisoformat(m["started_at"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if started >= since and m.get("status") in statuses:
-            found[path.parent] = m["status"]
+            found[run.path] = m["status"]
     return found
 
 
@@ -65,7 +61,7 @@ def failed_rows(csv_path: Path, statuses: tuple[str, ...]) -> list[dict[str, Any
 
 def failed_folders(results: Path, statuses: tuple[str, ...]) -> list[Path]:
     """Run folders under ``results`` whose metrics.json has one of ``statuses``."""
-    return sorted(p.parent for p in results.glob("**/metrics.json") if run_status(p.parent) in statuses)
+    return sorted(run.path for run in RunFolder.under(results) if run.status() in statuses)
 
 
 def find(results: Path, statuses: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[Path]]:

@@ -35,10 +35,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from bench.log import log
+from bench.results.run_folder import METRICS, RunFolder
 
 INDEX = ".index.jsonl"
 LOCK_TIMEOUT_S = 300  # a rebuild of 20,000 run folders holds the lock for seconds
-METRICS = "metrics.json"
 COMPLETED = "completed"
 RUNNING = "running"  # started, not ended (or killed before its metrics.json, or between it and its line)
 RESUMED = "resumed"  # skipped by resume: the folder holds resumed.json only
@@ -129,16 +129,18 @@ def _append(root: Path, runs: Iterable[str], unless_indexed: bool = False) -> di
 
 def _state(folder: Path, warn: bool = False) -> State:
     """What ``folder/metrics.json`` says: its (config_hash, status), else MISSING or UNREADABLE."""
-    path = folder / METRICS
+    run = RunFolder(folder)
     try:
-        m = json.loads(path.read_text())
+        m = run.metrics()
     except FileNotFoundError:
         return None, MISSING
     except (OSError, ValueError):
         m = None
     if not isinstance(m, dict):
         if warn:
-            log.warning(f"{path} does not parse (truncated?): not trusted, its run will run again")
+            log.warning(
+                f"{run.metrics_path} does not parse (truncated?): not trusted, its run will run again"
+            )
         return None, UNREADABLE
     return m.get("config_hash"), str(m.get("status"))
 

@@ -12,10 +12,12 @@ import csv
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 
 RESULTS_ENV = "PEFT_BENCH_RESULTS"  # the results folder, when set (conf/train.yaml reads it too)
 
@@ -89,3 +91,111 @@ def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarra
                 w.writerow(
                     [split, int(idx[i]), labels[i].item(), preds[i].item(), *(f"{x:.9g}" for x in logits[i])]
                 )
+
+
+METRICS = "metrics.json"
+CONFIG = "config.yaml"
+HISTORY = "history.jsonl"
+PREDICTIONS = "predictions.csv"
+RESUMED = "resumed.json"
+ADAPTER = "adapter"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # in ADAPTER (bench.results.adapter_files)
+ERROR = "error.txt"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder: the one type that reads and writes its files (``metrics.json``, ``config.yaml``,
+    ``history.jsonl``, ``predictions.csv``, ``resumed.json``, ``adapter/``, ``error.txt``).
+
+    A read raises OSError when the file is missing and ValueError when it does not parse.
+    """
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def under(cls, root: str | Path) -> list[RunFolder]:
+        """The run folders at any depth under ``root`` (those holding a metrics.json), in path order."""
+        return [cls(p.parent) for p in sorted(Path(root).glob(f"**/{METRICS}"))]
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def resumed_path(self) -> Path:
+        return self.path / RESUMED
+
+    @property
+    def adapter_path(self) -> Path:
+        """The adapter's folder (peft's format, written by ``bench.results.adapter_files.save_adapter``)."""
+        return self.path / ADAPTER
+
+    @property
+    def adapter_weights_path(self) -> Path:
+        return self.adapter_path / ADAPTER_WEIGHTS
+
+    @property
+    def error_path(self) -> Path:
+        return self.path / ERROR
+
+    def metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_path.read_text())
+
+    def status(self) -> str | None:
+        """The status in metrics.json; None when it has none, is missing or does not parse."""
+        try:
+            return self.metrics().get("status")
+        except (OSError, ValueError):
+            return None
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json(self.metrics_path, metrics)
+
+    def config(self) -> DictConfig:
+        """The run's composed config, resolved."""
+        return OmegaConf.load(self.config_path)
+
+    def write_config(self, text: str) -> None:
+        """``text``: the composed config as YAML (``OmegaConf.to_yaml(cfg, resolve=True)``)."""
+        self.config_path.write_text(text, encoding="utf-8")
+
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per evaluation: epoch, step, train_loss, lr and the metrics."""
+        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()]
+
+    def write_history(self, history: list[dict]) -> None:
+        write_history(self.history_path, history)
+
+    def predictions(self) -> list[dict[str, str]]:
+        """The rows of predictions.csv (``write_predictions``), as strings."""
+        with self.predictions_path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def write_predictions(self, outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        write_predictions(self.predictions_path, outputs)
+
+    def resumed(self) -> dict[str, str]:
+        """A run skipped by resume: ``config_hash`` and ``completed_in`` (the run that completed it)."""
+        return json.loads(self.resumed_path.read_text())
+
+    def write_resumed(self, config_hash: str, completed_in: Path) -> None:
+        write_json(self.resumed_path, {"config_hash": config_hash, "completed_in": str(completed_in)})
+
+    def write_error(self, text: str) -> None:
+        self.error_path.write_text(text)
