@@ -28,6 +28,7 @@ import variants
 from bench.config.schemas import ModelConfig
 from bench.inputs.models import load_tokenizer, resolve_targets, tiny_model
 from bench.results.adapter_files import save_adapter
+from bench.results.run_folder import RunFolder
 from bench.run.loop import train_step
 from variants.base import Targets, Variant, is_norm
 
@@ -182,8 +183,10 @@ def unmerge_restores_weights(s: Subject) -> None:
 def save_load_round_trip(s: Subject) -> None:
     variant, model = s.trained()
     with tempfile.TemporaryDirectory() as tmp:
-        save_adapter(Path(tmp), variant.adapter_state_dict(model), variant.adapter_config(model, "tiny-bert"))
-        loaded = load_file(str(Path(tmp) / "adapter_model.safetensors"))
+        folder = RunFolder(Path(tmp))
+        adapter = variant.adapter_config(model, "tiny-bert")
+        save_adapter(folder.adapter_path, variant.adapter_state_dict(model), adapter)
+        loaded = load_file(str(folder.adapter_weights_path))
     fresh_variant, fresh = s.build()
     fresh_variant.load_adapter_state_dict(fresh, loaded)
     for k, t in fresh_variant.adapter_state_dict(fresh).items():

@@ -61,7 +61,11 @@ from bench.inputs.metrics import TEST, compute_metrics, metric_key
 from bench.inputs.models import load_model, load_tokenizer, resolve_targets
 from bench.inputs.tasks import TaskData, load_task
 from bench.plural import plural
+from bench.results.run_folder import RunFolder
 from bench.run import loop, runner
+from bench.run.device import pick_device
+from bench.run.phases import seed_everything
+from bench.run.spec import make_dataclass, trained_lr
 
 OURS, PEER = "ours", "peer"
 LORA = {"r": 8, "targets": "attention"}  # attention: query and value; alpha and dropout: our LoRA's defaults
@@ -89,13 +93,13 @@ class Setup:
             f"train.lr={tuned_lr(args.task) if args.lr == 'tuned' else args.lr}",
         ]
         container = OmegaConf.to_container(compose(self.overrides), resolve=True)
-        self.model = runner.make_dataclass(ModelConfig, container["model"])
-        self.task = runner.make_dataclass(TaskConfig, container["task"])
-        self.train = runner.make_dataclass(TrainConfig, container["train"])
+        self.model = make_dataclass(ModelConfig, container["model"])
+        self.task = make_dataclass(TaskConfig, container["task"])
+        self.train = make_dataclass(TrainConfig, container["train"])
         self.variant = container["variant"]
-        self.lr = runner.trained_lr(container)
+        self.lr = trained_lr(self.train, self.variant)
         self.seed = args.seed
-        self.device = loop.pick_device(args.device)
+        self.device = pick_device(args.device)
         self.data: TaskData = load_task(self.task, with_dev=False)
         self.main = f"{TEST}/{self.task.main_metric}"
 
@@ -118,7 +122,7 @@ def run_ours(setup: Setup, repeat: int) -> Row:
     with tempfile.TemporaryDirectory(prefix="peer-compare-") as tmp:
         run_dir = Path(tmp) / "run"
         runner.run(compose([*setup.overrides, f"paths.results={tmp}"]), run_dir)
-        m = json.loads((run_dir / "metrics.json").read_text())
+        m = RunFolder(run_dir).metrics()
     if m["status"] != "completed":
         raise RuntimeError(f"our run ended {m['status']}: {m['error']}")
     tests = {k: v for k, v in m["final"].items() if k.startswith(f"{TEST}/")}
@@ -143,7 +147,7 @@ def run_peer(setup: Setup, repeat: int) -> Row:
     batches = math.ceil(len(train) / train_cfg.batch_size)
     steps = loop.total_steps(batches, train_cfg)
     model = load_model(setup.model, task.num_labels, seed=setup.seed)
-    runner.seed_everything(setup.seed)  # the LoRA weights' draws, as the runner seeds before adapting
+    seed_everything(setup.seed)  # the LoRA weights' draws, as the runner seeds before adapting
     lora = LoraConfig(
         r=setup.variant["r"],
         lora_alpha=setup.variant["alpha"],
@@ -328,7 +332,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.device not in DEVICES:
         parser.error(f"unknown --device {args.device!r}; choose one of {', '.join(DEVICES)}")
     try:
-        loop.pick_device(args.device)
+        pick_device(args.device)
     except ValueError as e:
         parser.error(f"--device: {e}")
     return args

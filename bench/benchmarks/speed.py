@@ -82,7 +82,8 @@ from bench.config.schemas import ModelConfig
 from bench.config.store import group_options
 from bench.inputs.models import RANDOM_INIT, model_config, random_init_model, resolve_targets
 from bench.run.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
-from bench.run.loop import StepHooks, checks_each_loss, make_optimizer, pick_device, train_step
+from bench.run.device import pick_device
+from bench.run.loop import StepHooks, checks_each_loss, make_optimizer, train_step
 from variants.base import Targets, Variant
 from variants.peft_twin import NO_PEFT_METHOD, twin, twin_class
 

@@ -120,11 +120,10 @@ def skeleton(cfg: ModelConfig, num_labels: int) -> nn.Module:
 
 
 def dropout_kwargs(cfg: ModelConfig) -> dict[str, float]:
-    """``model.dropout`` as the config keys of the BERT-like families; nothing when unset."""
+    """``model.dropout`` as the config keys of the BERT-like families; nothing when unset (its value is
+    checked before: ``bench.run.checks.check_model``)."""
     if cfg.dropout is None:
         return {}
-    if not 0 <= cfg.dropout < 1:
-        raise ValueError(f"model.dropout={cfg.dropout!r} is not valid: it must be in [0, 1), or null")
     return {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
 
 

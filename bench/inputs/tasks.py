@@ -32,9 +32,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from bench.config.schemas import MISSING, TaskConfig
+from bench.config.schemas import TaskConfig
 from bench.inputs import vader
-from bench.inputs.metrics import DEV, metric_names
+from bench.inputs.metrics import DEV
 
 SOURCES = ("glue", "vader", "local")
 TABLE_BUILDERS = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
@@ -56,8 +56,8 @@ def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
 
     A carved dev set is taken from the whole train split first (seeded by ``split_seed``), so it never
     overlaps train, whatever ``max_train_samples`` is; ``max_eval_samples`` caps dev and each test split.
+    The config's values are checked before (``bench.run.checks.check_task``).
     """
-    check_config(cfg)
     dev_source = [cfg.dev_split] if with_dev and cfg.dev_split else []
     splits = ["train", *cfg.eval_splits, *dev_source]
     if cfg.source == "vader":
@@ -94,39 +94,6 @@ def carve(
         )
     order = np.random.default_rng(seed).permutation(len(ds))
     return ds.select(np.sort(order[n_dev:]).tolist()), ds.select(np.sort(order[:n_dev]).tolist())
-
-
-def check_config(cfg: TaskConfig) -> None:
-    """Raise on a task config that cannot work, naming the bad value and the valid choices."""
-    for key in ("name", "text_fields", "num_labels", "metrics", "main_metric", "eval_splits"):
-        value = getattr(cfg, key)
-        if value is None or value == MISSING or (hasattr(value, "__len__") and len(value) == 0):
-            raise ValueError(f"task {cfg.name!r} has no {key}")
-    if cfg.source not in SOURCES:
-        raise ValueError(f"unknown task source {cfg.source!r}; choose one of {', '.join(SOURCES)}")
-    if cfg.num_labels < 1:
-        raise ValueError(f"task {cfg.name!r}: num_labels must be >= 1 (1 = regression), got {cfg.num_labels}")
-    if cfg.label_names and cfg.num_labels > 1 and len(cfg.label_names) != cfg.num_labels:
-        raise ValueError(f"task {cfg.name!r}: {len(cfg.label_names)} label_names for {cfg.num_labels} labels")
-    names = metric_names(cfg)
-    if cfg.main_metric not in names:
-        raise ValueError(
-            f"task {cfg.name!r}: main_metric {cfg.main_metric!r} is not one of {', '.join(names)}"
-        )
-    if cfg.dev_size <= 0:
-        raise ValueError(
-            f"task.dev_size={cfg.dev_size} is not valid: it must be a fraction in (0, 1) or a count"
-        )
-    if cfg.dev_split == DEV or cfg.dev_split in cfg.eval_splits:
-        raise ValueError(
-            f"task {cfg.name!r}: dev_split {cfg.dev_split!r} must be a source split other than the test "
-            f"splits ({', '.join(cfg.eval_splits)})"
-        )
-    if DEV in cfg.eval_splits:
-        raise ValueError(f"task {cfg.name!r}: {DEV!r} names the dev set; a test split cannot be called so")
-    for key in ("max_train_samples", "max_eval_samples"):
-        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
-            raise ValueError(f"task.{key} must be >= 1 or null, got {getattr(cfg, key)}")
 
 
 def subsample(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:

@@ -7,10 +7,10 @@ the run ends (whatever its status), and ``recover`` instead when resume skips a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
 from bench.results.runs_csv import RunsCsv
 
@@ -31,10 +31,11 @@ class Sink(Protocol):
         """Resume skipped a completed run (``metrics``: its metrics.json): restore what a kill lost."""
 
 
-def make_sinks(cfg: DictConfig) -> list[Sink]:
-    """The runs CSV, then one sink per entry of ``cfg.logger``; an entry that is no Sink is an error."""
-    sinks: list[Sink] = [RunsCsv(cfg.paths.runs_csv)]
-    for key, node in (cfg.logger or {}).items():
+def make_sinks(cfg: Mapping[str, Any]) -> list[Sink]:
+    """The runs CSV (``paths.runs_csv``), then one sink per entry of ``logger``, from a run's config (a
+    DictConfig or the resolved plain dict); an entry that is no Sink is an error."""
+    sinks: list[Sink] = [RunsCsv(cfg["paths"]["runs_csv"])]
+    for key, node in (cfg.get("logger") or {}).items():
         sink = instantiate(node)
         if not isinstance(sink, Sink):
             missing = [

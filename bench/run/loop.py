@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -36,48 +34,16 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from bench.config.schemas import TrainConfig
 from bench.log import log
-from bench.run import checkpoint, compiled, distributed
+from bench.run import checkpoint, distributed
+from bench.run.progress import Progress
 
 Batch = dict[str, Tensor]
-PROGRESS = ("auto", "bar", "log", "off")
 
 Evaluate = Callable[[], tuple[dict[str, float], dict]]
 Log = Callable[[dict[str, float], int], None]
-
-
-def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
-    """Raise ValueError on a setting no run can use, naming it, its value and what is valid."""
-    rules = [
-        ("lr_scale", math.isfinite(cfg.lr_scale) and cfg.lr_scale > 0, "a finite number > 0"),
-        ("epochs", cfg.epochs >= 1, "an integer >= 1 (max_steps can stop earlier)"),
-        ("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "null or an integer >= 1"),
-        ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
-        ("eval_batch_size", cfg.eval_batch_size >= 1, "an integer >= 1"),
-        ("grad_accum", cfg.grad_accum >= 1, "an integer >= 1"),
-        ("max_grad_norm", cfg.max_grad_norm >= 0, ">= 0 (0: no clipping)"),
-        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
-        ("warmup_ratio", 0 <= cfg.warmup_ratio < 1, "in [0, 1)"),
-        ("eval_every_steps", cfg.eval_every_steps >= 0, ">= 0 (0: at the end of each epoch)"),
-        ("num_workers", cfg.num_workers >= 0, ">= 0"),
-        ("progress", cfg.progress in PROGRESS, f"one of {', '.join(PROGRESS)}"),
-        ("compile", cfg.compile in compiled.COMPILE_MODES, f"one of {', '.join(compiled.COMPILE_MODES)}"),
-        ("checkpoint_every_steps", cfg.checkpoint_every_steps >= 0, "an integer >= 0 (0: not by steps)"),
-        (
-            "checkpoint_every_minutes",
-            math.isfinite(cfg.checkpoint_every_minutes) and cfg.checkpoint_every_minutes >= 0,
-            "a finite number of minutes >= 0 (0: not by time)",
-        ),
-    ]
-    if lr is not None:
-        rules.append(("lr", math.isfinite(lr) and lr > 0, "a finite number > 0"))
-    for name, ok, valid in rules:
-        if not ok:
-            value = lr if name == "lr" else getattr(cfg, name)
-            raise ValueError(f"train.{name}={value!r} is not valid: it must be {valid}")
 
 
 @dataclass
@@ -194,28 +160,6 @@ def linear_schedule(optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-DEVICES = "auto, cpu, cuda, cuda:N or mps"
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA if there is one, then Apple's MPS, else the CPU; other names are checked."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; choose {DEVICES}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asks for CUDA, but this machine has none; use auto or cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} asks for Apple's MPS, but this machine has none; use auto or cpu")
-    return device
-
-
 def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -232,39 +176,6 @@ def groups_of(batches: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
             group = []
     if group:
         yield group
-
-
-class Progress:
-    """Progress of the optimizer steps: a tqdm bar on a terminal, else a log line every tenth of the run.
-
-    ``auto`` draws the bar only in a main process writing to a terminal: parallel launchers' workers
-    (joblib) share the terminal, and their bars would overwrite each other.
-    """
-
-    def __init__(self, total: int, mode: str, done: int = 0):
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() and multiprocessing.parent_process() is None else "log"
-        self.total, self.mode, self.done, self.postfix = total, mode, done, ""
-        self.every = max(1, math.ceil(total / 10))
-        self.bar = None
-        if mode == "bar":
-            self.bar = tqdm(total=total, initial=done, desc="train", unit="step", mininterval=1.0)
-
-    def update(self, metrics: str | None = None) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.mode == "log" and (self.done % self.every == 0 or self.done == self.total):
-            log.info("train: step %d/%d%s", self.done, self.total, self.postfix)
-
-    def show(self, text: str) -> None:
-        self.postfix = f", {text}"
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class Trainable(StepHooks, checkpoint.HasTrainingState, Protocol):
@@ -285,147 +196,210 @@ def fit(
     log_metrics: Log,
     checkpoints: Path | None = None,
 ) -> LoopResult:
-    """Train for the configured budget; the best evaluation is the one with the highest
+    """Train for the configured budget (``Fit``); the best evaluation is the one with the highest
     ``select_metric`` (a key of ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.inputs.metrics``).
 
     ``checkpoints``: the run's checkpoint folder (``bench.run.checkpoint.folder``); training resumes from the
-    newest usable checkpoint there and writes its own there. None: neither.
+    newest usable checkpoint there and writes its own there. None: neither. ``cfg`` and ``lr`` are checked
+    before (``bench.run.checks.check_train_config``).
     """
-    check_train_config(cfg, lr)
-    steps_total = total_steps(len(loader), cfg)
-    optimizer = make_optimizer(variant.param_groups(model, lr, cfg.weight_decay), device)
-    scheduler = linear_schedule(optimizer, int(cfg.warmup_ratio * steps_total), steps_total)
-    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    trainable = list(params.values())
-    net = distributed.wrap(model, device)
-    samplers = (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None))  # none: a list
-    order = next((s for s in samplers if isinstance(s, checkpoint.ResumableOrder)), None)
-    parts = (params, optimizer, scheduler, variant, order)  # a checkpoint's, besides the loop's counters
-    fingerprint = checkpoint.fingerprint(params, total_steps=steps_total, batches_per_epoch=len(loader))
-    result = LoopResult()
-    step, epoch, micro, running = 0, 0, 0, []
-    start, paused = time.perf_counter(), 0.0  # paused: time spent evaluating and checkpointing (timed)
-    rng_to_restore = None
-    found = checkpoint.load_latest(checkpoints, fingerprint) if checkpoints is not None else None
-    if found is not None:
-        path, state = found
-        checkpoint.load_training_state(state, *parts)
-        saved = state["loop"]
-        step, epoch, micro, running = saved["step"], saved["epoch"], saved["micro"], saved["running"]
-        result = LoopResult(**saved["result"])
-        result.final_outputs = {split: tuple(arrays) for split, arrays in result.final_outputs.items()}
-        result.resumed_from, rng_to_restore = step, state["rng"]
-        start -= result.train_time_s
-        log.info("resuming from checkpoint %s: step %d of %d", path, step, steps_total)
-    progress = Progress(steps_total, cfg.progress, done=step)
-    last_saved = time.perf_counter()
+    fitting = Fit(model, variant, loader, evaluate, cfg, lr, device, select_metric, log_metrics, checkpoints)
+    return fitting.run()
 
-    def run_eval() -> None:
-        metrics, outputs = evaluate()
-        model.train()
-        row = {"epoch": round(micro / len(loader), 4), "step": step, "train_loss": _mean(running)}
-        row["lr"] = _lr(optimizer)
-        running.clear()
+
+class Fit:
+    """One training: the optimizer, the schedule and the loop's counters, from the first step (or the
+    checkpoint it resumes from) to the result. ``run()`` trains; each method is one part of a step."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        variant: Trainable,
+        loader,
+        evaluate: Evaluate,
+        cfg: TrainConfig,
+        lr: float,
+        device: torch.device,
+        select_metric: str,
+        log_metrics: Log,
+        checkpoints: Path | None = None,
+    ):
+        self.model, self.variant, self.loader, self.evaluate, self.cfg = model, variant, loader, evaluate, cfg
+        self.device, self.select_metric, self.log_metrics = device, select_metric, log_metrics
+        self.checkpoints = checkpoints
+        self.steps_total = total_steps(len(loader), cfg)
+        self.optimizer = make_optimizer(variant.param_groups(model, lr, cfg.weight_decay), device)
+        warmup = int(cfg.warmup_ratio * self.steps_total)
+        self.scheduler = linear_schedule(self.optimizer, warmup, self.steps_total)
+        params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+        self.trainable = list(params.values())
+        self.net = distributed.wrap(model, device)
+        samplers = (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None))  # none: a list
+        order = next((s for s in samplers if isinstance(s, checkpoint.ResumableOrder)), None)
+        # a checkpoint's parts, besides the loop's counters
+        self.parts = (params, self.optimizer, self.scheduler, variant, order)
+        self.fingerprint = checkpoint.fingerprint(
+            params, total_steps=self.steps_total, batches_per_epoch=len(loader)
+        )
+        self.result = LoopResult()
+        self.step, self.epoch, self.micro, self.running = 0, 0, 0, []
+        # paused: time spent evaluating and checkpointing (timed)
+        self.start, self.paused = time.perf_counter(), 0.0
+        self.rng_to_restore = None
+        if checkpoints is not None:
+            self._resume(checkpoints)
+        self.progress = Progress(self.steps_total, cfg.progress, done=self.step)
+        self.last_saved = time.perf_counter()
+        self.check_loss = checks_each_loss(device)
+        self.pending: list[tuple[int, Tensor]] = []  # (step, loss) not read yet: on the device
+
+    def _resume(self, checkpoints: Path) -> None:
+        """Take the state of the newest usable checkpoint in ``checkpoints``, if there is one."""
+        found = checkpoint.load_latest(checkpoints, self.fingerprint)
+        if found is None:
+            return
+        path, state = found
+        checkpoint.load_training_state(state, *self.parts)
+        saved = state["loop"]
+        self.step, self.epoch, self.micro = saved["step"], saved["epoch"], saved["micro"]
+        self.running = saved["running"]
+        result = self.result = LoopResult(**saved["result"])
+        result.final_outputs = {split: tuple(arrays) for split, arrays in result.final_outputs.items()}
+        result.resumed_from, self.rng_to_restore = self.step, state["rng"]
+        self.start -= result.train_time_s
+        log.info("resuming from checkpoint %s: step %d of %d", path, self.step, self.steps_total)
+
+    def run(self) -> LoopResult:
+        """Train epoch by epoch until the last step or a divergence, evaluating at each epoch's end."""
+        result = self.result
+        self.model.train()
+        while self.step < self.steps_total and result.status == "completed":
+            self._train_epoch()
+            if result.status == "diverged" or not self._read_losses():
+                break
+            if not result.history or result.history[-1]["step"] != self.step:  # else eval_every_steps did
+                result.eval_time_s += self._timed(self._evaluate)
+            self.epoch += 1
+        self.progress.close()
+        result.samples_seen = distributed.total(result.samples_seen)
+        if result.status == "completed":
+            result.steps = self.step
+        result.train_time_s = time.perf_counter() - self.start - self.paused
+        return result
+
+    def _batches(self) -> Iterator[Batch]:
+        """The epoch's batches (for a DataLoader, drawing its order takes a seed from torch's RNG); in the
+        epoch of a checkpoint, those after the ones it had done, and its RNG states restored."""
+        batches = iter(self.loader)
+        if self.rng_to_restore is not None:
+            for _ in range(self.micro - self.epoch * len(self.loader)):
+                next(batches)
+            checkpoint.set_rng_state(self.rng_to_restore)
+            self.rng_to_restore = None
+        return batches
+
+    def _train_epoch(self) -> None:
+        """The optimizer steps of one epoch, until its end, the last step or a divergence."""
+        for group in groups_of(self._batches(), self.cfg.grad_accum):
+            if not self._step(group) or not self._after_step():
+                return
+
+    def _step(self, group: list[Batch]) -> bool:
+        """One optimizer step on ``group`` (``train_step``); False when its loss was not finite."""
+        group = [{k: v.to(self.device, non_blocking=True) for k, v in b.items() if k != "idx"} for b in group]
+        try:
+            losses = train_step(
+                self.net, self.variant, self.optimizer, group, self.step + 1, self.steps_total, self.device,
+                self.cfg.max_grad_norm, self.scheduler, self.trainable, self.check_loss,
+            )  # fmt: skip
+        except Diverged as e:
+            self.result.status, self.result.error, self.result.steps = "diverged", str(e), self.step
+            return False
+        self.pending.extend((self.step + 1, loss) for loss in losses)
+        self.result.samples_seen += sum(b["labels"].shape[0] for b in group)
+        self.micro += len(group)
+        self.step += 1
+        self.progress.update()
+        return True
+
+    def _after_step(self) -> bool:
+        """Read the losses, log, evaluate and checkpoint as due after a step; False to end the epoch (the
+        last step, or a loss read that was not finite)."""
+        step, last = self.step, self.steps_total
+        evaluate_now = bool(self.cfg.eval_every_steps) and step % self.cfg.eval_every_steps == 0
+        save_now = step < last and self._checkpoint_due()
+        log_now = step % LOSS_READ_EVERY == 0 or step == last
+        if (log_now or evaluate_now or save_now) and not self._read_losses():
+            return False
+        if log_now:
+            recent = self.running[-LOSS_READ_EVERY * self.cfg.grad_accum :]
+            self.log_metrics({"train/loss": _mean(recent), "train/lr": _lr(self.optimizer)}, step)
+        if evaluate_now and step < last:
+            self.result.eval_time_s += self._timed(self._evaluate)
+        if step >= last:
+            return False  # no checkpoint of the last step: the final evaluation comes next
+        if save_now and distributed.is_main():  # every rank holds the same state
+            self._checkpoint()
+        return True
+
+    def _read_losses(self) -> bool:
+        """Move the pending losses to ``running`` (one host sync); False if one is not finite."""
+        if not self.pending:
+            return True
+        values = torch.stack([loss for _, loss in self.pending]).tolist()
+        steps_of = [s for s, _ in self.pending]
+        self.pending.clear()
+        for at, value in zip(steps_of, values, strict=True):
+            if not math.isfinite(value):
+                self.result.status = "diverged"
+                self.result.error = f"non-finite loss {value} at step {at} (read at step {self.step})"
+                self.result.steps = at - 1
+                return False
+            self.running.append(value)
+        return True
+
+    def _evaluate(self) -> None:
+        """Evaluate, add the history row and keep the best evaluation by the selection metric."""
+        result, key = self.result, self.select_metric
+        metrics, outputs = self.evaluate()
+        self.model.train()
+        row = {"epoch": round(self.micro / len(self.loader), 4), "step": self.step}
+        row["train_loss"] = _mean(self.running)
+        row["lr"] = _lr(self.optimizer)
+        self.running.clear()
         row.update(metrics)
         result.history.append(row)
         result.final, result.final_outputs = metrics, outputs
-        if not result.best or metrics[select_metric] > result.best[select_metric]:
+        if not result.best or metrics[key] > result.best[key]:
             result.best, result.best_epoch = metrics, row["epoch"]
-        log_metrics(metrics | {"epoch": row["epoch"]}, step)
-        progress.show(f"{select_metric}={metrics[select_metric]:.4f}")
+        self.log_metrics(metrics | {"epoch": row["epoch"]}, self.step)
+        self.progress.show(f"{key}={metrics[key]:.4f}")
 
-    def snapshot() -> dict[str, Any]:
-        done = {f.name: getattr(result, f.name) for f in fields(result)}
-        done["train_time_s"] = time.perf_counter() - start - paused
-        position = {"step": step, "epoch": epoch, "micro": micro, "running": running}
-        return {
-            "fingerprint": fingerprint,
-            **checkpoint.training_state(*parts),
+    def _checkpoint_due(self) -> bool:
+        every, minutes = self.cfg.checkpoint_every_steps, self.cfg.checkpoint_every_minutes
+        by_time = minutes and time.perf_counter() - self.last_saved >= 60 * minutes
+        return self.checkpoints is not None and bool((every and self.step % every == 0) or by_time)
+
+    def _checkpoint(self) -> None:
+        """Write a checkpoint of the training state and the loop's counters (timed)."""
+        done = {f.name: getattr(self.result, f.name) for f in fields(self.result)}
+        done["train_time_s"] = time.perf_counter() - self.start - self.paused
+        position = {"step": self.step, "epoch": self.epoch, "micro": self.micro, "running": self.running}
+        snapshot = {
+            "fingerprint": self.fingerprint,
+            **checkpoint.training_state(*self.parts),
             "loop": position | {"result": done},
         }
+        self.result.checkpoint_time_s += self._timed(checkpoint.save, self.checkpoints, self.step, snapshot)
+        self.last_saved = time.perf_counter()
 
-    def checkpoint_due() -> bool:
-        every, minutes = cfg.checkpoint_every_steps, cfg.checkpoint_every_minutes
-        by_time = minutes and time.perf_counter() - last_saved >= 60 * minutes
-        return checkpoints is not None and bool((every and step % every == 0) or by_time)
-
-    check_loss = checks_each_loss(device)
-    pending: list[tuple[int, Tensor]] = []  # (step, loss) not read yet: on the device
-
-    def read_losses() -> bool:
-        """Move the pending losses to ``running`` (one host sync); False if one is not finite."""
-        if not pending:
-            return True
-        values = torch.stack([loss for _, loss in pending]).tolist()
-        steps_of = [s for s, _ in pending]
-        pending.clear()
-        for at, value in zip(steps_of, values, strict=True):
-            if not math.isfinite(value):
-                result.status = "diverged"
-                result.error = f"non-finite loss {value} at step {at} (read at step {step})"
-                result.steps = at - 1
-                return False
-            running.append(value)
-        return True
-
-    def timed(work: Callable[..., Any], *args: Any) -> float:
+    def _timed(self, work: Callable[..., Any], *args: Any) -> float:
         """Seconds ``work(*args)`` took, counted out of the training time."""
-        nonlocal paused
         t = time.perf_counter()
         work(*args)
         spent = time.perf_counter() - t
-        paused += spent
+        self.paused += spent
         return spent
-
-    model.train()
-    while step < steps_total and result.status == "completed":
-        batches = iter(loader)  # draws the epoch's order (and, for a DataLoader, a seed from torch's RNG)
-        if rng_to_restore is not None:  # the checkpoint's epoch: skip what it had done, then its RNG states
-            for _ in range(micro - epoch * len(loader)):
-                next(batches)
-            checkpoint.set_rng_state(rng_to_restore)
-            rng_to_restore = None
-        for group in groups_of(batches, cfg.grad_accum):
-            group = [{k: v.to(device, non_blocking=True) for k, v in b.items() if k != "idx"} for b in group]
-            try:
-                losses = train_step(
-                    net, variant, optimizer, group, step + 1, steps_total, device,
-                    cfg.max_grad_norm, scheduler, trainable, check_loss,
-                )  # fmt: skip
-            except Diverged as e:
-                result.status, result.error, result.steps = "diverged", str(e), step
-                break
-            pending.extend((step + 1, loss) for loss in losses)
-            result.samples_seen += sum(b["labels"].shape[0] for b in group)
-            micro += len(group)
-            step += 1
-            progress.update()
-            evaluate_now = bool(cfg.eval_every_steps) and step % cfg.eval_every_steps == 0
-            save_now = step < steps_total and checkpoint_due()
-            if step % LOSS_READ_EVERY == 0 or step == steps_total or evaluate_now or save_now:
-                if not read_losses():
-                    break
-            if step % LOSS_READ_EVERY == 0 or step == steps_total:
-                recent = running[-LOSS_READ_EVERY * cfg.grad_accum :]
-                log_metrics({"train/loss": _mean(recent), "train/lr": _lr(optimizer)}, step)
-            if evaluate_now and step < steps_total:
-                result.eval_time_s += timed(run_eval)
-            if step >= steps_total:
-                break  # no checkpoint of the last step: the final evaluation comes next
-            if save_now and distributed.is_main():  # every rank holds the same state
-                result.checkpoint_time_s += timed(checkpoint.save, checkpoints, step, snapshot())
-                last_saved = time.perf_counter()
-        if result.status == "diverged" or not read_losses():
-            break
-        if not result.history or result.history[-1]["step"] != step:  # eval_every_steps did this step
-            result.eval_time_s += timed(run_eval)
-        epoch += 1
-    progress.close()
-    result.samples_seen = distributed.total(result.samples_seen)
-    if result.status == "completed":
-        result.steps = step
-    result.train_time_s = time.perf_counter() - start - paused
-    return result
 
 
 def _mean(values: list[float]) -> float:

@@ -43,10 +43,7 @@ def train(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
-        metrics = runner.run(cfg, hc.runtime.output_dir, hc.sweep.dir if multirun else None)
-    except runner.RunSkipped as skipped:
-        log.info("skipped: %s", skipped)
-        return main_score(skipped.metrics)
+        outcome = runner.run(cfg, hc.runtime.output_dir, hc.sweep.dir if multirun else None)
     except Exception as e:
         if not multirun:
             if SHOW_TRACEBACKS:
@@ -54,6 +51,10 @@ def train(cfg: DictConfig) -> float | None:
             sys.exit(one_line(e, f"traceback in {hc.runtime.output_dir}/error.txt"))
         log.error("run %s failed (recorded; the sweep goes on): %s: %s", hc.job.num, type(e).__name__, e)
         return None
+    if outcome.skipped:
+        log.info("skipped: %s", outcome.skipped)
+        return main_score(outcome.metrics)
+    metrics = outcome.metrics
     best = metrics.get("best", {})
     reported = (metrics["selection_metric"], f"{TEST}/{metrics['main_metric']}")
     shown = ", ".join(f"{k}={best[k]:.4f}" for k in dict.fromkeys(reported) if k in best)

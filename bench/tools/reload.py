@@ -29,7 +29,10 @@ from bench.inputs import batching
 from bench.inputs.metrics import DEV
 from bench.inputs.models import load_model, load_tokenizer, resolve_targets
 from bench.inputs.tasks import load_task
-from bench.run.runner import evaluator, make_dataclass, seed_everything
+from bench.results.run_folder import RunFolder
+from bench.run.evaluation import evaluator
+from bench.run.phases import seed_everything
+from bench.run.spec import make_dataclass
 from variants.base import Variant
 
 
@@ -51,11 +54,13 @@ class LoadedRun:
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """The run of ``run_dir`` rebuilt from its ``config.yaml`` and ``adapter/`` (saved when
     train.save_adapter is true, the default)."""
-    run_dir = Path(run_dir)
-    adapter = run_dir / "adapter" / "adapter_model.safetensors"
+    folder = RunFolder(run_dir)
+    adapter = folder.adapter_weights_path
     if not adapter.is_file():
-        raise FileNotFoundError(f"{run_dir} has no saved adapter ({adapter}); was train.save_adapter false?")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+        raise FileNotFoundError(
+            f"{folder.path} has no saved adapter ({adapter}); was train.save_adapter false?"
+        )
+    cfg = folder.config()
     container = OmegaConf.to_container(cfg, resolve=True)
     model_cfg = make_dataclass(ModelConfig, container["model"])
     task_cfg = make_dataclass(TaskConfig, container["task"])
@@ -68,7 +73,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     task_data = load_task(task_cfg, with_dev=cfg.get("select_on", "test") == DEV)
     evals = {split: ds.sort("idx") for split, ds in task_data.held_out().items()}
     return LoadedRun(
-        run_dir=run_dir,
+        run_dir=folder.path,
         config=cfg,
         variant=variant,
         model=model,

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from bench.inputs import batching
-from bench.run import runner
+from bench.run import checks
 from bench.run.distributed import World, shard
 
 # 75 examples in batches of 16: the last batch (11) splits 6 / 5, so unequal shards are weighted
@@ -93,8 +93,8 @@ def tiny_tokenizer_examples():
 )
 def test_a_world_that_leaves_a_rank_without_examples_is_refused(world, n_train, held_out, batch, message):
     with pytest.raises(ValueError, match=message):
-        runner.check_world(world, n_train, held_out, batch)
-    runner.check_world(World(), n_train, held_out, batch)  # one process: anything goes
+        checks.check_world(world, n_train, held_out, batch)
+    checks.check_world(World(), n_train, held_out, batch)  # one process: anything goes
 
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # as torchrun sets it for its workers: the one-process run alike

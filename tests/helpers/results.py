@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from bench.results.columns import RUNS_COLUMNS
 from bench.results.runs_csv import run_row
@@ -140,13 +139,13 @@ def write_results(root: Path, missing_history: tuple[str, ...] = ("lora-mrpc-s1"
 def composed_run(
     compose, root: Path, overrides: list[str], score: float | None, status: str = "completed"
 ) -> dict:
-    """The metrics.json of a run of the config composed from ``overrides`` (the runner's ``record``: its
+    """The metrics.json of a run of the config composed from ``overrides`` (the runner's first metrics: its
     config_hash, config_key and settings), ended with ``score`` as its main metric; its folder is made."""
-    from bench.run import runner  # torch and the variants: only for the tests that compose runs
+    from bench.run.phases import first_metrics  # torch and the variants: only for the tests that compose runs
+    from bench.run.spec import RunSpec
 
     cfg = compose([f"paths.results={root}", *overrides])
-    container = OmegaConf.to_container(cfg, resolve=True)
-    metrics = runner.record(container, root / "runs" / "_".join(overrides).replace("/", "-"))
+    metrics = first_metrics(RunSpec.of(cfg, root / "runs" / "_".join(overrides).replace("/", "-")))
     done = status == "completed"
     best = {metrics["main_metric"]: score} if done else {}
     metrics.update(status=status, best=best, final=best, best_epoch=1.0 if done else None)

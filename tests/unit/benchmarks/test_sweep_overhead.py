@@ -6,6 +6,7 @@ import pytest
 from helpers.runs import TINY_RUN, tiny_run
 
 from bench.benchmarks import sweep_overhead
+from bench.run import process_cache
 from bench.run.phase_times import PHASES, PhaseTimes
 
 
@@ -33,6 +34,7 @@ def test_a_phase_not_in_the_list_is_refused():
 
 
 def test_a_run_records_its_phase_times(compose, tmp_path):
+    process_cache.clear()  # else an earlier test's tokenized splits are reused: no time to tokenize
     run_dir = tiny_run(compose, tmp_path)
     times = json.loads((run_dir / "metrics.json").read_text())["phase_time_s"]
     assert set(times) == {*PHASES, "run"}

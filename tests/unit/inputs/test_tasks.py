@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 from bench.config.schemas import TaskConfig
 from bench.config.store import CONF_DIR as CONF
 from bench.inputs.metrics import metric_names
-from bench.inputs.tasks import check_config, load_task
+from bench.inputs.tasks import load_task
+from bench.run.checks import check_task
 
 GLUE = FIXTURES / "glue"
 LOCAL = FIXTURES / "local"
@@ -65,7 +66,7 @@ def test_config_files_match_the_glue_conventions(name):
     assert cfg.source == ("vader" if name in VADER_TASKS else "glue")
     assert cfg.dev_split == ("validation" if name in VADER_TASKS else None)  # GLUE: carved from train
     assert cfg.main_metric in metric_names(cfg)
-    check_config(cfg)
+    check_task(cfg)
 
 
 def test_hydra_composes_every_task_with_the_schema(compose):
@@ -294,11 +295,11 @@ def test_config_errors():
     with pytest.raises(ValueError, match="source=local but no data folder: set task.data_dir=DIR"):
         load_task(task_cfg("sst2", source="local"))
     with pytest.raises(ValueError, match="unknown task source 'hub'; choose one of glue, vader, local"):
-        load_task(task_cfg("sst2", source="hub"))
+        check_task(task_cfg("sst2", source="hub"))
     with pytest.raises(ValueError, match="main_metric 'accuracy' is not one of accuracy_m, accuracy_mm"):
-        load_task(task_cfg("mnli", main_metric="accuracy"))
+        check_task(task_cfg("mnli", main_metric="accuracy"))
     with pytest.raises(ValueError, match="task 'x' has no text_fields"):
-        load_task(TaskConfig(name="x"))
+        check_task(TaskConfig(name="x"))
 
 
 # -- the Hub (monkeypatched) -------------------------------------------------------------------------
@@ -414,7 +415,7 @@ def test_subsampling_is_seeded_and_keeps_order(hub):
     assert a.train["sentence"] == [f"train sentence {i}" for i in a.train["idx"]]
     assert len(load_task(task_cfg("sst2", max_train_samples=100), with_dev=False).train) == 40
     with pytest.raises(ValueError, match="task.max_train_samples must be >= 1 or null, got 0"):
-        load_task(task_cfg("sst2", max_train_samples=0))
+        check_task(task_cfg("sst2", max_train_samples=0))
 
 
 # -- a new GLUE-format task is one config file ------------------------------------------------------
@@ -478,13 +479,14 @@ def test_dev_set_is_carved_before_train_is_subsampled(hub):
 @pytest.mark.parametrize("size", [0, -1, 20, 25])
 def test_dev_size_that_leaves_no_train_or_no_dev_is_refused(hub, size):
     hub("sst2", {"train": 20, "validation": 4, "test": 5})
-    with pytest.raises(ValueError, match=f"task.dev_size={size}"):
+    with pytest.raises(ValueError, match=f"task.dev_size={size}"):  # a count <= 0: the check; else the carve
+        check_task(task_cfg("sst2", dev_size=size))
         load_task(task_cfg("sst2", dev_size=size))
 
 
 def test_dev_split_must_not_be_a_test_split():
     with pytest.raises(ValueError, match="dev_split 'test' must be a source split other than the test"):
-        check_config(task_cfg("rt_polarity", dev_split="test"))
+        check_task(task_cfg("rt_polarity", dev_split="test"))
 
 
 # -- bad data files ------------------------------------------------------------------------------------

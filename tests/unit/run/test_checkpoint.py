@@ -23,7 +23,7 @@ import variants
 from bench.config.schemas import ModelConfig, TrainConfig
 from bench.inputs import batching
 from bench.inputs.models import load_tokenizer, tiny_model
-from bench.run import checkpoint, runner
+from bench.run import checkpoint, evaluation, phases
 from bench.run.loop import fit
 from variants.base import Targets
 
@@ -52,7 +52,7 @@ def fit_tiny(
 ):
     """Train the tiny BERT (dropout on) with variant ``name`` on 40 examples in length-grouped batches; the
     ``kill_at_eval``-th evaluation raises Killed. Returns (result, model, variant)."""
-    runner.seed_everything(0)
+    phases.seed_everything(0)
     model = tiny_model(TINY, 2, seed=0)
     variant = variants.build(name, {"name": name, **options})
     variant.apply(model, Targets(modules=["query", "value"], head=["classifier"]))
@@ -213,26 +213,6 @@ def test_state_with_non_string_keys_is_refused(tmp_path):
         checkpoint.save(tmp_path, 1, {"optimizer": {0: torch.zeros(1)}})
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        (
-            {"checkpoint_every_steps": -1},
-            r"train.checkpoint_every_steps=-1 is not valid: it must be an integer >= 0",
-        ),
-        (
-            {"checkpoint_every_minutes": -5.0},
-            r"train.checkpoint_every_minutes=-5.0 is not valid: it must be a finite number of minutes >= 0",
-        ),
-        ({"checkpoint_every_minutes": float("nan")}, r"train.checkpoint_every_minutes=nan is not valid"),
-    ],
-)
-def test_bad_checkpoint_settings_are_refused(settings, message, tmp_path):
-    with pytest.raises(ValueError, match=message):
-        fit_tiny("lora", {"r": 4}, TrainConfig(**(BASE | settings)), tmp_path)
-    assert not tmp_path.joinpath("step-00000001").exists()
-
-
 # -- through the runner: where the folder is, when it goes ------------------------------------------------
 
 RUN = ["train.batch_size=4", "train.checkpoint_every_steps=2"]  # 32 examples: 8 steps, checkpoints at 2, 4, 6
@@ -257,7 +237,7 @@ def test_the_checkpoint_is_deleted_once_the_run_has_ended_unless_kept(compose, t
 def stop_at_second_eval(monkeypatch) -> None:
     """The run's second evaluation (step 6 with train.eval_every_steps=3, before that step's checkpoint)
     raises Ctrl-C."""
-    real = runner.evaluator
+    real = evaluation.evaluator
 
     def evaluator(*args, **kwargs):
         evaluate, calls = real(*args, **kwargs), []
@@ -270,7 +250,7 @@ def stop_at_second_eval(monkeypatch) -> None:
 
         return stopping
 
-    monkeypatch.setattr(runner, "evaluator", evaluator)
+    monkeypatch.setattr(evaluation, "evaluator", evaluator)
 
 
 def test_an_interrupted_run_resumes_through_the_runner_and_force_starts_afresh(

@@ -9,7 +9,7 @@ from torch import nn
 
 from bench.config.schemas import TrainConfig
 from bench.run import loop
-from bench.run.loop import fit, linear_schedule, pick_device, total_steps
+from bench.run.loop import fit, linear_schedule, total_steps
 from variants.base import Targets
 from variants.full import Full
 
@@ -143,42 +143,3 @@ def test_progress_logs_a_line_per_tenth_when_not_a_terminal(caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train: step")]
     assert lines[0] == "train: step 2/20" and lines[-1] == "train: step 20/20"
     assert len(lines) == 10
-
-
-def test_progress_rejects_an_unknown_mode():
-    with pytest.raises(ValueError, match="train.progress='loud' is not valid: it must be one of auto, bar"):
-        run(Toy(), batches(2, 2), TrainConfig(epochs=1, progress="loud"))
-
-
-@pytest.mark.parametrize(
-    ("settings", "lr", "message"),
-    [
-        ({"epochs": 0}, 0.1, "train.epochs=0 is not valid: it must be an integer >= 1"),
-        ({}, -1.0, "train.lr=-1.0 is not valid: it must be a finite number > 0"),
-        ({"warmup_ratio": 5.0}, 0.1, r"train.warmup_ratio=5.0 is not valid: it must be in \[0, 1\)"),
-        ({"grad_accum": 0}, 0.1, "train.grad_accum=0 is not valid: it must be an integer >= 1"),
-    ],
-)
-def test_bad_training_settings_are_refused_before_any_step(settings, lr, message):
-    model = Toy()
-    with pytest.raises(ValueError, match=message):
-        fit(
-            model, Full(), batches(2, 2), lambda: ({}, {}), TrainConfig(**settings), lr,
-            torch.device("cpu"), "accuracy", lambda values, step: None,
-        )  # fmt: skip
-    assert model.calls == 0
-
-
-def test_pick_device():
-    assert pick_device("cpu") == torch.device("cpu")
-    mps = torch.backends.mps.is_available()
-    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
-    assert pick_device("auto").type == expected
-    with pytest.raises(ValueError, match="unknown device 'gpu'; choose auto, cpu, cuda, cuda:N or mps"):
-        pick_device("gpu")
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
-def test_cuda_on_a_machine_without_it_says_so():
-    with pytest.raises(ValueError, match="device 'cuda' asks for CUDA, but this machine has none; use auto"):
-        pick_device("cuda")

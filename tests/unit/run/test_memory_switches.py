@@ -16,7 +16,7 @@ from helpers.training import train_a_few_steps
 
 import variants
 from bench.inputs.models import enable_gradient_checkpointing
-from bench.run import runner
+from bench.run import checks, runner
 
 
 @pytest.mark.parametrize("name", ["lora", "dora", "full"])
@@ -61,11 +61,11 @@ def test_the_oom_hint_names_the_switches():
 
 
 def test_a_full_or_unwritable_results_folder_fails_before_training(tmp_path, monkeypatch):
-    runner.check_disk(tmp_path)  # room and write access: nothing raised
+    checks.check_disk(tmp_path)  # room and write access: nothing raised
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2**30, 2**30 - 2**20, 2**20))
     with pytest.raises(OSError, match=r"only 1 MB free for the run folder .*; a run needs 200 MB") as e:
-        runner.check_disk(tmp_path)
+        checks.check_disk(tmp_path)
     assert e.value.errno == errno.ENOSPC
     monkeypatch.undo()
 
@@ -74,4 +74,4 @@ def test_a_full_or_unwritable_results_folder_fails_before_training(tmp_path, mon
 
     monkeypatch.setattr(Path, "write_text", read_only)
     with pytest.raises(OSError, match="cannot write to the run folder .*: Permission denied"):
-        runner.check_disk(tmp_path)
+        checks.check_disk(tmp_path)

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from bench.config.schemas import TaskConfig
 from bench.inputs.models import load_model, model_config
 from bench.run import process_cache
-from bench.run.runner import make_dataclass
+from bench.run.spec import make_dataclass
 
 TINY = model_config("tiny")
 

@@ -1,6 +1,8 @@
-"""The runner: device choice, per-run peak memory, the run header, label_hparams, and its sinks (the
-runs CSV is always written, W&B in addition; resume recovers a lost row)."""
+"""The runner: the run header, label_hparams, its sinks (the runs CSV is always written, W&B in
+addition; resume recovers a lost row and returns the completed run's metrics), one spec and one check
+per run."""
 
+import collections
 import csv
 import json
 import logging
@@ -12,35 +14,37 @@ from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
 from omegaconf import OmegaConf
 
+import variants
 from bench.config import hashing
 from bench.results import index
-from bench.run import process_cache, runner
+from bench.results.run_folder import RunFolder
+from bench.run import checks, loop, phases, process_cache, runner, spec
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
 
 
 def test_run_header():
     held_out = {"dev": 996, "test": 1000}
-    header = runner.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, held_out, 2, 126)
+    header = phases.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, held_out, 2, 126)
     assert header == (
         "lora on rt_polarity with minilm, cpu: 2,000 train, 996 dev, 1,000 test examples, 2 epochs, 126 steps"
     )
-    one = runner.run_header("head", "rte", "tiny", torch.device("cuda:0"), 1, {"validation": 1}, 1, 1)
+    one = phases.run_header("head", "rte", "tiny", torch.device("cuda:0"), 1, {"validation": 1}, 1, 1)
     assert one == "head on rte with tiny, cuda:0: 1 train, 1 validation examples, 1 epoch, 1 step"
 
 
 def test_label_hparams_are_lr_and_the_variants_key_hparams():
-    assert runner.label_hparams("no_such_variant") == ["lr"]
-    assert runner.label_hparams("adalora") == ["lr", "init_r", "target_r"]
-    assert runner.label_hparams("lora") == runner.label_hparams("dora") == ["lr", "r"]
-    assert runner.label_hparams("full") == ["lr"]
+    assert spec.label_hparams("no_such_variant") == ["lr"]
+    assert spec.label_hparams("adalora") == ["lr", "init_r", "target_r"]
+    assert spec.label_hparams("lora") == spec.label_hparams("dora") == ["lr", "r"]
+    assert spec.label_hparams("full") == ["lr"]
 
 
 def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, offline_wandb, caplog):
     caplog.set_level(logging.INFO, logger="peft-bench")
     run_dir = tiny_run(compose, tmp_path, "logger=wandb")
     m = json.loads((run_dir / "metrics.json").read_text())
-    assert m["status"] == "completed" and m["label_hparams"] == runner.label_hparams("lora")
+    assert m["status"] == "completed" and m["label_hparams"] == spec.label_hparams("lora")
     with (tmp_path / "runs.csv").open(newline="") as f:
         (row,) = csv.DictReader(f)
     assert (row["run_dir"], row["status"]) == (str(run_dir), "completed")
@@ -85,13 +89,22 @@ def index_lines(results_dir) -> list[tuple[str, str]]:
 def test_resume_recovers_a_lost_row_through_every_sink(compose, tmp_path):
     run_dir = tiny_run(compose, tmp_path)
     (tmp_path / "runs.csv").unlink()  # a kill between metrics.json and the row
-    with pytest.raises(runner.RunSkipped, match="already completed in"):
-        tiny_run(compose, tmp_path)
+    done = RunFolder(run_dir).metrics()
+    skipped = runner.run(compose([*TINY_RUN, f"paths.results={tmp_path}"]), run_dir)
+    assert (
+        skipped.skipped
+        == f"config {done['config_hash']} already completed in {run_dir} (force=true reruns it)"
+    )
+    assert skipped.metrics == done  # the completed run's results
     with (tmp_path / "runs.csv").open(newline="") as f:
         (row,) = csv.DictReader(f)
     assert row["run_dir"] == str(run_dir)
-    with pytest.raises(runner.RunSkipped):  # skipped in a new folder (a sweep run again)
-        runner.run(compose([*TINY_RUN, f"paths.results={tmp_path}"]), tmp_path / "runs" / "again")
+    again = runner.run(compose([*TINY_RUN, f"paths.results={tmp_path}"]), tmp_path / "runs" / "again")
+    assert again.skipped and again.metrics == done  # skipped in a new folder (a sweep run again)
+    assert RunFolder(tmp_path / "runs" / "again").resumed() == {
+        "config_hash": done["config_hash"],
+        "completed_in": str(run_dir),
+    }
     # the index: the run started and completed; skipped in its own folder (nothing new), then in another
     assert index_lines(tmp_path) == [
         ("runs/tiny", "running"),
@@ -114,7 +127,7 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_same_command_reruns_it(compos
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(runner.loop, "fit", stopped)
+        m.setattr(loop, "fit", stopped)
         with pytest.raises(KeyboardInterrupt):
             tiny_run(compose, tmp_path)
     run_dir = tmp_path / "runs" / "tiny"
@@ -146,3 +159,33 @@ def test_a_rank_larger_than_a_layer_fails_before_the_weights_load(compose, tmp_p
     monkeypatch.setattr(process_cache, "load_model", no_load)
     with pytest.raises(ValueError, match=r"r=64 must be in 1\.\.32 for a 32->32 layer"):
         tiny_run(compose, tmp_path, f"variant={variant}", "variant.r=64")
+
+
+def test_a_run_resolves_builds_and_checks_once(compose, tmp_path, monkeypatch):
+    """One spec per run (the config hash computed once, each config section made once), the variant built
+    once, the sinks made once, and each check run once."""
+    calls = collections.Counter()
+
+    def count(module, name):
+        real = getattr(module, name)
+
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+    count(hashing, "config_hash")
+    count(spec, "make_dataclass")
+    count(variants, "build")
+    count(runner, "make_sinks")
+    checks_run = [name for name in vars(checks) if name.startswith("check_")]
+    for name in checks_run:
+        count(checks, name)
+    outcome = runner.run(compose([*TINY_RUN, f"paths.results={tmp_path}"]), tmp_path / "runs" / "tiny")
+    assert outcome.skipped is None and outcome.metrics["status"] == "completed"
+    assert outcome.metrics["config_hash"] == RunFolder(tmp_path / "runs" / "tiny").metrics()["config_hash"]
+    assert len(checks_run) == 7
+    assert calls == {"config_hash": 1, "make_dataclass": 3, "build": 1, "make_sinks": 1} | dict.fromkeys(
+        checks_run, 1
+    )

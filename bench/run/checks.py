@@ -1,0 +1,190 @@
+"""Every check of a run's config, in one place, run once before any data or model loads.
+
+``check(spec, world)`` builds the variant (its options are checked by its schema) and checks, in order:
+``select_on``, the ``train.*`` settings and the lr, the task config, the model config, the run folder's
+disk, the variant's targets, that the variant fits the model's layers (on its weightless skeleton) and
+the device. It returns what the later phases use: the variant, its targets and the device. Each error
+names the bad value and what is valid.
+
+One check needs the data: ``check_world`` (every process gets examples of every batch), which the build
+phase calls once the task's splits are loaded, before anything is tokenized.
+
+Hydra checks the config's keys and types when it composes it (``bench.config.store``); these check values.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import variants
+from bench.config.schemas import MISSING, ModelConfig, TaskConfig, TrainConfig
+from bench.inputs.metrics import DEV, TEST, metric_names
+from bench.inputs.models import resolve_targets, skeleton
+from bench.inputs.tasks import SOURCES
+from bench.run import compiled, distributed
+from bench.run.device import pick_device
+from bench.run.progress import PROGRESS
+from bench.run.spec import RunSpec
+from variants.base import Targets, Variant
+
+SELECT_ON = (DEV, TEST)
+MIN_FREE_MB = 200  # a run folder: metrics, history, predictions and an adapter (full: the whole model)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the checks built and the later phases use."""
+
+    variant: Variant  # built from the config, not yet applied
+    targets: Targets  # the layers it adapts
+    device: torch.device  # as chosen, before the process group is joined
+
+
+def check(spec: RunSpec, w: distributed.World) -> Checked:
+    """Run every check of ``spec`` (see the module docstring); raise on the first that fails."""
+    variant = variants.build(spec.variant_name, spec.variant)
+    check_select_on(spec.select_on)
+    check_train_config(spec.train, spec.lr)
+    check_task(spec.task)
+    check_model(spec.model)
+    if w.main:
+        check_disk(spec.folder.path)
+    targets = resolve_targets(spec.model, variant.config.targets)
+    check_fits(variant, spec.model, spec.task.num_labels, targets)
+    return Checked(variant=variant, targets=targets, device=pick_device(spec.device))
+
+
+def check_select_on(value: str) -> None:
+    if value not in SELECT_ON:
+        raise ValueError(
+            f"select_on={value!r} is not valid: choose {DEV} (select on the dev set, report the test "
+            "splits) or test (the papers' convention: best epoch on the reported split)"
+        )
+
+
+def check_train_config(cfg: TrainConfig, lr: float | None = None) -> None:
+    """Raise ValueError on a setting no run can use, naming it, its value and what is valid."""
+    rules = [
+        ("lr_scale", math.isfinite(cfg.lr_scale) and cfg.lr_scale > 0, "a finite number > 0"),
+        ("epochs", cfg.epochs >= 1, "an integer >= 1 (max_steps can stop earlier)"),
+        ("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "null or an integer >= 1"),
+        ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
+        ("eval_batch_size", cfg.eval_batch_size >= 1, "an integer >= 1"),
+        ("grad_accum", cfg.grad_accum >= 1, "an integer >= 1"),
+        ("max_grad_norm", cfg.max_grad_norm >= 0, ">= 0 (0: no clipping)"),
+        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+        ("warmup_ratio", 0 <= cfg.warmup_ratio < 1, "in [0, 1)"),
+        ("eval_every_steps", cfg.eval_every_steps >= 0, ">= 0 (0: at the end of each epoch)"),
+        ("num_workers", cfg.num_workers >= 0, ">= 0"),
+        ("progress", cfg.progress in PROGRESS, f"one of {', '.join(PROGRESS)}"),
+        ("compile", cfg.compile in compiled.COMPILE_MODES, f"one of {', '.join(compiled.COMPILE_MODES)}"),
+        ("checkpoint_every_steps", cfg.checkpoint_every_steps >= 0, "an integer >= 0 (0: not by steps)"),
+        (
+            "checkpoint_every_minutes",
+            math.isfinite(cfg.checkpoint_every_minutes) and cfg.checkpoint_every_minutes >= 0,
+            "a finite number of minutes >= 0 (0: not by time)",
+        ),
+    ]
+    if lr is not None:
+        rules.append(("lr", math.isfinite(lr) and lr > 0, "a finite number > 0"))
+    for name, ok, valid in rules:
+        if not ok:
+            value = lr if name == "lr" else getattr(cfg, name)
+            raise ValueError(f"train.{name}={value!r} is not valid: it must be {valid}")
+
+
+def check_task(cfg: TaskConfig) -> None:
+    """Raise on a task config that cannot work, naming the bad value and the valid choices (where its
+    data comes from is checked where it loads)."""
+    for key in ("name", "text_fields", "num_labels", "metrics", "main_metric", "eval_splits"):
+        value = getattr(cfg, key)
+        if value is None or value == MISSING or (hasattr(value, "__len__") and len(value) == 0):
+            raise ValueError(f"task {cfg.name!r} has no {key}")
+    if cfg.source not in SOURCES:
+        raise ValueError(f"unknown task source {cfg.source!r}; choose one of {', '.join(SOURCES)}")
+    if cfg.num_labels < 1:
+        raise ValueError(f"task {cfg.name!r}: num_labels must be >= 1 (1 = regression), got {cfg.num_labels}")
+    if cfg.label_names and cfg.num_labels > 1 and len(cfg.label_names) != cfg.num_labels:
+        raise ValueError(f"task {cfg.name!r}: {len(cfg.label_names)} label_names for {cfg.num_labels} labels")
+    names = metric_names(cfg)
+    if cfg.main_metric not in names:
+        raise ValueError(
+            f"task {cfg.name!r}: main_metric {cfg.main_metric!r} is not one of {', '.join(names)}"
+        )
+    if cfg.dev_size <= 0:
+        raise ValueError(
+            f"task.dev_size={cfg.dev_size} is not valid: it must be a fraction in (0, 1) or a count"
+        )
+    if cfg.dev_split == DEV or cfg.dev_split in cfg.eval_splits:
+        raise ValueError(
+            f"task {cfg.name!r}: dev_split {cfg.dev_split!r} must be a source split other than the test "
+            f"splits ({', '.join(cfg.eval_splits)})"
+        )
+    if DEV in cfg.eval_splits:
+        raise ValueError(f"task {cfg.name!r}: {DEV!r} names the dev set; a test split cannot be called so")
+    for key in ("max_train_samples", "max_eval_samples"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ValueError(f"task.{key} must be >= 1 or null, got {getattr(cfg, key)}")
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """Raise on a model setting no run can use (where its weights come from is checked where they load)."""
+    if cfg.dropout is not None and not 0 <= cfg.dropout < 1:
+        raise ValueError(f"model.dropout={cfg.dropout!r} is not valid: it must be in [0, 1), or null")
+
+
+def check_disk(folder: Path) -> None:
+    """Raise OSError when ``folder`` cannot be written or has under MIN_FREE_MB free."""
+    probe = folder / ".write-test"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write to the run folder {folder}: {e.strerror}") from e
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        raise OSError(
+            errno.ENOSPC,
+            f"only {free_mb:.0f} MB free for the run folder {folder}; a run needs {MIN_FREE_MB} MB: free "
+            "space, or put the results elsewhere (PEFT_BENCH_RESULTS or paths.results)",
+        )
+
+
+def check_fits(variant: Variant, model_cfg: ModelConfig, num_labels: int, targets: Targets) -> None:
+    """Adapt the model's weightless skeleton (bench.inputs.models.skeleton) with a copy of ``variant``, so
+    that a setting that does not fit its layers (a rank above a layer's size) fails in a second, before
+    the weights load. Math the meta device cannot do (QLoRA's quantization, DoRA's norms) ends this dry
+    run early, after the size checks that precede it; the real adaptation checks everything again."""
+    try:
+        copy.deepcopy(variant).apply(skeleton(model_cfg, num_labels), targets)
+    except (RuntimeError, NotImplementedError):
+        return
+
+
+def check_world(w: distributed.World, n_train: int, held_out: dict[str, int], batch_size: int) -> None:
+    """Raise ValueError unless every process gets examples of every batch and of every held-out split."""
+    if w.size == 1:
+        return
+    if n_train < w.size or batch_size < w.size:
+        raise ValueError(
+            f"{w.size} processes for {n_train:,} training examples in batches of train.batch_size="
+            f"{batch_size}: every process needs an example of each batch; use at most "
+            f"{min(n_train, batch_size)} processes"
+        )
+    last = n_train % batch_size
+    if 0 < last < w.size:
+        raise ValueError(
+            f"the last batch of each epoch holds {last} of the {n_train:,} training examples, fewer than "
+            f"the {w.size} processes: choose a train.batch_size that leaves 0 or at least {w.size} over"
+        )
+    small = {split: n for split, n in held_out.items() if n < w.size}
+    if small:
+        split, n = next(iter(small.items()))
+        raise ValueError(f"the {split} split has {n} examples for {w.size} processes; use at most {n}")

@@ -1,0 +1,67 @@
+"""The checks (bench.run.checks): a value no run can use fails its run before any data or model loads,
+with a message naming it and what is valid; the run folder records the failure."""
+
+from __future__ import annotations
+
+import pytest
+from helpers.runs import tiny_run
+
+from bench.config.schemas import ModelConfig, TrainConfig
+from bench.results.run_folder import RunFolder
+from bench.run import process_cache
+from bench.run.checks import check_model, check_train_config
+
+BAD = {
+    "train.epochs=0": "train.epochs=0 is not valid: it must be an integer >= 1",
+    "train.lr=-1": "train.lr=-1.0 is not valid: it must be a finite number > 0",
+    "train.warmup_ratio=5": r"train.warmup_ratio=5.0 is not valid: it must be in \[0, 1\)",
+    "train.grad_accum=0": "train.grad_accum=0 is not valid: it must be an integer >= 1",
+    "train.progress=loud": "train.progress='loud' is not valid: it must be one of auto, bar",
+    "train.checkpoint_every_steps=-1": (
+        "train.checkpoint_every_steps=-1 is not valid: it must be an integer >= 0"
+    ),
+    "train.checkpoint_every_minutes=-5": (
+        "train.checkpoint_every_minutes=-5.0 is not valid: it must be a finite number of minutes >= 0"
+    ),
+    "train.checkpoint_every_minutes=nan": "train.checkpoint_every_minutes=nan is not valid",
+    "select_on=val": "select_on='val' is not valid: choose dev",
+    "task.max_train_samples=0": "task.max_train_samples must be >= 1 or null, got 0",
+    "task.main_metric=f2": "task 'rt_polarity': main_metric 'f2' is not one of accuracy, f1",
+    "model.dropout=1.5": r"model.dropout=1.5 is not valid: it must be in \[0, 1\), or null",
+    "device=gpu": "unknown device 'gpu'; choose auto, cpu, cuda, cuda:N or mps",
+}
+
+
+@pytest.fixture
+def nothing_loads(monkeypatch):
+    """Loading a task, a tokenizer or a model fails the test (the process cache emptied first)."""
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("something loaded before the checks ended")
+
+    process_cache.clear()
+    for name in ("load_task", "load_tokenizer", "load_model"):
+        monkeypatch.setattr(process_cache, name, no_load)
+
+
+@pytest.mark.parametrize(("override", "message"), BAD.items(), ids=list(BAD))
+def test_a_bad_value_fails_its_run_before_anything_loads(compose, tmp_path, nothing_loads, override, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_run(compose, tmp_path, override)
+    m = RunFolder(tmp_path / "runs" / "tiny").metrics()
+    assert m["status"] == "failed" and m["error"].startswith("ValueError: ")
+    assert "chance" not in m  # the data never loaded
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_the_train_settings_check_names_the_lr_only_when_given():
+    check_train_config(TrainConfig())  # the defaults; no lr: the variant's
+    with pytest.raises(ValueError, match="train.lr=nan is not valid"):
+        check_train_config(TrainConfig(), float("nan"))
+
+
+def test_the_model_check_allows_an_unset_dropout_and_the_range_0_to_1():
+    for dropout in (None, 0.0, 0.5):
+        check_model(ModelConfig(name="tiny", dropout=dropout))
+    with pytest.raises(ValueError, match=r"model.dropout=-0.1 is not valid"):
+        check_model(ModelConfig(name="tiny", dropout=-0.1))
