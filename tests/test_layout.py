@@ -143,11 +143,6 @@ def test_the_mirror_rule_finds_each_modules_test_folder():
     assert {root / "bench" / "plural.py", root / "variants" / "base.py"} <= set(code_modules())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits for the test files of bench/run/*, bench/results/run_folder.py and variants/*, which other "
-    "changes add or move",
-)
 def test_every_module_has_a_test_file_of_its_name():
     root = TESTS.parent
     missing = [p.relative_to(root).as_posix() for p in code_modules() if not has_test_file(p)]

@@ -1,6 +1,6 @@
-"""Data-parallel runs (bench.run.distributed): each rank's share of the batches and of the evaluation, the
-checks that every rank gets examples, and on the CPU with gloo, torchrun and a 2-task submitit job that
-train what one process trains, with one run folder and one runs-CSV row."""
+"""Data-parallel runs (bench.run.distributed) on the CPU with gloo: torchrun and a 2-task submitit job train
+what one process trains, with one run folder and one runs-CSV row (each rank's share of the batches:
+tests/unit/run/test_distributed_shards.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,6 @@ import torch
 from helpers.runs import ROOT, bench_env, kill_when, read_rows
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
-
-from bench.inputs import batching
-from bench.run import checks
-from bench.run.distributed import World, shard
 
 # 75 examples in batches of 16: the last batch (11) splits 6 / 5, so unequal shards are weighted
 RUN = [
@@ -35,66 +31,6 @@ RUN = [
 ]
 # float32 sums in another order (the gradient all-reduce): measured 9e-7 on the tiny model
 WEIGHT_ATOL = 1e-5
-
-
-def test_the_ranks_split_every_single_process_batch():
-    def batches(w: World) -> list[list[int]]:
-        order = batching.EpochOrder(list(range(5, 80)), 16, seed=0, group_by_length=True)  # every rank's
-        return list(batching.RankBatches(order, 16, w))
-
-    single, ranks = batches(World()), [batches(World(r, 2)) for r in range(2)]
-    assert len(single) == len(ranks[0]) == len(ranks[1]) == 5
-    for i, batch in enumerate(single):
-        assert ranks[0][i] + ranks[1][i] == batch and abs(len(ranks[0][i]) - len(ranks[1][i])) <= 1
-    assert shard([1, 2, 3], World(2, 3)) == [3]
-
-
-def test_each_rank_evaluates_its_share_and_together_all(tiny_tokenizer_examples):
-    examples, collate = tiny_tokenizer_examples
-    seen = []
-    for rank in range(3):
-        for batch in batching.eval_loader(examples, collate, 4, World(rank, 3)):
-            seen += batch["idx"].tolist()
-    assert sorted(seen) == sorted(e["idx"] for e in examples)
-
-
-@pytest.fixture
-def tiny_tokenizer_examples():
-    from bench.config.schemas import ModelConfig
-    from bench.inputs.models import load_tokenizer
-
-    tok = load_tokenizer(ModelConfig(name="tiny", source="tiny"))
-    texts = [f"review number {i} " * (1 + i % 5) for i in range(10)]
-    enc = tok(texts)
-    examples = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                 "labels": i % 2, "idx": i} for i in range(10)]  # fmt: skip
-    return examples, batching.Collator(tok, regression=False)
-
-
-@pytest.mark.parametrize(
-    ("world", "n_train", "held_out", "batch", "message"),
-    [
-        (
-            World(0, 4),
-            3,
-            {"test": 10},
-            2,
-            "4 processes for 3 training examples in batches of train.batch_size=2",
-        ),
-        (
-            World(0, 2),
-            33,
-            {"test": 10},
-            16,
-            "the last batch of each epoch holds 1 of the 33 training examples",
-        ),
-        (World(0, 2), 32, {"dev": 1, "test": 10}, 16, "the dev split has 1 examples for 2 processes"),
-    ],
-)
-def test_a_world_that_leaves_a_rank_without_examples_is_refused(world, n_train, held_out, batch, message):
-    with pytest.raises(ValueError, match=message):
-        checks.check_world(world, n_train, held_out, batch)
-    checks.check_world(World(), n_train, held_out, batch)  # one process: anything goes
 
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # as torchrun sets it for its workers: the one-process run alike

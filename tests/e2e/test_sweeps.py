@@ -30,7 +30,6 @@ from bench.config.store import CONF_DIR, selected_lr
 from bench.plural import plural
 from bench.results.columns import RUNS_COLUMNS
 from bench.run import runner
-from bench.run.train import main_score
 
 TINY = [
     "model=tiny",
@@ -263,16 +262,6 @@ def test_out_of_memory_errors_are_recognised():
     assert runner.is_out_of_memory(e.value)
     assert not runner.is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not runner.is_out_of_memory(ValueError("out of memory"))
-
-
-def test_main_score_is_the_selection_metric_and_none_unless_completed():
-    """What a sweeper (Optuna) maximises is the dev score, never the test one."""
-    best = {"dev/accuracy": 0.75, "test/accuracy": 0.9}
-    run = {"status": "completed", "selection_metric": "dev/accuracy", "best": best}
-    assert main_score(run) == 0.75
-    for status in ["diverged", "failed", "oom"]:
-        assert main_score(run | {"status": status}) is None
-    assert main_score(run | {"best": {}}) is None
 
 
 # ---------------------------------------------------------------- launchers (slow)

@@ -8,8 +8,9 @@ from helpers.runs import tiny_run
 
 from bench.config.schemas import ModelConfig, TrainConfig
 from bench.results.run_folder import RunFolder
-from bench.run import process_cache
+from bench.run import checks, process_cache
 from bench.run.checks import check_model, check_train_config
+from bench.run.distributed import World
 
 BAD = {
     "train.epochs=0": "train.epochs=0 is not valid: it must be an integer >= 1",
@@ -65,3 +66,29 @@ def test_the_model_check_allows_an_unset_dropout_and_the_range_0_to_1():
         check_model(ModelConfig(name="tiny", dropout=dropout))
     with pytest.raises(ValueError, match=r"model.dropout=-0.1 is not valid"):
         check_model(ModelConfig(name="tiny", dropout=-0.1))
+
+
+@pytest.mark.parametrize(
+    ("world", "n_train", "held_out", "batch", "message"),
+    [
+        (
+            World(0, 4),
+            3,
+            {"test": 10},
+            2,
+            "4 processes for 3 training examples in batches of train.batch_size=2",
+        ),
+        (
+            World(0, 2),
+            33,
+            {"test": 10},
+            16,
+            "the last batch of each epoch holds 1 of the 33 training examples",
+        ),
+        (World(0, 2), 32, {"dev": 1, "test": 10}, 16, "the dev split has 1 examples for 2 processes"),
+    ],
+)
+def test_a_world_that_leaves_a_rank_without_examples_is_refused(world, n_train, held_out, batch, message):
+    with pytest.raises(ValueError, match=message):
+        checks.check_world(world, n_train, held_out, batch)
+    checks.check_world(World(), n_train, held_out, batch)  # one process: anything goes

@@ -8,7 +8,6 @@ import json
 import logging
 
 import pytest
-import torch
 import wandb
 from helpers.runs import TINY_RUN, tiny_run
 from helpers.wandb_offline import offline_run
@@ -18,19 +17,9 @@ import variants
 from bench.config import hashing
 from bench.results import index
 from bench.results.run_folder import RunFolder
-from bench.run import checks, loop, phases, process_cache, runner, spec
+from bench.run import checks, loop, process_cache, runner, spec
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
-
-
-def test_run_header():
-    held_out = {"dev": 996, "test": 1000}
-    header = phases.run_header("lora", "rt_polarity", "minilm", torch.device("cpu"), 2000, held_out, 2, 126)
-    assert header == (
-        "lora on rt_polarity with minilm, cpu: 2,000 train, 996 dev, 1,000 test examples, 2 epochs, 126 steps"
-    )
-    one = phases.run_header("head", "rte", "tiny", torch.device("cuda:0"), 1, {"validation": 1}, 1, 1)
-    assert one == "head on rte with tiny, cuda:0: 1 train, 1 validation examples, 1 epoch, 1 step"
 
 
 def test_label_hparams_are_lr_and_the_variants_key_hparams():

@@ -1,0 +1,44 @@
+"""The train command (bench.run.train): the score a sweeper maximises, and an error as one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.run.train import main_score, one_line, quiet_rank_overrides
+
+
+def test_main_score_is_the_selection_metric_and_none_unless_completed():
+    """What a sweeper (Optuna) maximises is the dev score, never the test one."""
+    best = {"dev/accuracy": 0.75, "test/accuracy": 0.9}
+    run = {"status": "completed", "selection_metric": "dev/accuracy", "best": best}
+    assert main_score(run) == 0.75
+    for status in ["diverged", "failed", "oom"]:
+        assert main_score(run | {"status": status}) is None
+    assert main_score(run | {"best": {}}) is None
+
+
+def test_an_error_is_one_line_with_its_cause_and_where_the_traceback_is():
+    try:
+        try:
+            raise OSError("disk\nfull")
+        except OSError as cause:
+            raise ValueError("cannot write") from cause
+    except ValueError as e:
+        line = one_line(e, "traceback in run/error.txt")
+    assert line == "error: cannot write: disk full (traceback in run/error.txt; HYDRA_FULL_ERROR=1 prints it)"
+
+
+def test_an_unknown_option_lists_the_groups_options():
+    line = one_line(Exception("Could not find 'variant/lorra'"), "no run started")
+    assert line.startswith("error: unknown variant 'lorra'; available: ") and "lora, loraplus" in line
+
+
+def test_rank_0_and_a_single_process_keep_their_run_folder(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert quiet_rank_overrides() == []
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr("sys.argv", ["bench", "train"])
+    assert "hydra.output_subdir=null" in quiet_rank_overrides()
+    monkeypatch.setattr("sys.argv", ["bench", "train", "-m"])
+    with pytest.raises(SystemExit, match="torchrun runs one run, not a sweep"):
+        quiet_rank_overrides()
