@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from bench.analysis.runs_table import LABELLED
 from bench.analysis.selection import sort_tasks
 from bench.analysis.significance import ALPHA, Friedman
 from bench.inputs.metrics import DEV, TEST
-from bench.results.run_folder import recorded_path
+from bench.results.run_folder import RunFolder, recorded_path
 
 COST_AXES = (  # column, axis label, log scale
     ("trainable_params", "trainable parameters", True),
@@ -210,11 +209,11 @@ def cd_figure(test: Friedman, style: Style) -> Figure:
     return fig
 
 
-def read_history(path: Path) -> pd.DataFrame | None:
-    """The rows of a history.jsonl, or None when the file is missing or has no step."""
-    if not path.is_file():
+def read_history(run: RunFolder) -> pd.DataFrame | None:
+    """The rows of a run's history.jsonl, or None when the file is missing or has no step."""
+    if not run.history_path.is_file():
         return None
-    hist = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    hist = pd.DataFrame(run.history())
     return hist if "step" in hist.columns else None
 
 
@@ -232,11 +231,11 @@ def seed_curves(runs: pd.DataFrame, source: Path) -> tuple[list[pd.Series], set[
     """Each run's curve (x100, indexed by step), the keys plotted, and a line per run without one."""
     curves, keys, missing = [], set(), []
     for _, run in runs.iterrows():
-        path = recorded_path(run["run_dir"], source) / "history.jsonl"
-        hist = read_history(path)
+        folder = RunFolder(recorded_path(run["run_dir"], source))
+        hist = read_history(folder)
         key = None if hist is None else curve_key(hist.columns, run["main_metric"])
         if key is None:
-            missing.append(f"{run['run_name']}: no {run['main_metric']!r} curve in {path}")
+            missing.append(f"{run['run_name']}: no {run['main_metric']!r} curve in {folder.history_path}")
             continue
         curves.append(hist[["step", key]].dropna().set_index("step")[key] * 100)
         keys.add(key)

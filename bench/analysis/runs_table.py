@@ -11,7 +11,6 @@ resolved config as dotted keys) in which the configurations of its (task, varian
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from bench.config.hashing import flatten
 from bench.log import log
 from bench.plural import plural
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
-from bench.results.run_folder import recorded_path
+from bench.results.run_folder import RunFolder, recorded_path
 from bench.results.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, run_row
 
 JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")
@@ -70,10 +69,9 @@ def load_runs(csv_path: str | Path) -> pd.DataFrame:
     return prepare(df)
 
 
-def run_folders(folder: Path) -> list[Path]:
+def run_folders(folder: Path) -> list[RunFolder]:
     """The run folders at any depth under ``folder`` (those with a metrics.json or a resumed.json)."""
-    found = {p.parent for name in ("metrics.json", "resumed.json") for p in folder.glob(f"**/{name}")}
-    return sorted(found - {folder})
+    return [run for run in RunFolder.under(folder, resumed=True) if run.path != folder]
 
 
 def is_sweep_folder(folder: Path) -> bool:
@@ -86,13 +84,11 @@ def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     metrics.json of the run its ``resumed.json`` points at; flattened by ``run_row`` like the CSV."""
     sweep_dir = Path(sweep_dir)
     rows = []
-    for run_dir in run_folders(sweep_dir):
-        path = run_dir / "metrics.json"
-        if not path.is_file() and (run_dir / "resumed.json").is_file():
-            done = json.loads((run_dir / "resumed.json").read_text())["completed_in"]
-            path = recorded_path(done, sweep_dir) / "metrics.json"
-        if path.is_file():
-            rows.append(run_row(json.loads(path.read_text())))
+    for run in run_folders(sweep_dir):
+        if not run.metrics_path.is_file() and run.resumed_path.is_file():
+            run = RunFolder(recorded_path(run.resumed()["completed_in"], sweep_dir))
+        if run.metrics_path.is_file():
+            rows.append(run_row(run.metrics()))
     if not rows:
         raise FileNotFoundError(f"no run folders with metrics.json in {sweep_dir}; {HOW_TO_PRODUCE}")
     return prepare(pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(str))
@@ -168,10 +164,10 @@ def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
     dropped = order[hashed & ~order["_row"].isin(latest["_row"])]
     superseded = int((~dropped["_done"] & dropped["config_hash"].isin(completed)).sum())
     if superseded:
-        print(
-            f"peft-bench: hid {plural(superseded, 'failed run')} that a completed rerun of the same config "
-            "supersedes (python -m bench failed_runs lists failed runs, --prune deletes them)",
-            file=sys.stderr,
+        log.warning(
+            "hid %s that a completed rerun of the same config supersedes "
+            "(peft-bench failed_runs lists failed runs, --prune deletes them)",
+            plural(superseded, "failed run"),
         )
     return kept.drop(columns=["_done", "_time", "_row"]).reset_index(drop=True)
 

@@ -5,12 +5,12 @@ its notes) and ``leaderboard.csv`` (every column); the sweep's Hydra callback
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench.analysis.configurations import tuned_board
 from bench.analysis.render import render
 from bench.analysis.runs_table import load_runs
+from bench.results.run_folder import RunFolder
 
 
 def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path:
@@ -18,7 +18,11 @@ def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path
     column); returns the md."""
     sweep_dir = Path(sweep_dir)
     runs = load_runs(csv_path)
-    resumed = {json.loads(p.read_text())["config_hash"] for p in sweep_dir.glob("**/resumed.json")}
+    resumed = {
+        run.resumed()["config_hash"]
+        for run in RunFolder.under(sweep_dir, resumed=True)
+        if run.resumed_path.is_file()
+    }
     mine = runs[runs["sweep"].map(lambda s: _same_path(s, sweep_dir)) | runs["config_hash"].isin(resumed)]
     if mine.empty:
         sweeps = sorted({s for s in runs["sweep"] if s})

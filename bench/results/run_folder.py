@@ -117,9 +117,11 @@ class RunFolder:
         object.__setattr__(self, "path", Path(self.path))
 
     @classmethod
-    def under(cls, root: str | Path) -> list[RunFolder]:
-        """The run folders at any depth under ``root`` (those holding a metrics.json), in path order."""
-        return [cls(p.parent) for p in sorted(Path(root).glob(f"**/{METRICS}"))]
+    def under(cls, root: str | Path, resumed: bool = False) -> list[RunFolder]:
+        """The run folders at any depth under ``root`` (those holding a metrics.json, or with ``resumed``
+        a resumed.json too), in path order."""
+        names = (METRICS, RESUMED) if resumed else (METRICS,)
+        return [cls(p) for p in sorted({p.parent for name in names for p in Path(root).glob(f"**/{name}")})]
 
     @property
     def metrics_path(self) -> Path:

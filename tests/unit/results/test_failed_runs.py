@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.notices import notices
 from helpers.report_results import metrics_json
 from helpers.runs import read_rows
 
@@ -97,9 +98,9 @@ def test_a_sweep_counts_only_its_own_failures(tmp_path):
     assert "\n" not in line and str(tmp_path / "1_b") in line
 
 
-def test_the_leaderboard_hides_and_counts_a_failure_a_completed_rerun_supersedes(results, capsys):
+def test_the_leaderboard_hides_and_counts_a_failure_a_completed_rerun_supersedes(results, caplog):
     runs = load_runs(results / RUNS_CSV)
-    assert "hid 1 failed run that a completed rerun of the same config supersedes" in capsys.readouterr().err
+    assert "hid 1 failed run that a completed rerun of the same config supersedes" in notices(caplog)
     reused = runs[runs["run_dir"].str.endswith("compare/lora-s3")]
     assert list(reused["status"]) == ["completed"]  # one row for that config, the completed one
     assert sorted(runs["status"]) == ["completed", "completed", "diverged", "failed", "interrupted", "oom"]
