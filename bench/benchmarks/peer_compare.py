@@ -166,7 +166,7 @@ def run_peer(setup: Setup, repeat: int) -> Row:
             max_steps=train_cfg.max_steps or -1,
             learning_rate=setup.lr,
             lr_scheduler_type="linear",
-            # bench.run.loop.fit's count; a ratio (warmup_steps < 1 in transformers 5.24, which has no
+            # bench.run.loop.Fit's count; a ratio (warmup_steps < 1 in transformers 5.24, which has no
             # warmup_ratio) would be rounded up (TrainingArguments.get_warmup_steps)
             warmup_steps=int(train_cfg.warmup_ratio * steps),
             weight_decay=train_cfg.weight_decay,

@@ -1,7 +1,7 @@
 """Evaluation: the model's logits on every held-out split (dev and the test splits), and their metrics.
 
 ``evaluator(model, loaders, device, task)`` is what the training loop calls at every evaluation
-(``bench.run.loop.fit``) and what ``bench.tools.reload.predict`` calls on a reloaded run. When distributed,
+(``bench.run.loop.Fit``) and what ``bench.tools.reload.predict`` calls on a reloaded run. When distributed,
 each rank evaluates its share and the predictions are gathered before any metric is computed.
 """
 

@@ -184,32 +184,16 @@ class Trainable(StepHooks, checkpoint.HasTrainingState, Protocol):
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]: ...
 
 
-def fit(
-    model: nn.Module,
-    variant: Trainable,
-    loader,
-    evaluate: Evaluate,
-    cfg: TrainConfig,
-    lr: float,
-    device: torch.device,
-    select_metric: str,
-    log_metrics: Log,
-    checkpoints: Path | None = None,
-) -> LoopResult:
-    """Train for the configured budget (``Fit``); the best evaluation is the one with the highest
-    ``select_metric`` (a key of ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.inputs.metrics``).
+class Fit:
+    """One training for the configured budget: the optimizer, the schedule and the loop's counters, from
+    the first step (or the checkpoint it resumes from) to the result. ``run()`` trains; each method is one
+    part of a step. The best evaluation is the one with the highest ``select_metric`` (a key of
+    ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.inputs.metrics``).
 
     ``checkpoints``: the run's checkpoint folder (``bench.run.checkpoint.folder``); training resumes from the
     newest usable checkpoint there and writes its own there. None: neither. ``cfg`` and ``lr`` are checked
     before (``bench.run.checks.check_train_config``).
     """
-    fitting = Fit(model, variant, loader, evaluate, cfg, lr, device, select_metric, log_metrics, checkpoints)
-    return fitting.run()
-
-
-class Fit:
-    """One training: the optimizer, the schedule and the loop's counters, from the first step (or the
-    checkpoint it resumes from) to the result. ``run()`` trains; each method is one part of a step."""
 
     def __init__(
         self,

@@ -7,7 +7,7 @@
     load_data        the task's splits (dev and test) and the chance scores
     load_model       tokenizer, base model, the variant applied, on its device
     make_loaders     the splits tokenized and batched
-    fit              train (bench.run.loop.fit), evaluating dev and test at each evaluation
+    fit              train (bench.run.loop.Fit), evaluating dev and test at each evaluation
     results          the selected (best) and final evaluations, throughput, memory, sizes
     record_outputs   history.jsonl, predictions.csv, adapter/
     record           metrics.json, the results index, the sinks (the runs CSV, W&B)
@@ -241,7 +241,7 @@ def run_header(
 def fit(
     spec: RunSpec, model: Model, loaders: Loaders, sinks: list[Sink], memory: PeakMemory, times: PhaseTimes
 ) -> loop.LoopResult:
-    """Train (``bench.run.loop.fit``), from the spec's checkpoint when one is there; the sinks start
+    """Train (``bench.run.loop.Fit``), from the spec's checkpoint when one is there; the sinks start
     first and get every logged value. The peak memory counts from here."""
     run_info = {
         "run_name": spec.run_name,
@@ -262,10 +262,10 @@ def fit(
 
     memory.model_ready(model.model)  # built, on its device, data tokenized: the peak counts from here
     evaluate = evaluation.evaluator(model.model, loaders.evals, model.device, spec.task)
-    out = loop.fit(
+    out = loop.Fit(
         model.model, model.variant, loaders.train, evaluate, spec.train, spec.lr, model.device,
         spec.selection_metric, log_values, spec.checkpoints,
-    )  # fmt: skip
+    ).run()  # fmt: skip
     times.add("train_steps", out.train_time_s)
     times.add("evaluate", out.eval_time_s)
     times.add("checkpoint", out.checkpoint_time_s)

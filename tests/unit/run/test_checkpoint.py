@@ -24,7 +24,7 @@ from bench.config.schemas import ModelConfig, TrainConfig
 from bench.inputs import batching
 from bench.inputs.models import load_tokenizer, tiny_model
 from bench.run import checkpoint, evaluation, phases
-from bench.run.loop import fit
+from bench.run.loop import Fit
 from variants.base import Targets
 
 TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
@@ -75,9 +75,9 @@ def fit_tiny(
         logits = out.logits.numpy()
         return {"dev/score": -out.loss.item()}, {"dev": (logits, labels.numpy(), idx)}
 
-    result = fit(
+    result = Fit(
         model, variant, train, evaluate, cfg, 1e-2, torch.device("cpu"), "dev/score", lambda *a: None, folder
-    )
+    ).run()
     return result, model, variant
 
 

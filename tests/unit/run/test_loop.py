@@ -9,7 +9,7 @@ from torch import nn
 
 from bench.config.schemas import TrainConfig
 from bench.run import loop
-from bench.run.loop import fit, linear_schedule, total_steps
+from bench.run.loop import Fit, linear_schedule, total_steps
 from variants.base import Targets
 from variants.full import Full
 
@@ -42,7 +42,7 @@ def run(model, loader, cfg, evals=None):
     variant = Full()
     variant.apply(model, Targets(modules=["lin"], head=[]))
     scores = iter(evals or [0.5] * 100)
-    return fit(
+    return Fit(
         model,
         variant,
         loader,
@@ -52,7 +52,7 @@ def run(model, loader, cfg, evals=None):
         torch.device("cpu"),
         "accuracy",
         lambda values, step: None,
-    )
+    ).run()
 
 
 def test_linear_schedule_warmup_then_decay():
@@ -124,10 +124,10 @@ def test_losses_read_every_few_steps_log_what_losses_read_every_step_log(monkeyp
         logged = []
         variant, model = Full(), Toy()
         variant.apply(model, Targets(modules=["lin"], head=[]))
-        result = fit(
+        result = Fit(
             model, variant, batches(25, 4), lambda: ({"accuracy": 0.5}, {}), TrainConfig(epochs=1), 0.1,
             torch.device("cpu"), "accuracy", lambda values, step: logged.append((step, values)),
-        )  # fmt: skip
+        ).run()  # fmt: skip
         return logged, result.history
 
     each_step = logged_run()
