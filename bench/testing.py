@@ -25,14 +25,13 @@ from safetensors.torch import load_file
 from torch import nn
 
 import variants
-from bench.config.schemas import ModelConfig
-from bench.inputs.models import load_tokenizer, resolve_targets, tiny_model
+from bench.inputs.models import load_tokenizer, model_config, resolve_targets, tiny_model
 from bench.results.adapter_files import save_adapter
 from bench.results.run_folder import RunFolder
 from bench.run.loop import train_step
 from variants.base import Targets, Variant, is_norm
 
-TINY = ModelConfig(name="tiny", source="tiny")
+TINY = model_config("tiny")
 SENTENCES = ["a gripping, funny film.", "dull and far too long", "i loved it!", "not worth the ticket"]
 LABELS = [1, 0, 1, 0]
 

@@ -12,11 +12,10 @@ import torch
 from helpers.results import write_results
 
 from bench.config import store
-from bench.config.schemas import ModelConfig
-from bench.inputs.models import load_tokenizer, tiny_model
+from bench.inputs.models import load_tokenizer, model_config, tiny_model
 from variants.base import Targets
 
-TINY = ModelConfig(name="tiny", source="tiny")
+TINY = model_config("tiny")
 
 
 @pytest.fixture

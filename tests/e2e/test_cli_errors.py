@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.runs import ROOT
+from helpers.runs import ROOT, TINY_RUN
 
 pytestmark = pytest.mark.slow  # each case is a `python -m bench train` subprocess
-QUICK = ["model=tiny", "task.max_train_samples=16", "train.epochs=1"]
+QUICK = TINY_RUN
 
 
 def train(results: Path, *overrides: str, full_error: bool = False) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers.runs import HEAD_PARAMS, ROOT, bench_env, kill_when, lora_params
+from helpers.runs import HEAD_PARAMS, ROOT, TINY_RUN, bench_env, kill_when, lora_params
 from omegaconf import OmegaConf
 
 import variants
@@ -31,14 +31,7 @@ from bench.plural import plural
 from bench.results.columns import RUNS_COLUMNS
 from bench.run import runner
 
-TINY = [
-    "model=tiny",
-    "task=rt_polarity",
-    "task.max_train_samples=32",
-    "task.max_eval_samples=32",
-    "train.epochs=1",
-    "train.batch_size=16",
-]
+TINY = [*TINY_RUN, "train.batch_size=16"]
 
 
 def has_optuna() -> bool:

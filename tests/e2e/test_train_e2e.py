@@ -16,12 +16,12 @@ from safetensors.torch import load_file
 from bench.analysis import runs_table
 from bench.analysis.configurations import tuned_board
 from bench.config.budget import budget_label, budget_of
-from bench.config.schemas import ModelConfig, TaskConfig
-from bench.inputs.models import load_tokenizer, tiny_model
+from bench.config.schemas import TaskConfig
+from bench.inputs.models import load_tokenizer, model_config, tiny_model
 from bench.inputs.tasks import load_task
 from bench.results.columns import RUNS_COLUMNS
 
-TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
+TINY = model_config("tiny")
 RUN_ARGS = [
     "model=tiny",
     "task=rt_polarity",

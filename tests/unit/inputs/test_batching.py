@@ -3,9 +3,8 @@
 import numpy as np
 import torch
 
-from bench.config.schemas import ModelConfig
 from bench.inputs.batching import Collator, EpochOrder, eval_loader, length_grouped_order
-from bench.inputs.models import load_tokenizer
+from bench.inputs.models import load_tokenizer, model_config
 
 
 def test_length_grouped_order_is_a_permutation_with_similar_lengths_per_batch():
@@ -35,7 +34,7 @@ def test_epoch_order_is_seeded_and_changes_between_epochs():
 
 
 def test_collator_pads_to_the_longest_in_batch():
-    tok = load_tokenizer(ModelConfig(name="tiny", source="tiny"))
+    tok = load_tokenizer(model_config("tiny"))
     examples = []
     for i, text in enumerate(["short", "a much longer sentence here"]):
         enc = tok(text)
@@ -52,6 +51,6 @@ def test_eval_loader_sorts_by_length():
     examples = [
         {"input_ids": [1] * n, "attention_mask": [1] * n, "labels": 0, "idx": n} for n in (5, 2, 9, 3)
     ]
-    tok = load_tokenizer(ModelConfig(name="tiny", source="tiny"))
+    tok = load_tokenizer(model_config("tiny"))
     idx = [i for b in eval_loader(examples, Collator(tok, False), batch_size=2) for i in b["idx"].tolist()]
     assert idx == [2, 3, 5, 9]

@@ -20,14 +20,14 @@ import torch
 from helpers.runs import ROOT, bench_env, kill_when, tiny_run
 
 import variants
-from bench.config.schemas import ModelConfig, TrainConfig
+from bench.config.schemas import TrainConfig
 from bench.inputs import batching
-from bench.inputs.models import load_tokenizer, tiny_model
+from bench.inputs.models import load_tokenizer, model_config, tiny_model
 from bench.run import checkpoint, evaluation, phases
 from bench.run.loop import Fit
 from variants.base import Targets
 
-TINY = ModelConfig(name="tiny", source="tiny", max_length=64)
+TINY = model_config("tiny")
 WORDS = "a fine film dull and long i loved it not worth the ticket great cast weak plot".split()
 # 40 examples at batch 4: 10 batches per epoch, 3 epochs, 30 steps; evaluations at steps 4, 8, 10 (the
 # end of epoch 1), 12, 16, 20, 20 (end of epoch 2), 24, 28, 30.

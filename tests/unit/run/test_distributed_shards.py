@@ -31,10 +31,9 @@ def test_each_rank_evaluates_its_share_and_together_all(tiny_tokenizer_examples)
 
 @pytest.fixture
 def tiny_tokenizer_examples():
-    from bench.config.schemas import ModelConfig
-    from bench.inputs.models import load_tokenizer
+    from bench.inputs.models import load_tokenizer, model_config
 
-    tok = load_tokenizer(ModelConfig(name="tiny", source="tiny"))
+    tok = load_tokenizer(model_config("tiny"))
     texts = [f"review number {i} " * (1 + i % 5) for i in range(10)]
     enc = tok(texts)
     examples = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
