@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 from helpers.runs import HEAD_PARAMS, ROOT, TINY_RUN, bench_env, kill_when, lora_params
+from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 import variants
@@ -147,9 +148,12 @@ def test_demo_and_offline_suite_sweep_every_registered_variant_plugins_included(
         name = "zz_plugin"
 
     monkeypatch.setitem(variants.registry._REGISTRY, Plugin.name, Plugin)
-    for experiment in ["demo", "offline_suite"]:
-        params = compose_cfg(f"experiment={experiment}").hydra.sweeper.params
-        assert params.variant.split(",") == [*ALL_VARIANTS, "zz_plugin"]
+    try:
+        for experiment in ["demo", "offline_suite"]:
+            params = compose_cfg(f"experiment={experiment}").hydra.sweeper.params
+            assert params.variant.split(",") == [*ALL_VARIANTS, "zz_plugin"]
+    finally:  # composing stored the plugin's schema: keep it out of later tests' option lists
+        ConfigStore.instance().repo["variant"].pop("zz_plugin.yaml", None)
 
 
 def test_offline_suite_covers_every_offline_task_and_variant(compose_cfg):

@@ -116,7 +116,7 @@ def test_ctrl_c_is_recorded_as_interrupted_and_the_same_command_reruns_it(compos
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(loop, "fit", stopped)
+        m.setattr(loop.Fit, "run", stopped)
         with pytest.raises(KeyboardInterrupt):
             tiny_run(compose, tmp_path)
     run_dir = tmp_path / "runs" / "tiny"
