@@ -142,7 +142,7 @@ def sensitivity(configs: pd.DataFrame) -> pd.DataFrame:
     return by_task(out, ["variant", "model", "lr"])
 
 
-def describe(row: dict[str, Any]) -> str:
+def row_in_words(row: dict[str, Any]) -> str:
     """A selected row in words: "lora lr=0.002: 81.50 ± 1.20 (95% CI, n=3)"."""
     ci = row.get("ci95_x100")
     spread = (

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis.render import note
-from bench.analysis.selection import describe
+from bench.analysis.selection import row_in_words
 from bench.analysis.significance import ALPHA, Friedman, overall_verdict, task_verdicts
 from bench.inputs.metrics import TEST
 from bench.plural import plural
@@ -62,7 +62,7 @@ def task_cells(v: dict[str, Any]) -> list[str]:
         remarks.append(f"at chance ({chance:.2f}): the best predicts the majority class")
     if v["untested"]:
         remarks.append(f"not tested (fewer than 2 seeds): {names(v['untested'])}")
-    return [v["task"], describe(best), names(v["tied"]), cheapest_text(v["cheapest"]), "; ".join(remarks)]
+    return [v["task"], row_in_words(best), names(v["tied"]), cheapest_text(v["cheapest"]), "; ".join(remarks)]
 
 
 def verdict_section(tuned: pd.DataFrame, test: Friedman | None) -> str:

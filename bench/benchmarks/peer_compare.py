@@ -53,7 +53,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from bench.benchmarks.speed import describe
+from bench.benchmarks.speed import device_name
 from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
 from bench.config.store import compose, group_options, selected_lr
 from bench.inputs import batching
@@ -262,7 +262,7 @@ def settings(setup: Setup, repeats: int) -> dict[str, Any]:
         "lora": {k: setup.variant[k] for k in ("r", "alpha", "dropout")},
         "target_modules": resolve_targets(setup.model, setup.variant["targets"]).modules,
         "seed": setup.seed,
-        "device": describe(setup.device),
+        "device": device_name(setup.device),
         "repeats": repeats,
         "metric": setup.main,
     }

@@ -179,7 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def describe(device: Device) -> str:
+def device_name(device: Device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{device.type} ({torch.get_num_threads()} threads)"
@@ -308,7 +308,7 @@ def run_columns(args: argparse.Namespace, device: Device) -> Row:
     """What every row says about the run (RUN_COLUMNS)."""
     return {
         "shape": args.shape, "targets": args.targets, "batch": args.batch, "seq": args.seq,
-        "steps": args.steps, "warmup": args.warmup, "device": describe(device),
+        "steps": args.steps, "warmup": args.warmup, "device": device_name(device),
         "compiled": "ours" if wanted(args.compile, device) else "none",
     }  # fmt: skip
 

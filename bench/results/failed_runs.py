@@ -95,7 +95,7 @@ def prune(results: Path, statuses: tuple[str, ...]) -> tuple[int, int]:
     return removed_rows, len(folders)
 
 
-def describe(results: Path, rows: list[dict[str, Any]], folders: list[Path]) -> str:
+def failed_listing(results: Path, rows: list[dict[str, Any]], folders: list[Path]) -> str:
     """One line per failed row (status, run, folder, error), then the failed folders without a row."""
     lines = [f"{r['status']:<11} {r['run_name']}  {r['run_dir']}  {r['error'][:120]}" for r in rows]
     listed = {recorded_path(r["run_dir"], results).resolve() for r in rows if r["run_dir"]}
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows and not folders:
         print(f"no {' or '.join(args.status)} runs in {results}")
         return 0
-    print(describe(results, rows, folders))
+    print(failed_listing(results, rows, folders))
     if not args.prune:
         print(
             f"{plural(len(rows), 'runs-CSV row')}, {plural(len(folders), 'run folder')}; --prune deletes them"

@@ -1,6 +1,7 @@
 """Scaffold a new variant: a LoRA-like starting point whose generated tests pass and which trains as is.
 
-    python -m bench new_variant NAME              variants/NAME.py, conf/variant/NAME.yaml, tests/test_NAME.py
+    python -m bench new_variant NAME              variants/NAME.py, conf/variant/NAME.yaml,
+                                                  tests/unit/variants/test_NAME.py
     python -m bench new_variant NAME --out DIR    the same files under DIR (another checkout of the repo)
     python -m bench new_variant NAME --package    ./peft-bench-NAME/: a pip-installable plugin package
     python -m bench new_variant NAME --package --out DIR        the package in DIR
@@ -259,7 +260,7 @@ def plan(name: str, out: Path, package: bool) -> dict[Path, str]:
             imports=torch_imports + "\n" + base_import + "\nfrom variants.registry import register",
         ),
         out / "conf" / "variant" / f"{name}.yaml": YAML.substitute(v),
-        out / "tests" / f"test_{name}.py": TEST.substitute(
+        out / "tests" / "unit" / "variants" / f"test_{name}.py": TEST.substitute(
             v,
             imports="\n".join(
                 test_imports[:3] + sorted([*test_imports[3:], f"from variants.{name} import {cls}"])
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print(
-            f"next (in {root}): pytest tests/test_{args.name}.py\n"
+            f"next (in {root}): pytest tests/unit/variants/test_{args.name}.py\n"
             f"      python -m bench train variant={args.name} model=tiny task=rt_polarity train.epochs=1"
         )
     print("then edit the lines marked EDIT HERE (docs/adding-a-variant.md)")

@@ -287,7 +287,9 @@ def test_new_variant_file_in_a_repo_copy_is_picked_up(tmp_path):
     source.write_text(source.read_text().replace("lr: float = 5e-4", "lr: float = 1e-3"))
 
     proc = python(
-        ["-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/test_scaled.py"], cwd=repo, path=[repo]
+        ["-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/unit/variants/test_scaled.py"],
+        cwd=repo,
+        path=[repo],
     )
     assert " FAILED" not in proc.stdout and proc.stdout.count(" PASSED") == 2 + 8, proc.stdout[-3000:]
 

@@ -64,7 +64,7 @@ def test_rows_and_ratios_with_peft(tmp_path):
         assert_ratio(row["vs_floor"], row["ours_ms"], row["floor_ms"])
         assert float(row["floor_ms"]) == pytest.approx(fraction * float(full), abs=1e-3)
         assert (row["shape"], row["targets"], row["batch"], row["seq"]) == ("tiny", "attention", "2", "8")
-        assert (row["steps"], row["warmup"], row["device"]) == ("2", "1", speed.describe(CPU))
+        assert (row["steps"], row["warmup"], row["device"]) == ("2", "1", speed.device_name(CPU))
     assert float(by["full"]["ours_vs_full"]) == 1.0
     for name in ("full", "head"):  # anchors: peft has no such method
         assert (by[name]["peft_ms"], by[name]["ours_vs_peft"]) == ("", "")

@@ -60,7 +60,7 @@ def test_scaffold_writes_the_in_repo_files(tmp_path):
     written = new_variant.scaffold("two_step", tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
         "conf/variant/two_step.yaml",
-        "tests/test_two_step.py",
+        "tests/unit/variants/test_two_step.py",
         "variants/two_step.py",
     ]
     source = (tmp_path / "variants" / "two_step.py").read_text()
