@@ -21,7 +21,7 @@ from bench.log import log
 from bench.plural import plural
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
 from bench.results.run_folder import RunFolder, recorded_path
-from bench.results.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, run_row
+from bench.results.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, read_rows, run_row
 
 JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")
 COST_COLUMNS = (
@@ -58,11 +58,13 @@ def load(source: str | Path) -> pd.DataFrame:
 
 
 def load_runs(csv_path: str | Path) -> pd.DataFrame:
-    """The runs of a runs CSV: JSON columns parsed, one row per config hash (see ``latest_runs``)."""
+    """The runs of a runs CSV: its well-formed rows (``read_rows``), JSON columns parsed, one row per
+    config hash (see ``latest_runs``)."""
     path = locate(csv_path)
     if not path.is_file():
         raise FileNotFoundError(f"no runs CSV at {path}; {HOW_TO_PRODUCE}")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    read = read_rows(path)  # each malformed line skipped and named
+    df = pd.DataFrame(read.rows, columns=read.columns or [], dtype=str)
     missing = [c for c in RUNS_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} is not a peft-bench runs CSV: missing columns {', '.join(missing)}")

@@ -15,7 +15,6 @@ failure that a completed rerun of the same configuration supersedes; this remove
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import shutil
 import sys
@@ -24,9 +23,10 @@ from typing import Any
 
 from filelock import FileLock
 
+from bench.log import log
 from bench.plural import plural
 from bench.results.run_folder import RunFolder, default_results, recorded_path
-from bench.results.runs_csv import LOCK_TIMEOUT_S, RUNS_CSV, locate, lock_path, rewrite
+from bench.results.runs_csv import LOCK_TIMEOUT_S, RUNS_CSV, keep_aside, locate, lock_path, read_rows, rewrite
 
 STATUSES = ("failed", "oom", "interrupted", "diverged")
 FAILED = ("failed", "oom", "interrupted")  # the default: runs that produced no result for their config
@@ -53,10 +53,7 @@ def failed_since(folder: Path, since: dt.datetime, statuses: tuple[str, ...] = F
 
 
 def failed_rows(csv_path: Path, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
-    if not csv_path.is_file():
-        return []
-    with csv_path.open(newline="") as f:
-        return [r for r in csv.DictReader(f) if r.get("status") in statuses]
+    return [r for r in read_rows(csv_path).rows if r.get("status") in statuses]
 
 
 def failed_folders(results: Path, statuses: tuple[str, ...]) -> list[Path]:
@@ -82,11 +79,12 @@ def prune(results: Path, statuses: tuple[str, ...]) -> tuple[int, int]:
     removed_rows = 0
     if csv_path.is_file():
         with FileLock(str(lock_path(csv_path)), timeout=LOCK_TIMEOUT_S):
-            with csv_path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-            kept = [r for r in rows if r.get("status") not in statuses]
-            removed_rows = len(rows) - len(kept)
+            read = read_rows(csv_path)
+            kept = [r for r in read.rows if r.get("status") not in statuses]
+            removed_rows = len(read.rows) - len(kept)
             if removed_rows:
+                if read.skipped:
+                    log.warning(f"kept {csv_path} as {keep_aside(csv_path)}: its malformed lines are dropped")
                 rewrite(csv_path, kept)
     _, folders = find(results, statuses)
     for folder in folders:
