@@ -11,6 +11,7 @@ COMMANDS = {
     "leaderboard": ("bench.analysis.leaderboard", "the tuned comparison of a results folder, as a table"),
     "report": ("bench.analysis.report", "the HTML report: verdict, plots and tables"),
     "failed_runs": ("bench.results.failed_runs", "list or prune failed runs"),
+    "rebuild_runs": ("bench.results.rebuild_runs", "write the runs CSV again from the run folders"),
     "new_variant": ("bench.tools.new_variant", "scaffold a new variant that trains and passes its tests"),
     "speed": ("bench.benchmarks.speed", "step time of our variants against peft's"),
     "peer_compare": ("bench.benchmarks.peer_compare", "end to end: our runner against Trainer + peft"),

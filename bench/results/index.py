@@ -78,6 +78,13 @@ def completed_run(results_dir: str | Path, cfg_hash: str) -> Path | None:
     return None
 
 
+def run_folders(results_dir: str | Path) -> list[Path]:
+    """Every run folder (one holding a metrics.json) under ``results_dir`` as the index finds them (no
+    hidden folder, none inside another run folder), in path order."""
+    root = Path(results_dir)
+    return [root / run for run in sorted(_unindexed(root, {}))]
+
+
 def record(results_dir: str | Path, run_dir: str | Path, cfg_hash: str, status: str) -> None:
     """Append a run folder's new state; a folder outside ``results_dir`` is not indexed (nor searched)."""
     root = Path(results_dir)
