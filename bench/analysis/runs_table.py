@@ -2,10 +2,12 @@
 
 The runs come from a results folder's runs CSV (``<results>/runs.csv``), a runs CSV given as a file, or
 a sweep folder's run folders at any depth (their metrics.json; ``resumed.json`` points at a run completed
-elsewhere). ``prepare`` types the columns, keeps one row per config hash (the latest completed rerun)
-and gives each run its configuration's ``row_key`` (its ``config_key``; a run recorded before it: its
-hyperparameter label) and ``hp_label``: lr and the variant's key options, plus every setting (the
-resolved config as dotted keys) in which the configurations of its (task, variant, model) differ.
+elsewhere). ``prepare`` types the columns, names each run's task with the data it read when that is
+the user's files (``task_label``: runs on different data are different tasks, never tuned over), keeps
+one row per config hash (the latest completed rerun) and gives each run its configuration's ``row_key``
+(its ``config_key``; a run recorded before it: its hyperparameter label) and ``hp_label``: lr and the
+variant's key options, plus every setting (the resolved config as dotted keys) in which the
+configurations of its (task, variant, model) differ.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config.hashing import flatten
+from bench.inputs.fingerprint import SETTING as DATA_FINGERPRINT
 from bench.log import log
 from bench.plural import plural
 from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
@@ -40,6 +43,7 @@ NUMERIC_COLUMNS = (
 NAMED_BY = ("status", "variant", "task", "model")  # a row without one of these cannot be placed
 LABELLED = ["task", "variant", "model", "hp_label"]  # a configuration's runs by their label (unique)
 COMPARED = ["task", "variant", "model"]  # the rows whose differing settings the labels show
+SHORT = 8  # hex digits of a data fingerprint in a task label
 HOW_TO_PRODUCE = (
     "train first, e.g. `python -m bench train variant=lora task=sst2` (or `make demo`), "
     "or point --results at a results or sweep folder, or --csv at a runs CSV"
@@ -106,6 +110,7 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     for col in JSON_COLUMNS:
         df[col] = df[col].map(_parse_json)
     df["label_hparams"] = df["label_hparams"].map(lambda v: list(_parse_json(v, [])))
+    df["task"] = [task_label(t, s) for t, s in zip(df["task"], df["settings"], strict=True)]
     df["config_key"] = df["config_key"].fillna("").astype(str)
     df = latest_runs(df)
     keyed = df["config_key"] != ""
@@ -113,6 +118,19 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     df["row_key"] = ("key:" + df["config_key"]).where(keyed, "label:" + legacy)
     df["hp_label"] = row_labels(df, legacy)
     return df
+
+
+def task_label(task: str, settings: dict[str, Any]) -> str:
+    """A run's task as the leaderboard names it: with the user's data files (``task.data_dir``), the task
+    and the data, ``<task>@<folder>:<the fingerprint's first SHORT hex digits>`` (``<task>@<folder>`` for
+    a run recorded without a fingerprint); packaged data (the Hub's, the vader corpora) adds nothing.
+    ``task`` may be a label already: task names hold no ``@``."""
+    folder = settings.get("task.data_dir")
+    if not folder or settings.get("task.source") == "vader":
+        return task
+    data = Path(str(folder)).name or str(folder)
+    fingerprint = settings.get(f"task.{DATA_FINGERPRINT}")
+    return f"{task.partition('@')[0]}@{data}" + (f":{fingerprint[:SHORT]}" if fingerprint else "")
 
 
 def malformed(row: pd.Series) -> str | None:

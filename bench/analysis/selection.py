@@ -2,9 +2,11 @@
 
 A tuning group is (task, variant, model, budget, select_on); its candidates are its configurations
 (``bench.analysis.configurations.configurations``: one per point of an lr grid, a rank sweep, any swept
-setting). The selected configuration is the one with the best mean dev score over its seeds (a tie goes
-to the lowest lr, then to the first configuration run); the group reports that configuration's test
-score: mean, sample std, 95% confidence interval (Student's t, n - 1 degrees of freedom) and n. With the
+setting). Its task is named with the user's data it read (``bench.analysis.runs_table.task_label``), so
+runs on two data folders, or on edited data, are two tasks: data is never a setting to tune. The selected
+configuration is the one with the best mean dev score over its seeds (a tie goes to the lowest lr, then
+to the first configuration run); the group reports that configuration's test score: mean, sample std,
+95% confidence interval (Student's t, n - 1 degrees of freedom) and n. With the
 papers' convention (select_on test, the paper experiments) the candidate with the best test mean is taken
 instead, and the row says so. ``tuning_time_s`` is the train time of every run of every candidate: what
 finding that configuration cost. ``edge`` says when the selected lr is the lowest or highest of the

@@ -12,6 +12,9 @@ Three sources, all returning the same columns (the text fields, ``label``, ``idx
 - ``local``: ``<split>.csv``, ``.json``, ``.jsonl`` or ``.parquet`` in ``data_dir`` (``train.csv``,
   ``validation.csv``, ...) with the text fields and ``label`` as columns (``idx`` optional).
 
+``data_files`` names the user's files a task reads (``glue`` and ``local`` with ``data_dir``); their
+fingerprint is part of a run's config hash (``bench.inputs.fingerprint``).
+
 Every task has two held-out parts with two jobs (see ``load_task``): ``dev`` selects (the best epoch, and
 in the leaderboard the learning rate or any swept setting) and the ``eval_splits`` are the test, where
 the reported number comes from. ``dev`` is the source split ``dev_split`` when set (vader: its
@@ -58,8 +61,7 @@ def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
     overlaps train, whatever ``max_train_samples`` is; ``max_eval_samples`` caps dev and each test split.
     The config's values are checked before (``bench.run.checks.check_task``).
     """
-    dev_source = [cfg.dev_split] if with_dev and cfg.dev_split else []
-    splits = ["train", *cfg.eval_splits, *dev_source]
+    splits = source_splits(cfg, with_dev)
     if cfg.source == "vader":
         data = _load_vader(cfg, splits)
     elif cfg.data_dir:
@@ -78,6 +80,28 @@ def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
     train = subsample(train, cfg.max_train_samples, cfg.split_seed)
     evals = {s: subsample(data[s], cfg.max_eval_samples, cfg.split_seed) for s in cfg.eval_splits}
     return TaskData(train=train, evals=evals, dev=dev)
+
+
+def source_splits(cfg: TaskConfig, with_dev: bool = True) -> list[str]:
+    """The source splits a task reads: train, the test splits and (when ``with_dev``) ``dev_split``."""
+    return ["train", *cfg.eval_splits, *([cfg.dev_split] if with_dev and cfg.dev_split else [])]
+
+
+def data_files(cfg: TaskConfig, with_dev: bool = True) -> dict[str, Path]:
+    """The user's files a task reads, by split: those of ``source_splits`` found in ``task.data_dir``.
+    None for the Hub and for the vader corpora (packaged data, fixed by the sdist's checksum); a split
+    whose file is missing is left out (loading it names what it looked for)."""
+    if not cfg.data_dir or cfg.source == "vader":
+        return {}
+    found = {split: split_file(cfg, split) for split in source_splits(cfg, with_dev)}
+    return {split: path for split, path in found.items() if path is not None}
+
+
+def split_file(cfg: TaskConfig, split: str) -> Path | None:
+    """The file ``split`` is read from: the first of its candidate names in ``task.data_dir`` that is a
+    file (GLUE's TSV name first, then ``<split>.csv``, ``.json``, ``.jsonl``, ``.parquet``), or None."""
+    folder = Path(cfg.data_dir).expanduser()
+    return next((folder / n for n in _candidates(cfg, split) if (folder / n).is_file()), None)
 
 
 def carve(
@@ -210,13 +234,10 @@ def _load_file(cfg: TaskConfig, split: str) -> datasets.Dataset:
     folder = Path(cfg.data_dir).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"task.data_dir {str(folder)!r} is not a folder (task {cfg.name!r})")
-    names = _candidates(cfg, split)
-    found = [folder / n for n in names if (folder / n).is_file()]
-    if not found:
-        raise FileNotFoundError(
-            f"no {split!r} file for task {cfg.name!r} in {folder}: looked for {', '.join(names)}"
-        )
-    path = found[0]
+    path = split_file(cfg, split)
+    if path is None:
+        looked = ", ".join(_candidates(cfg, split))
+        raise FileNotFoundError(f"no {split!r} file for task {cfg.name!r} in {folder}: looked for {looked}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty: task {cfg.name!r} needs its {split!r} examples there")
     if path.suffix != ".parquet":

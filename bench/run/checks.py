@@ -1,10 +1,10 @@
 """Every check of a run's config, in one place, run once before any data or model loads.
 
 ``check(spec, world)`` builds the variant (its options are checked by its schema) and checks, in order:
-``select_on``, the ``train.*`` settings and the lr, the task config, the model config, the run folder's
-disk, the variant's targets, that the variant fits the model's layers (on its weightless skeleton) and
-the device. It returns what the later phases use: the variant, its targets and the device. Each error
-names the bad value and what is valid.
+``select_on``, the ``train.*`` settings and the lr, the task config, the task's name (its config file's),
+the model config, the run folder's disk, the variant's targets, that the variant fits the model's
+layers (on its weightless skeleton) and the device. It returns what the later phases use: the variant,
+its targets and the device. Each error names the bad value and what is valid.
 
 One check needs the data: ``check_world`` (every process gets examples of every batch), which the build
 phase calls once the task's splits are loaded, before anything is tokenized.
@@ -53,6 +53,7 @@ def check(spec: RunSpec, w: distributed.World) -> Checked:
     check_select_on(spec.select_on)
     check_train_config(spec.train, spec.lr)
     check_task(spec.task)
+    check_task_name(spec.task.name, spec.task_choice)
     check_model(spec.model)
     if w.main:
         check_disk(spec.folder.path)
@@ -132,6 +133,17 @@ def check_task(cfg: TaskConfig) -> None:
     for key in ("max_train_samples", "max_eval_samples"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ValueError(f"task.{key} must be >= 1 or null, got {getattr(cfg, key)}")
+
+
+def check_task_name(name: str, choice: str | None) -> None:
+    """Raise unless ``task.name`` is the name of the task config file it was composed from
+    (``task=<choice>``); nothing to check when the choice is unknown (a config composed without Hydra)."""
+    if choice is not None and name != choice:
+        raise ValueError(
+            f"task.name={name!r} is not valid with task={choice}: a task's name is its config file's "
+            f"(conf/task/{choice}.yaml names {choice!r}); to add a task {name!r}, copy that file to "
+            f"conf/task/{name}.yaml, set its name and data there, and choose it with task={name}"
+        )
 
 
 def check_model(cfg: ModelConfig) -> None:

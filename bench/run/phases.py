@@ -9,7 +9,7 @@
     make_loaders     the splits tokenized and batched
     fit              train (bench.run.loop.Fit), evaluating dev and test at each evaluation
     results          the selected (best) and final evaluations, throughput, memory, sizes
-    record_outputs   history.jsonl, predictions.csv, adapter/
+    record_outputs   history.jsonl, predictions.csv, adapter/ (with the base weights' fingerprint)
     record           metrics.json, the results index, the sinks (the runs CSV, W&B)
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -67,8 +67,9 @@ def skip(spec: RunSpec, done: RunFolder, sinks: list[Sink], w: distributed.World
 def first_metrics(spec: RunSpec) -> dict[str, Any]:
     """What metrics.json holds before training (status failed until the run ends): the run's names,
     ``config_hash`` (the run), ``config_key`` (its configuration: the hash without the seed), ``hparams``
-    (``lr``: the one it trains with), ``label_hparams`` and ``settings`` (the resolved config as dotted
-    keys, minus the seed and what the hashes ignore)."""
+    (``lr``: the one it trains with), ``label_hparams``, ``settings`` (the resolved config as dotted
+    keys, minus the seed and what the hashes ignore) and ``data_files`` (the user's data files the task
+    reads, each with its split, name, size and sha256: ``bench.inputs.fingerprint``)."""
     options = {k: v for k, v in spec.variant.items() if k not in ("name", "lr")}
     hparams = {
         "lr": spec.lr,
@@ -98,6 +99,7 @@ def first_metrics(spec: RunSpec) -> dict[str, Any]:
         "hparams": hparams,
         "label_hparams": label_hparams(spec.variant_name),
         "settings": hashing.config_settings(spec.config),
+        "data_files": [asdict(f) for f in spec.data_files],
     }
 
 
@@ -139,6 +141,7 @@ class Model:
     tokenizer: Any
     device: torch.device
     sizes: dict[str, Any]  # trainable_params, total_params (adapter tensors included), pct_trainable
+    base_sha256: str | None = None  # the base weights' fingerprint (adapter_files.base_fingerprint), if saved
 
 
 def load_model(spec: RunSpec, checked: checks.Checked, device: torch.device, times: PhaseTimes) -> Model:
@@ -149,6 +152,8 @@ def load_model(spec: RunSpec, checked: checks.Checked, device: torch.device, tim
         tokenizer = process_cache.tokenizer(spec.model)
         model = process_cache.base_model(spec.model, num_labels, spec.seed, **variant.load_kwargs())
         base_total = sum(p.numel() for p in model.parameters())
+        head = checked.targets.head
+        base_sha256 = adapter_files.base_fingerprint(model, head) if spec.train.save_adapter else None
         variant.apply(model, checked.targets)
         if spec.train.gradient_checkpointing:
             enable_gradient_checkpointing(model)
@@ -163,7 +168,7 @@ def load_model(spec: RunSpec, checked: checks.Checked, device: torch.device, tim
         "total_params": base_total + added,
         "pct_trainable": round(100 * trainable / (base_total + added), 4),
     }
-    return Model(model, variant, tokenizer, device, sizes)
+    return Model(model, variant, tokenizer, device, sizes, base_sha256)
 
 
 @dataclass(frozen=True)
@@ -309,10 +314,12 @@ def record_outputs(spec: RunSpec, out: loop.LoopResult, model: Model, w: distrib
         spec.folder.write_predictions(out.final_outputs)
     if not spec.train.save_adapter:
         return 0
+    base = model_name_or_path(spec.model)
     return adapter_files.save_adapter(
         spec.folder.adapter_path,
         model.variant.adapter_state_dict(model.model),
-        model.variant.adapter_config(model.model, model_name_or_path(spec.model)),
+        model.variant.adapter_config(model.model, base),
+        adapter_files.base_record(base, model.base_sha256, model.variant.targets.head),
     )
 
 

@@ -1,9 +1,11 @@
 """A run's spec: what one run is, resolved from its composed config once, before anything runs.
 
 ``RunSpec.of(cfg, run_dir, sweep_dir)`` resolves the config to plain containers and the section
-dataclasses, computes the config hash and key (``bench.config.hashing``), the lr it trains with and
-its name, and names its paths: the run folder, the results folder and its runs CSV, the checkpoint
-folder. Every phase of ``bench.run.runner`` reads the spec; none changes it.
+dataclasses, fingerprints the user's data files the task reads (``bench.inputs.fingerprint``: their
+digest joins the task section as ``task.data_fingerprint``), computes the config hash and key
+(``bench.config.hashing``), the lr it trains with and its name, notes the task config file the config
+was composed from, and names its paths: the run folder, the results folder and its runs CSV, the
+checkpoint folder. Every phase of ``bench.run.runner`` reads the spec; none changes it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import variants
 from bench.config import hashing
 from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
-from bench.inputs.metrics import selection_key
+from bench.inputs import fingerprint
+from bench.inputs.metrics import DEV, selection_key
+from bench.inputs.tasks import data_files
 from bench.results.run_folder import RunFolder
 from bench.run import checkpoint
 
@@ -46,6 +51,12 @@ def label_hparams(variant_name: str) -> list[str]:
     return ["lr", *cls.key_hparams]
 
 
+def task_choice() -> str | None:
+    """The task config file the running Hydra app composed (``task=NAME``: conf/task/NAME.yaml), from
+    its runtime choices; None outside a Hydra app (a config composed in a test or a notebook)."""
+    return HydraConfig.get().runtime.choices.get("task") if HydraConfig.initialized() else None
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run, resolved: its config, hash, key, names and paths."""
@@ -68,6 +79,8 @@ class RunSpec:
     results: Path  # the results folder (paths.results): the index and the checkpoints live there
     checkpoints: Path  # this config hash's checkpoint folder (bench.run.checkpoint.folder)
     sweep_dir: str | None  # the sweep folder of a multirun, else None
+    data_files: tuple[fingerprint.DataFile, ...] = ()  # the user's data files the task reads (fingerprinted)
+    task_choice: str | None = None  # the task config file composed (task=NAME), under Hydra
 
     @classmethod
     def of(cls, cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> RunSpec:
@@ -75,6 +88,10 @@ class RunSpec:
         container = OmegaConf.to_container(cfg, resolve=True)
         container.pop("hydra", None)
         results = Path(container["paths"]["results"])
+        task = make_dataclass(TaskConfig, container["task"])
+        files = fingerprint.fingerprint(data_files(task, with_dev=container["select_on"] == DEV))
+        if files:
+            container["task"][fingerprint.SETTING] = fingerprint.digest(files)
         cfg_hash = hashing.config_hash(container)
         variant = container["variant"]
         train = make_dataclass(TrainConfig, container["train"])
@@ -82,7 +99,7 @@ class RunSpec:
             config=container,
             config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
             model=make_dataclass(ModelConfig, container["model"]),
-            task=make_dataclass(TaskConfig, container["task"]),
+            task=task,
             train=train,
             variant=variant,
             seed=container["seed"],
@@ -97,6 +114,8 @@ class RunSpec:
             results=results,
             checkpoints=checkpoint.folder(results, cfg_hash),
             sweep_dir=sweep_dir,
+            data_files=tuple(files),
+            task_choice=task_choice(),
         )
 
     @property

@@ -8,8 +8,11 @@ the evaluated splits (dev and test), to look at predictions or keep using the mo
 
 It reads ``config.yaml`` and ``adapter/`` and calls the same functions as the runner (bench.inputs.models,
 bench.inputs.tasks, bench.inputs.batching, variants.build, Variant.load_adapter_state_dict). Each eval split
-is in
-predictions.csv's order: by ``idx``, the example's index in its source split.
+is in predictions.csv's order: by ``idx``, the example's index in its source split.
+
+The base model is checked against the fingerprint of the base the adapter was trained on
+(``adapter/base_model.json``, ``bench.results.adapter_files.check_base``): another base with the same
+shapes but other weights is refused, unless ``allow_other_base=True`` (then warned).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bench.inputs import batching
 from bench.inputs.metrics import DEV
 from bench.inputs.models import load_model, load_tokenizer, resolve_targets
 from bench.inputs.tasks import load_task
+from bench.results.adapter_files import base_fingerprint, check_base
 from bench.results.run_folder import RunFolder
 from bench.run.evaluation import evaluator
 from bench.run.phases import seed_everything
@@ -51,9 +55,11 @@ class LoadedRun:
     device: torch.device
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, device: str = "cpu", allow_other_base: bool = False) -> LoadedRun:
     """The run of ``run_dir`` rebuilt from its ``config.yaml`` and ``adapter/`` (saved when
-    train.save_adapter is true, the default)."""
+    train.save_adapter is true, the default). A base model whose weights differ from those the adapter
+    was trained on is refused (a ValueError naming both fingerprints), or with ``allow_other_base``
+    warned about."""
     folder = RunFolder(run_dir)
     adapter = folder.adapter_weights_path
     if not adapter.is_file():
@@ -67,7 +73,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     variant = variants.build(container["variant"]["name"], container["variant"])
     seed_everything(cfg.seed)
     model = load_model(model_cfg, task_cfg.num_labels, seed=cfg.seed, **variant.load_kwargs())
-    variant.apply(model, resolve_targets(model_cfg, variant.config.targets))
+    targets = resolve_targets(model_cfg, variant.config.targets)
+    check_base(folder.adapter_path, base_fingerprint(model, targets.head), allow_other_base)
+    variant.apply(model, targets)
     variant.load_adapter_state_dict(model, load_file(str(adapter)))
     model.to(device).eval()
     task_data = load_task(task_cfg, with_dev=cfg.get("select_on", "test") == DEV)

@@ -124,3 +124,17 @@ def test_a_malformed_row_is_skipped_and_named_not_fatal(results, capsys, caplog)
     assert not set(bad_dirs) & set(runs["run_dir"])
     assert leaderboard.main(["--results", str(results)]) == 0  # the leaderboard still renders
     assert "| rank |" in capsys.readouterr().out
+
+
+def test_a_task_on_the_users_files_is_named_with_its_data():
+    fp = "0123456789abcdef" * 4
+    glue = {"task.name": "sst2", "task.source": "glue", "task.data_dir": "/d/sst2_v2/"}
+    assert runs_table.task_label("sst2", glue | {"task.data_fingerprint": fp}) == "sst2@sst2_v2:01234567"
+    assert runs_table.task_label("sst2@sst2_v2:01234567", glue | {"task.data_fingerprint": fp}) == (
+        "sst2@sst2_v2:01234567"  # labelling a label again changes nothing
+    )
+    assert runs_table.task_label("sst2", glue) == "sst2@sst2_v2"  # recorded without a fingerprint
+    assert runs_table.task_label("sst2", {"task.source": "glue", "task.data_dir": None}) == "sst2"  # the Hub
+    vader = {"task.source": "vader", "task.data_dir": "/sdist"}  # packaged, fixed by its checksum
+    assert runs_table.task_label("rt_polarity", vader) == "rt_polarity"
+    assert runs_table.task_label("rte", {}) == "rte"  # recorded before settings

@@ -178,6 +178,33 @@ def test_runs_selected_on_dev_and_on_test_are_tuned_apart(tmp_path):
     assert tuned["grid"].tolist() == [2, 2]
 
 
+def data(folder: str, fingerprint: str) -> dict[str, str]:
+    """The settings of a run on the user's files in ``folder`` (their fingerprint's first hex digit)."""
+    return {"task__source": "glue", "task__data_dir": folder, "task__data_fingerprint": fingerprint * 64}
+
+
+def test_runs_on_other_data_are_other_tasks_never_selected_between(tmp_path):
+    """Two data folders, or one folder edited (another fingerprint), are two tasks: each keeps its own
+    row, named with its data, and neither is tuned away by the other's dev score."""
+    runs = [
+        *grid("sst2", "lora", 1e-3, dev=[0.90, 0.90], test=[0.70, 0.70], **data("/d/sst2_a", "a")),
+        *grid("sst2", "lora", 1e-3, dev=[0.80, 0.80], test=[0.95, 0.95], **data("/d/sst2_b", "b")),
+        *grid("sst2", "lora", 1e-3, dev=[0.85, 0.85], test=[0.90, 0.90], **data("/d/sst2_a", "c")),
+        *grid("sst2", "lora", 1e-3, dev=[0.70, 0.70], test=[0.60, 0.60]),  # the Hub's
+    ]
+    tuned = configurations.tuned_board(load(tmp_path, runs), full=True)
+    tuned = tuned[tuned["task"] != "avg"]
+    assert sorted(zip(tuned["task"], tuned["mean_x100"], tuned["grid"], strict=True)) == [
+        ("sst2", 60.0, 1),
+        ("sst2@sst2_a:aaaaaaaa", 70.0, 1),
+        ("sst2@sst2_a:cccccccc", 90.0, 1),
+        ("sst2@sst2_b:bbbbbbbb", 95.0, 1),
+    ]
+    assert set(tuned["hparams"]) == {"lr=0.001"}  # the data is in the task, not a tuned setting
+    configs = configurations.aggregate(load(tmp_path, runs))
+    assert len(configs) == 4 and set(configs["rank"]) == {1}
+
+
 def test_a_dev_tie_goes_to_the_lowest_lr(tmp_path):
     runs = [
         *grid("sst2", "lora", 1e-3, dev=[0.90, 0.90], test=[0.95, 0.95]),
