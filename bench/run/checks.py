@@ -140,9 +140,9 @@ def check_task_name(name: str, choice: str | None) -> None:
     (``task=<choice>``); nothing to check when the choice is unknown (a config composed without Hydra)."""
     if choice is not None and name != choice:
         raise ValueError(
-            f"task.name={name!r} is not valid with task={choice}: a task's name is its config file's "
-            f"(conf/task/{choice}.yaml names {choice!r}); to add a task {name!r}, copy that file to "
-            f"conf/task/{name}.yaml, set its name and data there, and choose it with task={name}"
+            f"task.name={name!r} does not match task={choice}: task names come from conf/task/<name>.yaml; "
+            f"to add a task {name!r}, copy conf/task/{choice}.yaml to conf/task/{name}.yaml, set "
+            f"name: {name} and its data there, and choose it with task={name}"
         )
 
 
