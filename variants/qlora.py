@@ -217,6 +217,6 @@ class QLoRATwin(PeftTwin):
         with tempfile.TemporaryDirectory() as tmp:
             base.save_pretrained(tmp)
             model = AutoModelForSequenceClassification.from_pretrained(
-                tmp, quantization_config=quant, device_map={"": device}
+                tmp, quantization_config=quant, device_map={"": device}, use_safetensors=True
             )
         return model.train()

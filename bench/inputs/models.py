@@ -4,6 +4,8 @@ Each model config (``conf/model/<name>.yaml``) states the architecture (family, 
 layers, heads, MLP size), names its attention and MLP linear layers, so a variant can target the presets
 ``attention`` (q, v), ``attention_all`` (q, k, v, o) or ``all_linear`` by name, and names the head
 modules that are always trained. ``random_init_model`` builds any configured shape without a download.
+Weights load with safetensors only (``use_safetensors=True``): a model with only pickle weights
+(``pytorch_model.bin``) is refused with a clear error, never unpickled.
 """
 
 from __future__ import annotations
@@ -163,8 +165,18 @@ def load_tokenizer(cfg: ModelConfig):
     return AutoTokenizer.from_pretrained(model_name_or_path(cfg))
 
 
+def no_safetensors(cfg: ModelConfig, e: OSError) -> OSError:
+    """The error for a model whose weights are not in safetensors files (``e``: transformers' own)."""
+    return OSError(
+        f"model {cfg.name!r} ({model_name_or_path(cfg)}) has no safetensors weights (model.safetensors): "
+        "peft-bench loads weights with safetensors only, never a pickle such as pytorch_model.bin; "
+        f"save the model once with save_pretrained (it writes safetensors) where you trust it ({e})"
+    )
+
+
 def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn.Module:
-    """The base sequence classifier with a fresh head of ``num_labels`` outputs (1 = regression)."""
+    """The base sequence classifier with a fresh head of ``num_labels`` outputs (1 = regression), its
+    weights read from safetensors files only."""
     if cfg.source == "tiny":
         return random_init_model(cfg, num_labels, seed)
     from transformers import AutoModelForSequenceClassification
@@ -181,9 +193,14 @@ def load_model(cfg: ModelConfig, num_labels: int, seed: int = 0, **kwargs) -> nn
                 model_name_or_path(cfg),
                 num_labels=num_labels,
                 problem_type=problem,
+                use_safetensors=True,
                 **dropout_kwargs(cfg),
                 **kwargs,
             )
+    except OSError as e:
+        if "safetensors" not in str(e):
+            raise
+        raise no_safetensors(cfg, e) from e
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

@@ -2,7 +2,9 @@
 
 Every run has the runs CSV (``paths.runs_csv``); ``logger=...`` adds the extra sinks (``wandb``). The
 runner calls each sink's ``start`` once training is set up, ``log`` while it trains, ``finish`` when
-the run ends (whatever its status), and ``recover`` instead when resume skips a completed run.
+the run ends (whatever its status), and ``recover`` instead when resume skips a completed run. A logger's
+``_target_`` must be one of the project's sinks or one a plugin declares (entry-point group
+``peft_bench.sinks``, ``bench.config.targets``): it is checked before anything is instantiated.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from hydra.utils import instantiate
 
+from bench.config import targets
 from bench.results.runs_csv import RunsCsv
 
 
@@ -33,9 +36,12 @@ class Sink(Protocol):
 
 def make_sinks(cfg: Mapping[str, Any]) -> list[Sink]:
     """The runs CSV (``paths.runs_csv``), then one sink per entry of ``logger``, from a run's config (a
-    DictConfig or the resolved plain dict); an entry that is no Sink is an error."""
+    DictConfig or the resolved plain dict); a ``_target_`` that is not allowed, or an entry that is no
+    Sink, is an error."""
     sinks: list[Sink] = [RunsCsv(cfg["paths"]["runs_csv"])]
-    for key, node in (cfg.get("logger") or {}).items():
+    loggers = cfg.get("logger") or {}
+    targets.check(loggers, "logger", targets.SINKS)
+    for key, node in loggers.items():
         sink = instantiate(node)
         if not isinstance(sink, Sink):
             missing = [

@@ -1,6 +1,7 @@
 """Hydra callback: when a sweep ends, write, print and (with W&B on) log its aggregated leaderboard;
 then, if runs of this sweep failed, ran out of memory or were interrupted, print one line naming them and
-exit 1 (the sweep itself went on past each of them).
+exit 1 (the sweep itself went on past each of them). A sweep stopped by Ctrl-C never ends that way:
+``interrupted_summary`` gives its lines instead (``bench.run.train`` prints them).
 
 Wired in through ``conf/hydra/callbacks/leaderboard.yaml``. It reads the sweep folder from
 ``hydra.sweep.dir``, the runs CSV from ``paths.runs_csv`` and the W&B settings from ``logger.wandb``;
@@ -24,6 +25,9 @@ from bench.log import log
 from bench.plural import plural
 from bench.results.failed_runs import failed_since
 
+# The sweep this process runs, from its start to its end: what the lines after a Ctrl-C name.
+_running: dict[str, Any] = {}
+
 
 def sweep_group(sweep_dir: str | Path) -> str:
     """The W&B group of a sweep: the name of its folder."""
@@ -35,7 +39,11 @@ class LeaderboardCallback(Callback):
         # Hydra builds its callbacks as the sweep starts. Seconds, as metrics.json's started_at has them.
         self.started = dt.datetime.now().replace(microsecond=0)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _running.update(sweep_dir=Path(config.hydra.sweep.dir), started=self.started)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _running.clear()
         sweep_dir = Path(config.hydra.sweep.dir)
         show_leaderboard(sweep_dir, config)
         failed = failed_since(sweep_dir, self.started)
@@ -52,6 +60,21 @@ def failure_summary(failed: dict[Path, str]) -> str:
         f"sweep: {plural(len(failed), 'run')} did not complete ({by_status}), each with its error.txt: "
         f"{folders} (python -m bench failed_runs lists them, --prune deletes them)"
     )
+
+
+def interrupted_summary(command: str) -> list[str]:
+    """After Ctrl-C stopped a sweep of this process: the summary of its runs that did not complete, then
+    one line naming the interrupted runs and the command that resumes the sweep; [] when no sweep runs."""
+    if not _running:
+        return []
+    sweep_dir = _running["sweep_dir"]
+    failed = failed_since(sweep_dir, _running["started"])
+    stopped = " ".join(str(p) for p, status in failed.items() if status == "interrupted")
+    return [
+        *([failure_summary(failed)] if failed else []),
+        f"interrupted: sweep {sweep_dir}, at {f'run {stopped}' if stopped else 'no run'}; the same command "
+        f"resumes it (its completed runs are skipped): {command}",
+    ]
 
 
 def show_leaderboard(sweep_dir: Path, config: DictConfig) -> None:
@@ -72,14 +95,15 @@ def log_to_wandb(table_csv: Path, sweep_dir: Path, wandb_cfg: DictConfig) -> Non
     try:
         import wandb
 
-        from bench.results.wandb_sink import default_mode
+        from bench.results.wandb_sink import default_mode, init_run
 
         table = pd.read_csv(table_csv)
         group = sweep_group(sweep_dir)
-        run = wandb.init(
+        run = init_run(
+            wandb_cfg.get("mode") or default_mode(),
+            wandb_cfg.get("init_timeout_s"),
             project=wandb_cfg.get("project"),
             entity=wandb_cfg.get("entity"),
-            mode=wandb_cfg.get("mode") or default_mode(),
             group=group,
             job_type="leaderboard",
             name=f"{group}-leaderboard",

@@ -2,7 +2,9 @@
 holds the metrics at the selected epoch (``dev/...``, ``test/...``), the score, lr, budget and costs.
 
 Runs are named ``<variant>-<task>-s<seed>`` and grouped by sweep. Without an API key the run is
-offline (``wandb sync <run dir>/wandb/offline-run-*`` uploads it later). Every call is guarded: a W&B
+offline (``wandb sync <run dir>/wandb/offline-run-*`` uploads it later). Online, ``wandb.init`` waits at
+most ``init_timeout_s`` (15 s; ``WANDB_INIT_TIMEOUT``) for the server; past that, or when the server
+cannot be reached, a one-line notice says so and the run is logged offline. Every call is guarded: a W&B
 failure prints a warning and turns the sink off; it never loses the run, its folder or its runs-CSV row.
 """
 
@@ -29,6 +31,31 @@ def default_mode() -> str:
     return "offline"
 
 
+INIT_TIMEOUT_S = 15.0  # W&B's own default (90 s, and more with retries) stalls each run without a network
+OFFLINE_SYNC = "`wandb sync <run dir>/wandb/offline-run-*` uploads it"
+
+
+def init_run(mode: str, init_timeout_s: float | None = None, **kwargs: Any):
+    """``wandb.init(mode=mode, **kwargs)``, waiting at most ``init_timeout_s`` (None: ``INIT_TIMEOUT_S``)
+    for the server. Online, a server that does not answer in time, or cannot be reached, gives one
+    notice and an offline run instead."""
+    import wandb
+
+    timeout = INIT_TIMEOUT_S if init_timeout_s is None else float(init_timeout_s)
+    settings = wandb.Settings(init_timeout=timeout)
+    if mode != "online":
+        return wandb.init(mode=mode, settings=settings, **kwargs)
+    try:
+        return wandb.init(mode=mode, settings=settings, **kwargs)
+    except (wandb.errors.CommError, TimeoutError) as e:
+        reason = " ".join(f"{type(e).__name__}: {e}".split())
+        log.warning(
+            f"W&B: no connection to the server within {timeout:g} s ({reason}), so the run is logged "
+            f"offline; {OFFLINE_SYNC}"
+        )
+        return wandb.init(mode="offline", settings=settings, **kwargs)
+
+
 SUMMARY_KEYS = (
     "status", "main_metric", "select_on", "selection_metric", "best_epoch", "trainable_params",
     "total_params", "pct_trainable", "peak_memory_mb", "model_mb", "train_time_s", "train_samples_per_s",
@@ -45,13 +72,14 @@ class WandbSink:
         entity: str | None = None,
         mode: str | None = None,
         tags: list[str] | None = None,
+        init_timeout_s: float | None = None,
     ):
         self.project, self.entity, self.tags = project, entity, list(tags or [])
+        self.init_timeout_s = init_timeout_s
         self.mode = mode or default_mode()
         if mode is None and self.mode == "offline":  # never a login prompt, with or without a terminal
             log.warning(
-                "W&B: no API key (WANDB_API_KEY or ~/.netrc), so the run is logged offline; "
-                "`wandb sync <run dir>/wandb/offline-run-*` uploads it"
+                f"W&B: no API key (WANDB_API_KEY or ~/.netrc), so the run is logged offline; {OFFLINE_SYNC}"
             )
         self.run = None
 
@@ -67,12 +95,11 @@ class WandbSink:
 
     def start(self, run: dict[str, Any]) -> None:
         def init():
-            import wandb
-
-            self.run = wandb.init(
+            self.run = init_run(
+                self.mode,
+                self.init_timeout_s,
                 project=self.project,
                 entity=self.entity,
-                mode=self.mode,
                 name=run["run_name"],
                 group=run.get("group"),
                 tags=[*self.tags, run["variant"], run["task"], run["model"], f"seed{run['seed']}"],

@@ -3,13 +3,17 @@
 Hydra composes ``conf/train.yaml`` with the chosen groups; ``--help`` lists them and ``--cfg job``
 prints the composed config. In a sweep, a run that fails is recorded as failed and the sweep goes on;
 the sweep then exits 1 with a one-line summary (bench.results.sweep_callback). An error prints one line; its
-traceback is in the run folder's ``error.txt``, or printed with ``HYDRA_FULL_ERROR=1``.
+traceback is in the run folder's ``error.txt``, or printed with ``HYDRA_FULL_ERROR=1``. Ctrl-C ends a
+run in one line naming its folder and the command that resumes it (a sweep: its summary, then that line),
+with exit status 130. Before Hydra starts, the command's config is checked: its ``hydra.callbacks`` and
+``logger`` name only allowed targets (``bench.config.targets``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from bench.config import targets
 from bench.config.store import CONF_DIR, group_options, register_configs
 from bench.inputs.metrics import TEST
 from bench.log import log
@@ -28,6 +33,15 @@ register_configs()
 FULL_ERROR = "HYDRA_FULL_ERROR"
 SHOW_TRACEBACKS = os.environ.get(FULL_ERROR) == "1"  # the user's setting (main sets it for Hydra)
 UNKNOWN_OPTION = re.compile(r"Could not find '(.+)/([^'/]+)'")
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run of this folder (a single run: a sweep's runs are named by its summary)."""
+
+    def __init__(self, run_dir: str):
+        super().__init__(run_dir)
+        self.run_dir = run_dir
 
 
 # An absolute path: the same conf/ whether run as `python -m bench train`, `python -m bench train` or
@@ -44,6 +58,10 @@ def train(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         outcome = runner.run(cfg, hc.runtime.output_dir, hc.sweep.dir if multirun else None)
+    except KeyboardInterrupt as e:
+        if multirun:
+            raise
+        raise RunInterrupted(hc.runtime.output_dir) from e
     except Exception as e:
         if not multirun:
             if SHOW_TRACEBACKS:
@@ -110,14 +128,30 @@ def quiet_rank_overrides() -> list[str]:
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 
+def interrupted(e: KeyboardInterrupt, command: str) -> list[str]:
+    """What Ctrl-C stopped and the command that resumes it: a run's line, or a sweep's summary and line."""
+    from bench.results.sweep_callback import interrupted_summary
+
+    if isinstance(e, RunInterrupted):
+        return [f"interrupted: run {e.run_dir}; the same command resumes it: {command}"]
+    return interrupted_summary(command) or [f"interrupted before a run started; run again: {command}"]
+
+
 def main() -> None:
     """The command line: ``train``, whose errors print one line, those of composing the config (an
     unknown option, a value that cannot name a folder) too. Hydra is told to raise them (its own report
     is a trimmed traceback); with the user's ``HYDRA_FULL_ERROR=1`` the traceback is printed."""
     os.environ[FULL_ERROR] = "1"
+    command = shlex.join(["peft-bench", "train", *sys.argv[1:]])
     sys.argv += quiet_rank_overrides()
     try:
+        targets.check_command(sys.argv[1:], CONF_DIR)
         train()
+    except KeyboardInterrupt as e:
+        print("\n".join(interrupted(e, command)), file=sys.stderr)
+        if SHOW_TRACEBACKS:
+            raise
+        sys.exit(INTERRUPTED)
     except Exception as e:
         if SHOW_TRACEBACKS:
             raise

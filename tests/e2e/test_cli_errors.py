@@ -77,3 +77,15 @@ def test_hydra_full_error_prints_the_traceback(tmp_path):
     proc = train(tmp_path, "train.lr=-1", full_error=True)
     assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
     assert "train.lr=-1.0 is not valid" in proc.stderr
+
+
+@pytest.mark.parametrize("key", ["hydra.callbacks", "logger"])
+def test_a_target_naming_any_other_callable_is_refused_before_anything_runs(tmp_path, key):
+    """A config is data: `_target_=builtins.open` (which would truncate F) is refused, F is untouched."""
+    victim = tmp_path / "F"
+    victim.write_text("kept")
+    opened = [f"+{key}.x._target_=builtins.open", f"+{key}.x.file={victim}", f"+{key}.x.mode=w"]
+    line = error_line(train(tmp_path / "results", *opened))
+    assert f"{key}.x._target_='builtins.open' is not allowed" in line and "allowed: bench." in line, line
+    assert "no run started" in line
+    assert victim.read_text() == "kept" and not (tmp_path / "results").exists()

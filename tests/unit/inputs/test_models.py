@@ -1,10 +1,12 @@
 """Models: the embedded MiniLM loads offline, presets resolve to real layers, every config states its
-architecture (checked against the shipped MiniLM), random-init models of any shape, bad names fail clearly."""
+architecture (checked against the shipped MiniLM), random-init models of any shape, bad names fail clearly,
+weights load from safetensors only."""
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import ListConfig
 from torch import nn
 
@@ -142,3 +144,17 @@ def test_unknown_source_and_missing_hub_id():
         load_model(ModelConfig(name="x", source="hubb"), 2)
     with pytest.raises(ValueError, match="no `pretrained`"):
         load_model(ModelConfig(name="x", source="hub"), 2)
+
+
+def test_weights_load_from_safetensors_only_never_from_a_pickle(tiny_bert, tmp_path):
+    model = tiny_bert()
+    model.save_pretrained(tmp_path / "safe")  # transformers writes model.safetensors
+    loaded = load_model(ModelConfig(name="mine", source="hub", pretrained=str(tmp_path / "safe")), 2)
+    embeddings = (m.bert.embeddings.word_embeddings.weight for m in (loaded, model))
+    assert torch.equal(*embeddings)
+    pickled = tmp_path / "pickled"
+    model.config.save_pretrained(pickled)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # what loading would unpickle
+    refused = rf"^model 'mine' \({pickled}\) has no safetensors weights .* never a pickle"
+    with pytest.raises(OSError, match=refused):
+        load_model(ModelConfig(name="mine", source="hub", pretrained=str(pickled)), 2)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import wandb
 from helpers.markdown import md_rows
 from helpers.notices import notices
@@ -16,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bench.analysis.runs_table import load_runs
-from bench.results.sweep_callback import LeaderboardCallback, sweep_group
+from bench.results.sweep_callback import LeaderboardCallback, interrupted_summary, sweep_group
 
 SWEEP = "2024-05-03_09-00-00_cola"  # the sweep of the cola runs in write_results
 
@@ -136,3 +138,30 @@ def test_sweep_leaderboard_includes_runs_resumed_from_an_earlier_sweep(tmp_path)
     LeaderboardCallback().on_multirun_end(cfg)
     table = (rerun / "leaderboard.csv").read_text()
     assert done["variant"] in table and done["task"] in table
+
+
+def test_after_ctrl_c_the_running_sweep_names_its_unfinished_runs_and_the_command_that_resumes_it(tmp_path):
+    command = "peft-bench train -m seed=0,1,2"
+    assert interrupted_summary(command) == []  # no sweep has started in this process
+    cfg = sweep_config(tmp_path)
+    sweep = tmp_path / "sweeps" / SWEEP
+    callback = LeaderboardCallback()
+    callback.started = dt.datetime(2026, 12, 1, 13)
+    callback.on_multirun_start(cfg, config_name="train")
+    assert interrupted_summary(command)[-1] == (
+        f"interrupted: sweep {sweep}, at no run; the same command resumes it (its completed runs are "
+        f"skipped): {command}"
+    )
+    for name, status in [("0_a", "failed"), ("1_b", "completed"), ("2_c", "interrupted")]:
+        (sweep / name).mkdir(parents=True)
+        metrics = {"status": status, "started_at": "2026-12-01T13:00:05"}
+        (sweep / name / "metrics.json").write_text(json.dumps(metrics))
+    summary, line = interrupted_summary(command)
+    assert summary.startswith("sweep: 2 runs did not complete (failed: 1, interrupted: 1), ")
+    assert line == (
+        f"interrupted: sweep {sweep}, at run {sweep / '2_c'}; the same command resumes it (its completed "
+        f"runs are skipped): {command}"
+    )
+    with pytest.raises(SystemExit):  # the sweep ended (with failures): no longer running
+        callback.on_multirun_end(cfg, config_name="train")
+    assert interrupted_summary(command) == []

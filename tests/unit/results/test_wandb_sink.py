@@ -120,3 +120,38 @@ def test_an_api_key_or_a_netrc_entry_means_online(tmp_path, monkeypatch):
     netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "x" * 40 + "\n")
     netrc.chmod(0o600)
     assert default_mode() == "online"
+
+
+def test_an_unreachable_server_is_waited_for_a_bounded_time_said_in_one_line_then_offline(
+    tmp_path, monkeypatch, caplog
+):
+    """A key but no network: wandb.init waits at most 15 s (W&B's default: 90 s and more), one notice says
+    so, and the run is logged offline (wandb.init is mocked: nothing reaches the network)."""
+    calls, offline_run = [], object()
+
+    def init(**kwargs):
+        calls.append((kwargs["mode"], kwargs["settings"].init_timeout))
+        if kwargs["mode"] == "online":
+            raise wandb.errors.CommError("Run initialization has timed out after 15.0 sec.")
+        return offline_run
+
+    monkeypatch.setattr(wandb, "init", init)
+    sink = WandbSink(mode="online")
+    start(sink, tmp_path)
+    assert calls == [("online", 15.0), ("offline", 15.0)] and sink.run is offline_run
+    assert notices(caplog) == (
+        "peft-bench: W&B: no connection to the server within 15 s (CommError: Run initialization has timed "
+        "out after 15.0 sec.), so the run is logged offline; `wandb sync <run dir>/wandb/offline-run-*` "
+        "uploads it\n"
+    )
+    calls.clear()
+    start(WandbSink(mode="online", init_timeout_s="40"), tmp_path)  # as WANDB_INIT_TIMEOUT gives it
+    assert calls == [("online", 40.0), ("offline", 40.0)]
+
+
+def test_a_server_that_answers_keeps_the_run_online_without_a_notice(tmp_path, monkeypatch, caplog):
+    calls, online_run = [], object()
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs["mode"]) or online_run)
+    sink = WandbSink(mode="online")
+    start(sink, tmp_path)
+    assert calls == ["online"] and sink.run is online_run and notices(caplog) == ""

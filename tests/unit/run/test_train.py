@@ -1,10 +1,11 @@
-"""The train command (bench.run.train): the score a sweeper maximises, and an error as one line."""
+"""The train command (bench.run.train): the score a sweeper maximises, an error as one line, and what
+Ctrl-C prints (end to end: tests/e2e/test_interrupts.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.run.train import main_score, one_line, quiet_rank_overrides
+from bench.run.train import RunInterrupted, interrupted, main_score, one_line, quiet_rank_overrides
 
 
 def test_main_score_is_the_selection_metric_and_none_unless_completed():
@@ -42,3 +43,13 @@ def test_rank_0_and_a_single_process_keep_their_run_folder(monkeypatch):
     monkeypatch.setattr("sys.argv", ["bench", "train", "-m"])
     with pytest.raises(SystemExit, match="torchrun runs one run, not a sweep"):
         quiet_rank_overrides()
+
+
+def test_ctrl_c_names_the_run_or_says_none_had_started_with_the_command_that_resumes_it():
+    command = "peft-bench train variant=dora"
+    assert interrupted(RunInterrupted("results/runs/x"), command) == [
+        "interrupted: run results/runs/x; the same command resumes it: peft-bench train variant=dora"
+    ]
+    assert interrupted(KeyboardInterrupt(), command) == [
+        "interrupted before a run started; run again: peft-bench train variant=dora"
+    ]
