@@ -38,6 +38,7 @@ kept ranks per layer ("rank pattern") are saved like peft: A, E, B pruned to the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import count
 from typing import Any, ClassVar
@@ -91,8 +92,10 @@ def validate(c: AdaLoRAConfig) -> None:
     for name in ("beta1", "beta2"):
         if not 0 < getattr(c, name) < 1:
             raise ValueError(f"{name}={getattr(c, name)} must be in (0, 1)")
-    if c.orth_reg_weight < 0 or c.alpha <= 0:
-        raise ValueError(f"need orth_reg_weight >= 0 and alpha > 0; got {c.orth_reg_weight}, {c.alpha}")
+    if c.orth_reg_weight < 0:
+        raise ValueError(f"orth_reg_weight={c.orth_reg_weight} must be >= 0")
+    if not (math.isfinite(c.alpha) and c.alpha > 0):
+        raise ValueError(f"alpha={c.alpha} must be a finite number > 0 (it scales the update: alpha / r)")
     if c.total_step is not None:
         schedule(c, c.total_step)
 

@@ -44,6 +44,8 @@ class LoRALinear(AdapterLayer):
         if not 0 < r <= limit:
             shape = f"{base_layer.in_features}->{base_layer.out_features}"
             raise ValueError(f"rank r={r} must be in 1..{limit} for a {shape} layer")
+        if not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha={alpha} must be a finite number > 0 (it scales the update: alpha / r)")
         if init not in INITS:
             raise ValueError(f"unknown LoRA init {init!r}; choose one of {', '.join(INITS)}")
         w = base_layer.weight

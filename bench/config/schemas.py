@@ -56,7 +56,13 @@ class TaskConfig:
     dev_split: str | None = None  # a source split used as the dev set; None: carve dev_size from train
     dev_size: float = 0.1  # carved dev set: a fraction of train (< 1) or a number of examples (>= 1)
     label_names: list[str] = field(default_factory=list)  # id order; maps label strings in local files
+    # Regression: [low, high], the targets' declared range; a label outside it (or not finite) is refused
+    # where the data loads. A check, not a setting: not hashed.
+    label_range: list[float] | None = not_hashed(None)
     data_dir: str | None = None  # local GLUE TSV / CSV / JSON / parquet files (vader: the sdist's folder)
+    # The digest of the files the task reads from data_dir, set by the run (bench.inputs.fingerprint), never
+    # by hand; null (and not hashed) for data fixed by a checksum of its own (vader, the Hub).
+    data_fingerprint: str | None = hashed_if_set(None)
     max_train_samples: int | None = None  # seeded subsample for quick runs
     max_eval_samples: int | None = None  # per eval split
     split_seed: int = 0  # seed of the vader splits and of subsampling

@@ -6,6 +6,13 @@ hold the defaults; a YAML file states only what differs. Each variant's ``Config
 ``variant/<name>_schema``; a plugin variant without YAML of its own is also stored as
 ``variant/<name>``, so ``variant=<name>`` composes from its dataclass defaults.
 
+Hydra's ``+key=value`` adds a key even to a typed section (it opens the section for that one update), so
+``compose`` and the run's checks call ``check_keys``: every key of a section a schema types (``model``,
+``task``, ``train``, ``paths``, the variant's ``Config``, the root) must be one of its fields. The open
+sections are the extension points: ``logger.<name>`` (a sink and its options) and ``hydra.*``; the
+dict-valued fields (``model.targets``, ``task.eval_splits``, ``task.tsv_columns``) hold keys of the
+user's own. ``unknown_key`` is the one-line error, naming the closest valid keys.
+
 Resolvers (registered by ``register_configs``), so that lists are derived, not written:
 
 - ``${peft_bench.variants:}``: every registered variant, comma-separated (a sweep over all of them).
@@ -21,8 +28,10 @@ Resolvers (registered by ``register_configs``), so that lists are derived, not w
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +42,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 import variants
-from bench.config.schemas import ModelConfig, RootConfig, TaskConfig
+from bench.config.schemas import ModelConfig, PathsConfig, RootConfig, TaskConfig, TrainConfig
 
 # bench/conf is a link to the repository's conf/ (and a copy of it in an installed package), so this one
 # path works in a clone, an editable install and a wheel.
@@ -42,6 +51,9 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 HYDRA_GROUPS = ("hydra/launcher",)
 SELECTED_DIR = CONF_DIR / "selected"  # tuned lrs (not a group: read by the selected_lr resolver)
 SCHEMA_SUFFIX = "_schema"
+# The sections a schema types, whose keys are its fields (the variant's: its class's Config).
+CLOSED_SECTIONS = {"model": ModelConfig, "task": TaskConfig, "train": TrainConfig, "paths": PathsConfig}
+OPEN_SECTIONS = ("logger", "hydra")  # sinks and their options; Hydra's own settings
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]*")
 T = TypeVar("T")
 
@@ -80,11 +92,42 @@ def compose(
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose(
+            cfg = hydra_compose(
                 config_name, overrides=list(overrides), return_hydra_config=return_hydra_config
             )
     finally:
         GlobalHydra.instance().clear()
+    check_keys(cfg)
+    return cfg
+
+
+def check_keys(cfg: Mapping[str, Any]) -> None:
+    """Raise ValueError (``unknown_key``) on the first key of ``cfg`` (composed or resolved) that no
+    schema declares; the open sections (OPEN_SECTIONS) and an unknown variant are left to their checks."""
+    sections: dict[str, type] = {k: v for k, v in CLOSED_SECTIONS.items() if isinstance(cfg.get(k), Mapping)}
+    variant = cfg.get("variant")
+    if isinstance(variant, Mapping) and variant.get("name") in variants.available():
+        sections["variant"] = variants.get(variant["name"]).Config
+    root = {f.name for f in dataclasses.fields(RootConfig)} | set(OPEN_SECTIONS)
+    for key in cfg:
+        if key not in root:
+            raise ValueError(unknown_key(str(key), cfg[key], RootConfig))
+    for section, schema in sections.items():
+        fields = {f.name for f in dataclasses.fields(schema)}
+        for key in cfg[section]:
+            if key not in fields:
+                raise ValueError(unknown_key(f"{section}.{key}", cfg[section][key], schema))
+
+
+def unknown_key(key: str, value: Any, schema: type) -> str:
+    """The error for ``key`` (dotted), not a field of ``schema``: it, its value and the valid keys closest
+    to it (difflib), else them all."""
+    prefix, _, name = key.rpartition(".")
+    fields = sorted(f.name for f in dataclasses.fields(schema))
+    close = difflib.get_close_matches(name, fields, n=3) or fields
+    keys = [f"{prefix}.{f}" if prefix else f for f in close]
+    hint = f"did you mean {' or '.join(keys)}?" if close != fields else f"valid keys: {', '.join(keys)}"
+    return f"unknown key {key}={value} ({name!r} not in {schema.__name__!r}); {hint}"
 
 
 def group_options(group: str) -> list[str]:

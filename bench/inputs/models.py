@@ -110,15 +110,35 @@ def random_init_model(cfg: ModelConfig, num_labels: int, seed: int = 0) -> nn.Mo
         return getattr(transformers, model_name)(config)
 
 
+def pretrained_config(cfg: ModelConfig, **kwargs):
+    """The checkpoint's transformers config (its config.json: no weights), ``kwargs`` set on it."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model_name_or_path(cfg), **kwargs)
+
+
 def skeleton(cfg: ModelConfig, num_labels: int) -> nn.Module:
     """The model's architecture without its weights (the meta device): its config, no download of weights."""
     with torch.device("meta"):
         if cfg.source == "tiny":
             return tiny_model(cfg, num_labels)
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification
 
-        config = AutoConfig.from_pretrained(model_name_or_path(cfg), num_labels=num_labels)
-        return AutoModelForSequenceClassification.from_config(config)
+        return AutoModelForSequenceClassification.from_config(pretrained_config(cfg, num_labels=num_labels))
+
+
+def position_limit(cfg: ModelConfig) -> int | None:
+    """The most tokens the model takes: its config's ``max_position_embeddings``, less the positions its
+    family reserves (RoBERTa counts from 2). None when any length fits: the tiny model's positions are
+    sized to ``max_length``, and a model without absolute positions (DeBERTa-v3's relative ones) has none."""
+    if cfg.source == "tiny":
+        return None
+    config = pretrained_config(cfg)
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None or getattr(config, "position_biased_input", True) is False:
+        return None
+    reserved = RANDOM_INIT[config.model_type][2] if config.model_type in RANDOM_INIT else 0
+    return positions - reserved
 
 
 def dropout_kwargs(cfg: ModelConfig) -> dict[str, float]:

@@ -22,13 +22,16 @@ the reported number comes from. ``dev`` is the source split ``dev_split`` when s
 validation split, so the dev set must come from train). Nothing is selected on the test splits unless a
 run asks for the papers' convention (``select_on=test``: best epoch on the reported split).
 
-Labels are ids 0..num_labels-1 (int64) or, when ``num_labels`` is 1, float32 regression targets. Label
-strings (``entailment``) map to their position in ``label_names``, the Hub dataset's order.
+Labels are ids 0..num_labels-1 (int64) or, when ``num_labels`` is 1, float32 regression targets: finite,
+and inside the task's ``label_range`` when it declares one (STS-B: [0, 5]). Label strings (``entailment``)
+map to their position in ``label_names``, the Hub dataset's order. TSV and CSV files are read by
+``bench.inputs.delimited``, which refuses a row with a field too many or too few.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +40,12 @@ import numpy as np
 
 from bench.config.schemas import TaskConfig
 from bench.inputs import vader
+from bench.inputs.delimited import read_rows
 from bench.inputs.metrics import DEV
 
 SOURCES = ("glue", "vader", "local")
-TABLE_BUILDERS = {"csv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
+TABLE_BUILDERS = {"json": "json", "jsonl": "json", "parquet": "parquet"}  # read by datasets
+TABLE_SUFFIXES = ("csv", *TABLE_BUILDERS)  # a local split's file: <split>.<suffix>
 
 
 @dataclass
@@ -137,34 +142,60 @@ def _features(cfg: TaskConfig) -> datasets.Features:
     return datasets.Features({**text, "label": label, "idx": datasets.Value("int64")})
 
 
-def _class_id(value, names: dict[str, int]) -> int | None:
+def _integer(value) -> int | None:
+    """``value`` as an int when it is a whole number (``3``, ``3.0``, ``"3"``, ``"3.0"``), else None."""
     if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, (int, np.integer)):
         return int(value)
-    if isinstance(value, (float, np.floating)):
-        return int(value) if float(value).is_integer() else None
     if isinstance(value, str):
         text = value.strip()
-        if text in names:
-            return names[text]
         if text.lstrip("-").isdigit():
-            return int(text)
+            return int(text)  # exact, however long
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else None
     return None
+
+
+def _class_id(value, names: dict[str, int]) -> int | None:
+    if isinstance(value, str) and value.strip() in names:
+        return names[value.strip()]
+    return _integer(value)
+
+
+def _targets(cfg: TaskConfig, values: list, where: str) -> list[float]:
+    """Regression targets as floats, raising on the first that is not a finite number inside the task's
+    ``label_range`` (when it declares one)."""
+    low, high = cfg.label_range or (-math.inf, math.inf)
+    out = []
+    for row, v in enumerate(values, start=1):
+        try:
+            target = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where}, data row {row}: label {v!r} is not a number (regression task)"
+            ) from None
+        if not math.isfinite(target):
+            raise ValueError(
+                f"{where}, data row {row}: label {v!r} is not a finite number (regression task {cfg.name!r})"
+            )
+        if not low <= target <= high:
+            raise ValueError(
+                f"{where}, data row {row}: label {v!r} is outside task {cfg.name!r}'s range "
+                f"[{low:g}, {high:g}] (task.label_range)"
+            )
+        out.append(target)
+    return out
 
 
 def _labels(cfg: TaskConfig, values: list, where: str) -> list:
     """Class ids (or floats for regression), raising on the first value outside the task's labels."""
     if cfg.num_labels == 1:
-        out = []
-        for row, v in enumerate(values, start=1):
-            try:
-                out.append(float(v))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{where}, data row {row}: label {v!r} is not a number (regression task)"
-                ) from None
-        return out
+        return _targets(cfg, values, where)
     names = {n: i for i, n in enumerate(cfg.label_names)}
     out = []
     for row, v in enumerate(values, start=1):
@@ -193,8 +224,17 @@ def _to_dataset(
     n = len(columns["label"])
     data = {f: ["" if v is None else str(v) for v in columns[f]] for f in cfg.text_fields}
     data["label"] = _labels(cfg, columns["label"], f"{where}, column {label_col!r}")
-    data["idx"] = list(columns["idx"]) if "idx" in columns else list(range(n))
+    data["idx"] = _ids(columns["idx"], f"{where}, column 'idx'") if "idx" in columns else list(range(n))
     return datasets.Dataset.from_dict(data, features=_features(cfg))
+
+
+def _ids(values: list, where: str) -> list[int]:
+    """The ``idx`` column as ints, raising on the first value that is not a whole number."""
+    ids = [_integer(v) for v in values]
+    if None in ids:
+        row = ids.index(None) + 1
+        raise ValueError(f"{where}, data row {row}: idx {values[row - 1]!r} is not an integer")
+    return ids
 
 
 # -- sources ----------------------------------------------------------------------------------------
@@ -224,7 +264,7 @@ def _load_hub(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Dataset]
 
 
 def _candidates(cfg: TaskConfig, split: str) -> list[str]:
-    names = [f"{split}.{ext}" for ext in TABLE_BUILDERS]
+    names = [f"{split}.{ext}" for ext in TABLE_SUFFIXES]
     if cfg.source == "glue" and cfg.tsv_columns:
         names.insert(0, split.replace("validation", "dev") + ".tsv")
     return names
@@ -259,9 +299,10 @@ def _load_file(cfg: TaskConfig, split: str) -> datasets.Dataset:
 def _read_file(cfg: TaskConfig, path: Path) -> datasets.Dataset:
     if path.suffix == ".tsv":
         return _to_dataset(cfg, _read_tsv(path, cfg), str(path), str(cfg.tsv_columns["label"]))
-    builder = TABLE_BUILDERS[path.suffix[1:]]
-    kwargs = {"na_filter": False} if builder == "csv" else {}  # keep "NA", "null" as text
-    table = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+    if path.suffix == ".csv":  # every field as written: "NA", "null" and "1.50" stay text
+        header, rows = read_rows(path, ",", csv.QUOTE_MINIMAL, header=True)
+        return _to_dataset(cfg, {name: [row[i] for row in rows] for i, name in enumerate(header)}, str(path))
+    table = datasets.load_dataset(TABLE_BUILDERS[path.suffix[1:]], data_files=str(path), split="train")
     return _to_dataset(cfg, table.to_dict(), str(path))
 
 
@@ -273,10 +314,8 @@ def _read_tsv(path: Path, cfg: TaskConfig) -> dict[str, list[str]]:
             f"task {cfg.name!r}: tsv_columns {sorted(columns)} must name each of text_fields "
             f"{list(cfg.text_fields)} and label"
         )
-    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: MRPC's header starts with a BOM
-        rows = [row for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
+    header, rows = read_rows(path, "\t", csv.QUOTE_NONE, header=cfg.tsv_header)
     if cfg.tsv_header:
-        header, rows = rows[0] if rows else [], rows[1:]
         missing = [c for c in columns.values() if c not in header]
         if missing:
             raise ValueError(
@@ -289,12 +328,12 @@ def _read_tsv(path: Path, cfg: TaskConfig) -> dict[str, list[str]]:
         if bad:
             raise ValueError(f"task {cfg.name!r}: tsv_header is false, so tsv_columns {bad} must be indices")
         position = columns
-    width = max(position.values()) + 1
-    for n, row in enumerate(rows, start=1):
-        if len(row) < width:
-            raise ValueError(
-                f"{path}, data row {n}: {len(row)} tab-separated fields, expected at least {width}"
-            )
+    width = max(position.values()) + 1  # every row has as many fields as the first (read_rows)
+    if rows and len(rows[0]) < width:
+        raise ValueError(
+            f"{path}, data row 1: {len(rows[0])} tab-separated fields, expected at least {width} "
+            f"(tsv_columns reads field {width - 1}, counted from 0)"
+        )
     return {ours: [row[i] for row in rows] for ours, i in position.items()}
 
 
@@ -314,7 +353,9 @@ def _load_vader(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Datase
             raise ValueError(f"vader task {cfg.name!r} has no split {split!r}; splits: {', '.join(parts)}")
         rows = parts[split]
         if cfg.num_labels == 1:
-            labels = ratings[rows].tolist()
+            labels = _targets(
+                cfg, ratings[rows].tolist(), f"vader corpus {cfg.vader_corpus}, split {split!r}"
+            )
         else:
             rows = rows[np.abs(ratings[rows]) >= cfg.neutral_band]
             labels = (ratings[rows] > 0).astype(np.int64).tolist()

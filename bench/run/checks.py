@@ -1,15 +1,18 @@
 """Every check of a run's config, in one place, run once before any data or model loads.
 
-``check(spec, world)`` builds the variant (its options are checked by its schema) and checks, in order:
-``select_on``, the ``train.*`` settings and the lr, the task config, the task's name (its config file's),
-the model config, the run folder's disk, the variant's targets, that the variant fits the model's
-layers (on its weightless skeleton) and the device. It returns what the later phases use: the variant,
-its targets and the device. Each error names the bad value and what is valid.
+``check(spec, world)`` checks that every key of the config is one its schemas declare, builds the variant
+(its options are checked by its schema) and checks, in order: ``select_on``, the seeds, the ``train.*``
+settings and the lr, the task config, the task's name (its config file's), the model config
+(``max_length`` against the model's own limit), the run folder's disk, the variant's targets, that the
+variant fits the model's layers (on its weightless skeleton; LoRA's ``r`` and ``alpha`` are checked there)
+and the device. It returns what the later phases use: the variant, its targets and the device. Each
+error names the bad value and what is valid.
 
 One check needs the data: ``check_world`` (every process gets examples of every batch), which the build
 phase calls once the task's splits are loaded, before anything is tokenized.
 
-Hydra checks the config's keys and types when it composes it (``bench.config.store``); these check values.
+Hydra checks the config's keys and types when it composes it (``bench.config.store``), except a key added
+with ``+``, which ``check_keys`` refuses; these check values.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import torch
 
 import variants
 from bench.config.schemas import MISSING, ModelConfig, TaskConfig, TrainConfig
+from bench.config.store import check_keys
 from bench.inputs.metrics import DEV, TEST, metric_names
-from bench.inputs.models import resolve_targets, skeleton
+from bench.inputs.models import position_limit, resolve_targets, skeleton
 from bench.inputs.tasks import SOURCES
 from bench.run import compiled, distributed
 from bench.run.device import pick_device
@@ -35,6 +39,7 @@ from bench.run.spec import RunSpec
 from variants.base import Targets, Variant
 
 SELECT_ON = (DEV, TEST)
+MAX_SEED = 2**32 - 1  # numpy's global seed is 32 bits
 MIN_FREE_MB = 200  # a run folder: metrics, history, predictions and an adapter (full: the whole model)
 
 
@@ -49,8 +54,10 @@ class Checked:
 
 def check(spec: RunSpec, w: distributed.World) -> Checked:
     """Run every check of ``spec`` (see the module docstring); raise on the first that fails."""
+    check_keys(spec.config)
     variant = variants.build(spec.variant_name, spec.variant)
     check_select_on(spec.select_on)
+    check_seeds({"seed": spec.seed, "task.split_seed": spec.task.split_seed})
     check_train_config(spec.train, spec.lr)
     check_task(spec.task)
     check_task_name(spec.task.name, spec.task_choice)
@@ -119,10 +126,12 @@ def check_task(cfg: TaskConfig) -> None:
         raise ValueError(
             f"task {cfg.name!r}: main_metric {cfg.main_metric!r} is not one of {', '.join(names)}"
         )
-    if cfg.dev_size <= 0:
+    if not (0 < cfg.dev_size < 1 or (cfg.dev_size >= 1 and float(cfg.dev_size).is_integer())):
         raise ValueError(
-            f"task.dev_size={cfg.dev_size} is not valid: it must be a fraction in (0, 1) or a count"
+            f"task.dev_size={cfg.dev_size} is not valid: it must be a fraction of train in (0, 1) or a "
+            "whole number of examples >= 1"
         )
+    check_label_range(cfg)
     if cfg.dev_split == DEV or cfg.dev_split in cfg.eval_splits:
         raise ValueError(
             f"task {cfg.name!r}: dev_split {cfg.dev_split!r} must be a source split other than the test "
@@ -146,10 +155,45 @@ def check_task_name(name: str, choice: str | None) -> None:
         )
 
 
+def check_label_range(cfg: TaskConfig) -> None:
+    """``task.label_range``: unset, or [low, high] with low < high, finite, on a regression task."""
+    if cfg.label_range is None:
+        return
+    bounds = list(cfg.label_range)
+    if cfg.num_labels != 1:
+        raise ValueError(
+            f"task.label_range={bounds} is not valid for task {cfg.name!r}: it bounds regression targets "
+            f"(num_labels 1), and this task has {cfg.num_labels} classes; leave it unset (null)"
+        )
+    if len(bounds) != 2 or not all(math.isfinite(b) for b in bounds) or not bounds[0] < bounds[1]:
+        raise ValueError(
+            f"task.label_range={bounds} is not valid: it must be [low, high], two finite numbers with "
+            "low < high, or null"
+        )
+
+
+def check_seeds(seeds: dict[str, object]) -> None:
+    """Each seed (key -> value) an integer in [0, MAX_SEED]: what numpy, torch and Python's random take."""
+    for key, value in seeds.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise ValueError(
+                f"{key}={value!r} is not valid: it must be an integer in [0, {MAX_SEED}] (2**32 - 1)"
+            )
+
+
 def check_model(cfg: ModelConfig) -> None:
-    """Raise on a model setting no run can use (where its weights come from is checked where they load)."""
+    """Raise on a model setting no run can use (where its weights come from is checked where they load).
+    ``max_length`` must fit the model's position embeddings (``position_limit``, from its config)."""
     if cfg.dropout is not None and not 0 <= cfg.dropout < 1:
         raise ValueError(f"model.dropout={cfg.dropout!r} is not valid: it must be in [0, 1), or null")
+    if cfg.max_length < 1:
+        raise ValueError(f"model.max_length={cfg.max_length} is not valid: it must be an integer >= 1")
+    limit = position_limit(cfg)
+    if limit is not None and cfg.max_length > limit:
+        raise ValueError(
+            f"model.max_length={cfg.max_length} is not valid: it must be in 1..{limit}, the most tokens "
+            f"model {cfg.name!r} takes (its config's max_position_embeddings)"
+        )
 
 
 def check_disk(folder: Path) -> None:

@@ -90,8 +90,7 @@ class RunSpec:
         results = Path(container["paths"]["results"])
         task = make_dataclass(TaskConfig, container["task"])
         files = fingerprint.fingerprint(data_files(task, with_dev=container["select_on"] == DEV))
-        if files:
-            container["task"][fingerprint.SETTING] = fingerprint.digest(files)
+        container["task"][fingerprint.SETTING] = fingerprint.digest(files) if files else None
         cfg_hash = hashing.config_hash(container)
         variant = container["variant"]
         train = make_dataclass(TrainConfig, container["train"])

@@ -11,6 +11,7 @@ with exit status 130. Before Hydra starts, the command's config is checked: its 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -24,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bench.config import targets
-from bench.config.store import CONF_DIR, group_options, register_configs
+from bench.config.store import CONF_DIR, group_options, register_configs, unknown_key
 from bench.inputs.metrics import TEST
 from bench.log import log
 from bench.run import runner
@@ -33,6 +34,7 @@ register_configs()
 FULL_ERROR = "HYDRA_FULL_ERROR"
 SHOW_TRACEBACKS = os.environ.get(FULL_ERROR) == "1"  # the user's setting (main sets it for Hydra)
 UNKNOWN_OPTION = re.compile(r"Could not find '(.+)/([^'/]+)'")
+UNKNOWN_KEY = re.compile(r"Could not override '[^']+'\.\s+To append to your config use \+([^=]+)=(.*)")
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
 
 
@@ -100,12 +102,18 @@ def main_score(metrics: dict) -> float | None:
 
 def one_line(e: BaseException, where: str) -> str:
     """``error: <the message and its cause>`` on one line, then where the traceback is. Hydra's "Could
-    not find 'group/name'" becomes the group's options, schemas left out."""
+    not find 'group/name'" becomes the group's options, schemas left out; its "Could not override 'key'"
+    (a key its schema lacks) names the closest valid keys, never suggesting ``+key`` (which
+    ``bench.config.store.check_keys`` refuses)."""
     text = str(e)
     missing = UNKNOWN_OPTION.search(text)
+    unknown = UNKNOWN_KEY.search(text)
+    schema = getattr(e.__cause__, "object_type", None)
     if missing:
         group, name = missing.groups()
         text = f"unknown {group} {name!r}; available: {', '.join(group_options(group))}"
+    elif unknown and dataclasses.is_dataclass(schema):
+        text = unknown_key(*unknown.groups(), schema)
     elif e.__cause__ is not None and str(e.__cause__) not in text:
         text += f": {e.__cause__}"
     return f"error: {' '.join(text.split()) or type(e).__name__} ({where}; {FULL_ERROR}=1 prints it)"

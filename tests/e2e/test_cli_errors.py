@@ -89,3 +89,60 @@ def test_a_target_naming_any_other_callable_is_refused_before_anything_runs(tmp_
     assert f"{key}.x._target_='builtins.open' is not allowed" in line and "allowed: bench." in line, line
     assert "no run started" in line
     assert victim.read_text() == "kept" and not (tmp_path / "results").exists()
+
+
+def test_a_mistyped_key_names_the_close_valid_keys_and_never_suggests_plus(tmp_path):
+    line = error_line(train(tmp_path / "results", "train.lrr=1"))
+    assert "unknown key train.lrr=1 ('lrr' not in 'TrainConfig'); did you mean train.lr?" in line, line
+    assert "+" not in line and "no run started" in line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["+train.lrr=1"], "unknown key train.lrr=1 ('lrr' not in 'TrainConfig'); did you mean train.lr?"),
+        (["seed=-1"], "seed=-1 is not valid: it must be an integer in [0, 4294967295]"),
+        (["task.dev_size=1.5"], "task.dev_size=1.5 is not valid: it must be a fraction of train in (0, 1)"),
+        (["variant.alpha=-1"], "alpha=-1.0 must be a finite number > 0"),
+        (["model.max_length=0"], "model.max_length=0 is not valid: it must be an integer >= 1"),
+        (
+            ["model=minilm", "model.max_length=1000"],
+            "model.max_length=1000 is not valid: it must be in 1..512, the most tokens model 'minilm' takes",
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_an_input_once_accepted_or_a_tensor_error_is_one_line_naming_it(tmp_path, overrides, expected):
+    line = error_line(train(tmp_path, *overrides))
+    assert expected in line, line
+
+
+def stsb_files(folder: Path, score: str = "4.2", extra: str = "") -> Path:
+    """STS-B's GLUE TSV files, 40 training rows, the last with ``score`` (and ``extra`` appended)."""
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    row = "{n}\tmain\tf\t2012\t{n}\tnone\tnone\tA plane takes off.\tA jet flies {n}.\t{s}\n"
+    rows = "".join(row.format(n=n, s=f"{n % 6}.0") for n in range(39)) + row.format(n=39, s=score)
+    folder.mkdir()
+    (folder / "train.tsv").write_text(header + rows[:-1] + extra + "\n")
+    (folder / "dev.tsv").write_text(header + "".join(row.format(n=n, s="2.5") for n in range(4)))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("score", "extra", "expected"),
+    [
+        ("nan", "", "train.tsv, column 'score', data row 40: label 'nan' is not a finite number"),
+        ("17.5", "", "data row 40: label '17.5' is outside task 'stsb''s range [0, 5] (task.label_range)"),
+        (
+            "4.2",
+            "\tstray",
+            "train.tsv, data row 40 (line 41): 11 tab-separated fields, expected 10 (as the header)",
+        ),
+        ("4.2", "x" * 50_000_000, "train.tsv, data row 40 (line 41): a field longer than 131,072 characters"),
+    ],
+    ids=["nan", "out-of-range", "extra-field", "50MB-line"],
+)
+def test_bad_task_data_fails_the_run_naming_file_row_and_value(tmp_path, score, extra, expected):
+    data = stsb_files(tmp_path / "stsb", score, extra)
+    line = error_line(train(tmp_path / "results", "task=stsb", f"task.data_dir={data}"))
+    assert expected in line and str(data / "train.tsv") in line, line

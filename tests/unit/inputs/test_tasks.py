@@ -251,7 +251,7 @@ def test_out_of_range_integer_label(tmp_path):
         load_task(task_cfg("sst2", data_dir=str(tmp_path)))
     msg = str(e.value)
     assert str(tmp_path / "train.csv") in msg
-    assert "column 'label', data row 2: bad label 3" in msg and "0..1" in msg
+    assert "column 'label', data row 2: bad label '3'" in msg and "0..1" in msg
 
 
 def test_unknown_label_string_in_tsv(tmp_path):
@@ -286,7 +286,8 @@ def test_regression_label_that_is_not_a_number(tmp_path):
 def test_short_tsv_row(tmp_path):
     (tmp_path / "train.tsv").write_text("gj04\t1\t\tfine.\ngj04\t0\n")
     with pytest.raises(
-        ValueError, match=r"train.tsv, data row 2: 2 tab-separated fields, expected at least 4"
+        ValueError,
+        match=r"train.tsv, data row 2 \(line 2\): 2 tab-separated fields, expected 4 \(as the first row\)",
     ):
         load_task(task_cfg("cola", data_dir=str(tmp_path)))
 

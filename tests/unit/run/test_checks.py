@@ -63,9 +63,9 @@ def test_the_train_settings_check_names_the_lr_only_when_given():
 
 def test_the_model_check_allows_an_unset_dropout_and_the_range_0_to_1():
     for dropout in (None, 0.0, 0.5):
-        check_model(ModelConfig(name="tiny", dropout=dropout))
+        check_model(ModelConfig(name="tiny", source="tiny", dropout=dropout))
     with pytest.raises(ValueError, match=r"model.dropout=-0.1 is not valid"):
-        check_model(ModelConfig(name="tiny", dropout=-0.1))
+        check_model(ModelConfig(name="tiny", source="tiny", dropout=-0.1))
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,8 @@ def test_the_data_fingerprint_enters_the_hash_and_an_edit_changes_it(compose, da
 def test_packaged_data_adds_nothing_to_the_hash(compose, tmp_path):
     cfg = compose([*TINY_RUN, f"paths.results={tmp_path}", f"task.data_dir={tmp_path}"])
     spec = RunSpec.of(cfg, tmp_path / "r")
-    assert spec.data_files == () and "data_fingerprint" not in spec.config["task"]
+    assert spec.data_files == () and spec.config["task"]["data_fingerprint"] is None
+    assert "task.data_fingerprint" not in hashing.config_settings(spec.config)
     assert spec.config_hash == hashing.config_hash(OmegaConf.to_container(cfg, resolve=True))
 
 
