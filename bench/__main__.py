@@ -17,6 +17,7 @@ COMMANDS = {
     "peer_compare": ("bench.benchmarks.peer_compare", "end to end: our runner against Trainer + peft"),
     "sweep_overhead": ("bench.benchmarks.sweep_overhead", "where a sweep's wall time goes"),
     "resume_speed": ("bench.benchmarks.resume_speed", "resume lookup: the results index against a scan"),
+    "gpu_check": ("bench.benchmarks.gpu_check", "the CUDA paths run and agree with the CPU: one JSON file"),
 }
 
 

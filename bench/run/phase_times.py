@@ -4,6 +4,7 @@
     tokenize     the splits, once each                    train_steps  the optimizer steps, batching included
     evaluate     every evaluation                         checkpoint   writing checkpoints
     run          the whole run, from its config to metrics.json (the rest: checks, outputs, sinks)
+    cpu          the process's CPU time over the run (every thread, user and system)
 
 ``python -m bench sweep_overhead`` adds them up over a sweep.
 """
@@ -23,6 +24,7 @@ class PhaseTimes:
     def __init__(self):
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
@@ -38,7 +40,9 @@ class PhaseTimes:
         self.seconds[phase] += seconds
 
     def as_dict(self) -> dict[str, float]:
-        """Each phase's seconds and ``run``, the wall time since this object was made, rounded to ms."""
+        """Each phase's seconds, ``run``, the wall time since this object was made, and ``cpu``, the
+        process's CPU time since then, rounded to ms."""
         return {k: round(v, 3) for k, v in self.seconds.items()} | {
-            "run": round(time.perf_counter() - self.start, 3)
+            "run": round(time.perf_counter() - self.start, 3),
+            "cpu": round(time.process_time() - self.cpu_start, 3),
         }

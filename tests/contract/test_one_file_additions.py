@@ -1,5 +1,5 @@
 """A new variant, task or model is one config file (plus, for a variant, one Python file) and no other
-edit: added to a copy of the working tree, all three compose, show in --help, join the demo's sweep
+edit: added to a copy of the working tree, all three compose, show in --help, join experiment=demo_all
 (the variant) and train together."""
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ def test_a_variant_a_task_and_a_model_are_one_file_each(tmp_path):
         (line,) = [x for x in help_text.splitlines() if x.strip().startswith(f"{group}:")]
         assert option in line, help_text
 
-    # The demo sweeps every registered variant: the new one joins it, here on the new task and model.
+    # experiment=demo_all sweeps every registered variant: the new one joins it, on the new task and model.
     results = tmp_path / "results"
     both = ["task=four_sentences", "model=tiny_wide", "train.epochs=1"]
-    python(repo, "-m", "bench", "train", "-m", "experiment=demo", *both, results=results, check=False)
+    python(repo, "-m", "bench", "train", "-m", "experiment=demo_all", *both, results=results, check=False)
     (sweep,) = (results / "sweeps").iterdir()
     runs = {p.parent.name.split("_", 1)[1]: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
     assert sorted(runs) == sorted(f"{v}-four_sentences-s0" for v in [*VARIANTS, "ia3"])

@@ -143,17 +143,32 @@ def test_paper_recipes_apply_only_inside_the_paper_experiment_and_the_command_li
     assert (cfg.train.epochs, cfg.variant.lr, cfg.train.batch_size) == (2, 1e-3, 32)
 
 
-def test_demo_and_offline_suite_sweep_every_registered_variant_plugins_included(compose_cfg, monkeypatch):
+def test_demo_all_and_offline_suite_sweep_every_registered_variant_plugins_included(compose_cfg, monkeypatch):
     class Plugin(variants.Variant):
         name = "zz_plugin"
 
     monkeypatch.setitem(variants.registry._REGISTRY, Plugin.name, Plugin)
     try:
-        for experiment in ["demo", "offline_suite"]:
+        for experiment in ["demo_all", "offline_suite"]:
             params = compose_cfg(f"experiment={experiment}").hydra.sweeper.params
             assert params.variant.split(",") == [*ALL_VARIANTS, "zz_plugin"]
+        assert "zz_plugin" not in compose_cfg("experiment=demo").hydra.sweeper.params.variant.split(",")
     finally:  # composing stored the plugin's schema: keep it out of later tests' option lists
         ConfigStore.instance().repo["variant"].pop("zz_plugin.yaml", None)
+
+
+def test_the_demo_sweeps_the_six_methods_and_two_baselines_once():
+    demo = OmegaConf.load(CONF_DIR / "experiment" / "demo.yaml").hydra.sweeper.params.variant.split(",")
+    assert len(demo) == len(set(demo)) == 8
+    assert set(demo) == {"lora", "qlora", "dora", "adalora", "loraplus", "vera", "full", "head"}
+    assert set(demo) <= set(ALL_VARIANTS)
+
+
+@pytest.mark.parametrize("variant", ["lora", "head"])
+def test_demo_all_has_the_demo_settings_so_the_demo_runs_resume_there(config_hash_of, variant):
+    demo = config_hash_of("experiment=demo", f"variant={variant}")
+    assert config_hash_of("experiment=demo_all", f"variant={variant}") == demo
+    assert config_hash_of("experiment=offline_suite", f"variant={variant}") != demo  # the hash sees the lr
 
 
 def test_offline_suite_covers_every_offline_task_and_variant(compose_cfg):
@@ -338,9 +353,10 @@ def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
 
 @pytest.mark.slow
 def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
-    """experiment=demo sweeps ${peft_bench.variants:}, offline_suite also ${peft_bench.tasks:vader}."""
+    """experiment=demo_all sweeps ${peft_bench.variants:}, offline_suite also ${peft_bench.tasks:vader}."""
     # qlora's r=64 does not fit the tiny model's 32-wide layers: recorded as failed, the sweep goes on
-    sweep(tmp_path / "demo", "experiment=demo", "hydra/launcher=basic", "task.max_train_samples=16", failed=1)
+    demo_all = ["experiment=demo_all", "hydra/launcher=basic", "task.max_train_samples=16"]
+    sweep(tmp_path / "demo", *demo_all, failed=1)
     (demo,) = sweep_dirs(tmp_path / "demo")
     assert [n.split("_", 1)[1] for n in run_metrics(demo)] == [f"{v}-rt_polarity-s0" for v in ALL_VARIANTS]
     cmd = sweep_cmd("experiment=offline_suite", "variant=head", "seed=0")

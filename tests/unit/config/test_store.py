@@ -211,7 +211,9 @@ DEMO = {
 }  # not train.lr: the demo trains at the tuned lrs (tests/e2e/test_sweeps.py), the others at the variant's
 
 
-@pytest.mark.parametrize("overrides", [["experiment=demo"], ["budget=cpu_short"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "overrides", [["experiment=demo"], ["experiment=demo_all"], ["budget=cpu_short"]], ids=" ".join
+)
 def test_cpu_short_budget(compose_cfg, overrides):
     cfg = compose_cfg(*overrides, "variant=lora")
     assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO

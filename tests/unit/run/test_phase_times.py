@@ -21,5 +21,15 @@ def test_the_phases_add_up_and_run_is_the_wall_time_since_the_start():
     with times("evaluate"):
         time.sleep(0.01)
     seconds = times.as_dict()
-    assert list(seconds) == [*PHASES, "run"] and seconds["tokenize"] == 0.75
+    assert list(seconds) == [*PHASES, "run", "cpu"] and seconds["tokenize"] == 0.75
     assert 0.01 <= seconds["evaluate"] <= seconds["run"]
+
+
+def test_cpu_is_the_process_cpu_time_over_the_run():
+    times = PhaseTimes()
+    time.sleep(0.05)  # wall time, no CPU time
+    end = time.process_time() + 0.05
+    while time.process_time() < end:  # CPU time
+        pass
+    seconds = times.as_dict()
+    assert 0.05 <= seconds["cpu"] < seconds["run"]
