@@ -144,7 +144,7 @@ class OFT(Variant):
         c = self.config
         if c.oft_block_size < 2:
             raise ValueError(f"oft_block_size {c.oft_block_size} must be 2 or more")
-        if c.num_cayley_neumann_terms < 2:
+        if c.use_cayley_neumann and c.num_cayley_neumann_terms < 2:
             raise ValueError(
                 f"num_cayley_neumann_terms {c.num_cayley_neumann_terms} must be 2 or more (1 term is R = I)"
             )

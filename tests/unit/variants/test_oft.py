@@ -21,6 +21,7 @@ from bench.testing import check_variant
 from variants import build
 from variants.base import PEFT_PREFIX, Targets, adapter_layers
 from variants.oft import OFT, OFTLinear, cayley, cayley_neumann, fitted_block_size, skew_symmetric
+from variants.peft_twin import twin
 
 QUERY = f"{PEFT_PREFIX}bert.encoder.layer.0.attention.self.query"
 
@@ -199,3 +200,15 @@ def test_oft_saved_keys_and_a_config_peft_reads_without_warning(tmp_path, tiny_b
 def test_oft_passes_the_kit_in_its_other_forms(options):
     """The contract matrix runs the defaults (one block of 32 on the tiny model); here several blocks."""
     check_variant("oft", options)
+
+
+def test_peft_s_twin_builds_the_same_oft_from_our_config(tiny_bert):
+    """The speed benchmark's peft OFT (get_peft_model with the config we save) trains our tensor sizes."""
+    variant = build("oft", {"oft_block_size": 8})
+    ours = variant.apply(tiny_bert(), Targets(modules=["query", "value", "output.dense"]))
+    theirs = twin(variant).model(ours, tiny_bert())
+
+    def sizes(model):
+        return sorted(p.numel() for p in model.parameters() if p.requires_grad)
+
+    assert sizes(theirs) == sizes(ours)
