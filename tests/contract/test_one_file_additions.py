@@ -16,14 +16,14 @@ from helpers.runs import ROOT, copy_repo
 import variants
 
 VARIANTS = variants.available()  # the built-in ones, in this process
-# helpers/ia3.py as a file of variants/, registered on import like the built-ins.
+# helpers/ia3.py (variant out_scale) as a file of variants/, registered on import like the built-ins.
 VARIANT = (ROOT / "tests" / "helpers" / "ia3.py").read_text() + "\n\nregister(IA3)\n"
 VARIANT = VARIANT.replace("from variants.base", "from variants.registry import register\nfrom variants.base")
 
 VARIANT_YAML = """\
-# IA3-style scaling: defaults in IA3Config (variants/ia3.py).
+# IA3-style output scaling: defaults in IA3Config (variants/out_scale.py).
 defaults:
-  - ia3_schema
+  - out_scale_schema
   - _self_
 """
 
@@ -74,14 +74,14 @@ def python(repo: Path, *args: str, results: Path | None = None, check: bool = Tr
 @pytest.mark.slow
 def test_a_variant_a_task_and_a_model_are_one_file_each(tmp_path):
     repo = copy_repo(tmp_path / "repo")
-    (repo / "variants" / "ia3.py").write_text(VARIANT)
-    (repo / "conf" / "variant" / "ia3.yaml").write_text(VARIANT_YAML)
+    (repo / "variants" / "out_scale.py").write_text(VARIANT)
+    (repo / "conf" / "variant" / "out_scale.yaml").write_text(VARIANT_YAML)
     (repo / "conf" / "model" / "tiny_wide.yaml").write_text(MODEL_YAML)
     data = ROOT / "tests" / "fixtures" / "local" / "sst2_csv"
     (repo / "conf" / "task" / "four_sentences.yaml").write_text(TASK_YAML.format(data_dir=data))
 
     help_text = python(repo, "-m", "bench", "train", "--help").stdout.split("== Config ==")[0]
-    for group, option in [("variant", "ia3"), ("model", "tiny_wide"), ("task", "four_sentences")]:
+    for group, option in [("variant", "out_scale"), ("model", "tiny_wide"), ("task", "four_sentences")]:
         (line,) = [x for x in help_text.splitlines() if x.strip().startswith(f"{group}:")]
         assert option in line, help_text
 
@@ -91,9 +91,9 @@ def test_a_variant_a_task_and_a_model_are_one_file_each(tmp_path):
     python(repo, "-m", "bench", "train", "-m", "experiment=demo_all", *both, results=results, check=False)
     (sweep,) = (results / "sweeps").iterdir()
     runs = {p.parent.name.split("_", 1)[1]: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
-    assert sorted(runs) == sorted(f"{v}-four_sentences-s0" for v in [*VARIANTS, "ia3"])
-    m = runs["ia3-four_sentences-s0"]
-    assert (m["status"], m["variant"], m["model"]) == ("completed", "ia3", "tiny_wide")
+    assert sorted(runs) == sorted(f"{v}-four_sentences-s0" for v in [*VARIANTS, "out_scale"])
+    m = runs["out_scale-four_sentences-s0"]
+    assert (m["status"], m["variant"], m["model"]) == ("completed", "out_scale", "tiny_wide")
     # one (out, 1) scale per adapted layer (q, k, v, attention.output.dense: 48 each) plus the 48 -> 2 head
     assert m["trainable_params"] == 4 * 48 + (48 * 2 + 2)
-    assert not (ROOT / "variants" / "ia3.py").exists()
+    assert not (ROOT / "variants" / "out_scale.py").exists()

@@ -1,6 +1,7 @@
 """An outside method the harness was not written for: IA3-style output scaling (Liu et al., 2022,
 arXiv:2205.05638), h = l * (W x + b) with l (out, 1) starting at 1, as peft's IA3 on a non-feed-forward
-layer. Its update scales the bias too, and its 2-D scale must not decay towards 0.
+layer. Its update scales the bias too, and its 2-D scale must not decay towards 0. Registered as
+``out_scale``: the built-in ``ia3`` (variants/ia3.py) is the whole method.
 
 Self-contained on purpose: tests/contract/test_one_file_additions.py copies this file into variants/ as is.
 """
@@ -16,7 +17,7 @@ from variants.base import AdapterLayer, Variant, VariantConfig
 
 @dataclass
 class IA3Config(VariantConfig):
-    name: str = "ia3"
+    name: str = "out_scale"
     lr: float = 1e-2
     targets: Any = "attention_all"
 
@@ -44,7 +45,7 @@ class IA3Linear(AdapterLayer):
 
 
 class IA3(Variant):
-    name = "ia3"
+    name = "out_scale"
     Config = IA3Config
 
     def make_layer(self, name: str, linear: nn.Linear) -> IA3Linear:

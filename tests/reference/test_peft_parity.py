@@ -48,13 +48,22 @@ from torch import nn
 
 import variants
 from bench.config.schemas import BERT_TARGETS
+from bench.testing import perturb_biases_and_norms
 from variants import build
 from variants.adalora import schedule
 from variants.base import Targets, adapter_layers
 from variants.vera import shared_projections
 
 peft = pytest.importorskip("peft")
-from peft import AdaLoraConfig, LoraConfig, PeftModel, VeraConfig, get_peft_model  # noqa: E402
+from peft import (  # noqa: E402
+    AdaLoraConfig,
+    IA3Config,
+    LoraConfig,
+    OFTConfig,
+    PeftModel,
+    VeraConfig,
+    get_peft_model,
+)
 from peft.optimizers import create_loraplus_optimizer  # noqa: E402
 
 ATTENTION = Targets(modules=["query", "value"], head=["classifier"])
@@ -62,6 +71,11 @@ ATTENTION = Targets(modules=["query", "value"], head=["classifier"])
 MIXED = Targets(modules=["query", "value", "intermediate.dense"], head=["classifier"])
 ALL_LINEAR = Targets(modules=list(BERT_TARGETS["all_linear"]), head=["classifier"])
 FOUR = Targets(modules=["query", "key", "value", "intermediate.dense"], head=["classifier"])
+IA3_TARGETS = Targets(modules=["key", "value", "output.dense"], head=["classifier"])  # peft's for BERT
+# One module per suffix and layer (the gradient test counts them), both IA3 kinds among them.
+IA3_FOUR = Targets(modules=["key", "value", "attention.output.dense", "intermediate.dense"])
+# Inputs of two sizes (32 and 64: output.dense matches both attention.output.dense and the FFN's output).
+OFT_MIXED = Targets(modules=["query", "value", "output.dense"], head=["classifier"])
 DORA = partial(LoraConfig, use_dora=True)
 LR, WD, RATIO = 1e-3, 0.01, 16.0  # LoRA+'s groups
 ADALORA = {"init_r": 12, "target_r": 8, "tinit": 2, "tfinal": 3}  # of a 12-step run: 3 warm-up, 3 fixed steps
@@ -89,6 +103,20 @@ def loraplus_optimizer(peft_model: nn.Module) -> torch.optim.Optimizer:
     )
 
 
+def ia3_vectors(ours: nn.Module, theirs: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (layer.ia3_l, theirs.base_model.model.get_submodule(name).ia3_l["default"])
+        for name, layer in adapter_layers(ours).items()
+    ]
+
+
+def oft_skews(ours: nn.Module, theirs: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (layer.oft_R, theirs.base_model.model.get_submodule(name).oft_R["default"].weight)
+        for name, layer in adapter_layers(ours).items()
+    ]
+
+
 def unchanged(model: nn.Module) -> nn.Module:
     return model
 
@@ -105,6 +133,7 @@ class Case:
     config: Callable[..., Any] = LoraConfig  # peft's config class
     targets: Targets = field(default_factory=lambda: ATTENTION)
     base: Callable[[nn.Module], nn.Module] = unchanged  # peft's base from ours (QLoRA's: dequantized)
+    start: Callable[[nn.Module], nn.Module] = unchanged  # the tiny model both sides start from
     moved: str = "lora_B.weight"  # an adapter tensor starting at 0: training moves it in every layer
     steps: int = 3  # training steps before the comparison
     rtol: float = RTOL
@@ -131,6 +160,18 @@ def vera(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
 
 def loraplus(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
     return Case(check, "loraplus", name, *options, **settings)
+
+
+def ia3(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
+    """On the tiny model with randomised biases and norms: a bias the scale forgets shows."""
+    settings = {"targets": IA3_TARGETS, "start": perturb_biases_and_norms, **settings}
+    return Case(check, "ia3", name, *options, config=IA3Config, moved="ia3_l", **settings)
+
+
+def oft(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
+    """On the tiny model with randomised biases and norms, as IA3's."""
+    settings = {"start": perturb_biases_and_norms, **settings}
+    return Case(check, "oft", name, *options, config=OFTConfig, moved="oft_R.weight", **settings)
 
 
 def qlora(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
@@ -165,6 +206,10 @@ DROPOUT_R8 = ({"r": 8, "alpha": 16.0, "dropout": 0.1}, {"r": 8, "lora_alpha": 16
 DROPOUT_R4 = ({"r": 4, "alpha": 8.0, "dropout": 0.2}, {"r": 4, "lora_alpha": 8, "lora_dropout": 0.2})
 DROPOUT_TRAIN = ({"r": 4, "alpha": 8.0, "dropout": 0.3}, {"r": 4, "lora_alpha": 8, "lora_dropout": 0.3})
 LORAPLUS = ({**R4[0], "loraplus_lr_ratio": RATIO}, R4[1])
+# (our options, peft's) of IA3: peft's BERT feed-forward layer (both attention.output.dense and output.dense
+# match it), or intermediate.dense (32 -> 64) as the one input-scaled layer of four
+IA3_DEFAULT = ({}, {"feedforward_modules": ["output.dense"]})
+IA3_INTERMEDIATE = ({"feedforward": ["intermediate.dense"]}, {"feedforward_modules": ["intermediate.dense"]})
 
 MATRIX = [
     lora("outputs", "default", R4),
@@ -198,6 +243,24 @@ MATRIX = [
     adalora("step_end", "deltaT1", steps=12, ours={"deltaT": 1}, rtol=0.0, atol=0.0),
     adalora("step_end", "deltaT2", steps=12, ours={"deltaT": 2}, rtol=0.0, atol=0.0),
     adalora("saved_adapter", "pruned", steps=12),
+    ia3("init", "ones", IA3_DEFAULT, rtol=0.0, atol=0.0, pairs=ia3_vectors),
+    ia3("outputs", "default", IA3_DEFAULT),
+    ia3("outputs", "intermediate", IA3_INTERMEDIATE, targets=IA3_FOUR),
+    ia3("outputs", "no_feedforward", ({"feedforward": []}, {"feedforward_modules": []})),
+    ia3("train_mode", "default", IA3_DEFAULT, seed=2),
+    ia3("gradients", "four", IA3_INTERMEDIATE, targets=IA3_FOUR),
+    # W * l and l * b, the products peft's merge forms: bit for bit
+    ia3("merge", "default", IA3_DEFAULT, rtol=0.0, weight_atol=0.0),
+    oft("init", "zeros", same(oft_block_size=8), rtol=0.0, atol=0.0, pairs=oft_skews),
+    oft("outputs", "default", same()),
+    oft("outputs", "block8_mixed", same(oft_block_size=8), targets=OFT_MIXED),
+    oft("outputs", "exact_cayley", same(oft_block_size=8, use_cayley_neumann=False)),
+    oft("outputs", "block_share", same(oft_block_size=4, block_share=True)),
+    oft("outputs", "neumann3", same(oft_block_size=8, num_cayley_neumann_terms=3)),
+    oft("outputs", "fitted_block", same(oft_block_size=12), targets=OFT_MIXED),  # 8 where peft makes 8
+    oft("train_mode", "default", same(oft_block_size=8), seed=4),
+    oft("gradients", "default", same(oft_block_size=8)),
+    oft("merge", "default", same(oft_block_size=8), targets=OFT_MIXED, rtol=0.0, weight_atol=0.0),
 ]
 
 
@@ -215,13 +278,22 @@ def peft_config(case: Case, **options):
     )
 
 
+def start(case: Case, tiny_bert):
+    """The factory of the tiny model both sides of ``case`` start from."""
+
+    def make():
+        return case.start(tiny_bert())
+
+    return make
+
+
 def train(case: Case, tiny_bert, batch):
-    return trained(tiny_bert, batch, case.targets, case.variant, steps=case.steps, **case.ours)
+    return trained(start(case, tiny_bert), batch, case.targets, case.variant, steps=case.steps, **case.ours)
 
 
 def peft_holding_ours(case: Case, tiny_bert, variant, model):
     """Way (1): peft's model on its base, holding our trained tensors."""
-    return peft_twin(case.base(tiny_bert()), peft_config(case), variant, model)
+    return peft_twin(case.base(start(case, tiny_bert)()), peft_config(case), variant, model)
 
 
 def test_the_matrix_covers_every_built_in_variant_peft_has():
@@ -240,7 +312,7 @@ def test_outputs_equal_peft(case, tmp_path, tiny_bert, tiny_batch):
     )
 
     def base():
-        return case.base(tiny_bert())
+        return case.base(start(case, tiny_bert)())
 
     assert_matches_peft(tmp_path, base, tiny_batch, variant, model, peft_config(case), case.rtol, case.atol)
 
@@ -262,10 +334,11 @@ def test_merge_equals_peft_merge(case, tiny_bert, tiny_batch):
     assert_same_outputs(unmerged, outputs(model, tiny_batch), case.rtol, case.atol)
     merged = twin.merge_and_unload()
     for name in adapter_layers(model):
-        ours = model.get_submodule(name).base_layer.weight
-        torch.testing.assert_close(
-            ours, merged.get_submodule(name).weight, rtol=case.rtol, atol=case.weight_atol
-        )
+        ours, theirs = model.get_submodule(name).base_layer, merged.get_submodule(name)
+        for tensor in ("weight", "bias"):  # IA3 scales the bias too
+            torch.testing.assert_close(
+                getattr(ours, tensor), getattr(theirs, tensor), rtol=case.rtol, atol=case.weight_atol
+            )
 
 
 @pytest.mark.parametrize("case", cases("gradients"))
@@ -291,8 +364,8 @@ def test_gradients_equal_peft(case, tiny_bert, tiny_batch):
 
 @pytest.mark.parametrize("case", cases("init"))
 def test_init_equals_peft(case, tiny_bert):
-    model = build(case.variant, case.ours).apply(tiny_bert(), case.targets)
-    theirs = get_peft_model(case.base(tiny_bert()), peft_config(case))
+    model = build(case.variant, case.ours).apply(start(case, tiny_bert)(), case.targets)
+    theirs = get_peft_model(case.base(start(case, tiny_bert)()), peft_config(case))
     pairs = case.pairs(model, theirs)
     assert pairs
     for mine, peft_tensor in pairs:
