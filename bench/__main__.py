@@ -10,6 +10,7 @@ COMMANDS = {
     "train": ("bench.run.train", "train one configuration, or a sweep with -m (Hydra overrides)"),
     "leaderboard": ("bench.analysis.leaderboard", "the tuned comparison of a results folder, as a table"),
     "report": ("bench.analysis.report", "the HTML report: verdict, plots and tables"),
+    "tune": ("bench.run.tune", "tune a grid in stages: every point on one seed, the best on more"),
     "failed_runs": ("bench.results.failed_runs", "list or prune failed runs"),
     "rebuild_runs": ("bench.results.rebuild_runs", "write the runs CSV again from the run folders"),
     "new_variant": ("bench.tools.new_variant", "scaffold a new variant that trains and passes its tests"),

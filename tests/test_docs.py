@@ -42,7 +42,7 @@ PAGES = sorted(
 # Variants the docs create (the walk-through's scaffold, the example plugin): not in conf/ until made.
 EXAMPLE_VARIANTS = {"rslora", "pissa"}
 # Commands whose positional arguments are Hydra overrides of train.
-OVERRIDE_COMMANDS = {"train", "sweep_overhead"}
+OVERRIDE_COMMANDS = {"train", "sweep_overhead", "tune"}
 TOP_LEVEL_FLAGS = {"-h", "--help"}
 # Top-level entries of the repository that a path in backticks may start with.
 REPO_PREFIXES = ("bench/", "variants/", "conf/", "tests/", "docs/", "examples/", "results/reference", ".ci/")

@@ -13,7 +13,8 @@ from bench.analysis.selection import by_task
 
 STAT_COLUMNS = ("mean_x100", "std_x100", "median_x100", "ci95_x100", "dev_x100", "chance_x100", "scores_x100")
 METRICS = "<metrics>"  # in a column list: the task's other test metrics (*_x100)
-OPTIONAL = ("budget", "select_on", "published", "tasks", "published_source", "source")  # shown when present
+# shown only when the table has them
+OPTIONAL = ("budget", "select_on", "grid_seeds", "published", "tasks", "published_source", "source")
 CONFIG_COLUMNS = [
     "rank", "task", "variant", "model", "hparams", "budget", "select_on", "seeds", "failed", "main_metric",
     "mean_x100", "std_x100", "median_x100", "dev_x100", "chance_x100", "published", METRICS, *COST_COLUMNS,
@@ -21,12 +22,12 @@ CONFIG_COLUMNS = [
 ]  # fmt: skip
 COMPACT_COLUMNS = [
     "rank", "task", "variant", "model", "hparams", "budget", "select_on", "mean_x100", "ci95_x100", "n",
-    "tied", "dev_x100", "chance_x100", "grid", "pct_trainable", "peak_memory_mb", "train_time_s",
-    "tuning_time_s", "edge", "published", "tasks",
+    "tied", "dev_x100", "chance_x100", "grid", "grid_seeds", "pct_trainable", "peak_memory_mb",
+    "train_time_s", "tuning_time_s", "edge", "published", "tasks",
 ]  # fmt: skip
 TUNED_COLUMNS = [
     "rank", "task", "variant", "model", "hparams", "lr", "budget", "select_on", "n", "failed", "grid",
-    "grid_runs",
+    "grid_runs", "grid_seeds",
     "main_metric", "mean_x100", "std_x100", "ci95_x100", "median_x100", "p_vs_best", "tied", "dev_x100",
     "chance_x100", "published", METRICS, *COST_COLUMNS, "tuning_time_s", "edge", "tasks", "published_source",
     "source",

@@ -88,6 +88,8 @@ def summarize(runs: pd.DataFrame) -> dict[str, Any]:
         "dev_x100": done["dev_score"].mean() * 100,
         "chance_x100": done["chance_score"].mean() * 100,
         "scores_x100": scores.tolist(),
+        "seeds_done": done["seed"].tolist(),  # which seeds, for tuned selection (``seeds_run``)
+        "seeds_run": runs["seed"].tolist(),
         "lr": first["lr"],
         "time_total_s": runs["train_time_s"].sum(),
     }

@@ -38,6 +38,13 @@ def notes(table: pd.DataFrame) -> list[str]:
             "than 2 seeds on a side. rank: 1 = best test mean within the task.",
             "edge: the selected lr is the lowest (low) or highest (high) of its grid; widen the grid there.",
         ]
+        if "grid_seeds" in table.columns:
+            lines.append(
+                "grid_seeds: the seeds each candidate was run on, lowest lr first (a staged grid, "
+                "`peft-bench tune`: every point on few seeds, the best on more); the selection is the best "
+                "mean dev score among the candidates run on the most seeds, and tuning_time_s counts the "
+                "runs made."
+            )
     else:
         lines.append(
             "Every configuration, unselected: a row is the runs whose resolved config is the same but for "

@@ -4,12 +4,16 @@ A tuning group is (task, variant, model, budget, select_on); its candidates are 
 (``bench.analysis.configurations.configurations``: one per point of an lr grid, a rank sweep, any swept
 setting). Its task is named with the user's data it read (``bench.analysis.runs_table.task_label``), so
 runs on two data folders, or on edited data, are two tasks: data is never a setting to tune. The selected
-configuration is the one with the best mean dev score over its seeds (a tie goes to the lowest lr, then
-to the first configuration run); the group reports that configuration's test score: mean, sample std,
-95% confidence interval (Student's t, n - 1 degrees of freedom) and n. With the
-papers' convention (select_on test, the paper experiments) the candidate with the best test mean is taken
-instead, and the row says so. ``tuning_time_s`` is the train time of every run of every candidate: what
-finding that configuration cost. ``edge`` says when the selected lr is the lowest or highest of the
+configuration (``best_candidate``) is the one with the best mean dev score over its seeds among the
+candidates run on the most seeds (a failed or diverged run counts as run), so a staged grid (``peft-bench
+tune``: every point on one seed, the best on more) selects as a full one does (a tie goes to the lowest
+lr, then to the first configuration run); the group reports that configuration's test score: mean,
+sample std, 95% confidence interval (Student's t, n - 1 degrees of freedom) and n. With the papers'
+convention (select_on test, the paper experiments) the candidate with the best test mean is taken
+instead, and the row says so. ``tuning_time_s`` is the train time of every run of every candidate, the
+runs a staged grid made and no other: what finding that configuration cost. ``grid_seeds``, shown when
+the candidates of some group were run on different numbers of seeds, lists each candidate's, lowest lr
+first. ``edge`` says when the selected lr is the lowest or highest of the
 group's grid (widen the grid there).
 
 Averages over tasks count only the variants that have a selected row on every task of the table; the
@@ -59,25 +63,54 @@ def selection_score(configs: pd.DataFrame) -> pd.Series:
     return configs["dev_x100"].where(configs["select_on"] != "test", configs["mean_x100"])
 
 
+def seeds_run(candidates: pd.DataFrame) -> pd.Series:
+    """Per candidate, how many seeds it was run on (``seeds_run``: a failed or diverged run counts) among
+    the seeds that some candidate completed (``seeds_done``): a staged grid's points below its top ran on
+    fewer; a full grid's all ran on every one, whatever failed."""
+    completed = set().union(*candidates["seeds_done"]) if len(candidates) else set()
+    return candidates["seeds_run"].map(lambda run: len(completed.intersection(run)))
+
+
+def best_candidate(candidates: pd.DataFrame, score: pd.Series) -> Any:
+    """The index label of the selected candidate: among those with a ``score`` that were run on the most
+    seeds (``seeds_run``), the best score; a tie goes to the lowest ``lr``, then to the first candidate.
+    None when no candidate has a score."""
+    scored = candidates.assign(_score=score).dropna(subset=["_score"])
+    if scored.empty:
+        return None
+    runs = seeds_run(scored)
+    most = scored[runs == runs.max()]
+    return most.sort_values(["_score", "lr"], ascending=[False, True], kind="stable").index[0]
+
+
+def seeds_per_candidate(group: pd.DataFrame) -> str:
+    """The seeds each candidate of a tuning group was run on (``seeds_run``), lowest lr first: "1/3/3/1"."""
+    return "/".join(str(n) for n in seeds_run(group.sort_values("lr", kind="stable")))
+
+
 def tuned(configs: pd.DataFrame) -> pd.DataFrame:
     """One row per tuning group: the selected configuration's columns plus ``grid`` (candidates),
-    ``grid_runs``, ``tuning_time_s``, ``ci95_x100``, ``n`` and ``edge``; ranked per task by test mean."""
+    ``grid_runs``, ``tuning_time_s``, ``ci95_x100``, ``n``, ``edge`` and, when some group's candidates
+    differ in seeds (a staged grid), ``grid_seeds``; ranked per task by test mean."""
     table = configs.assign(_select=selection_score(configs))
     rows = []
     for _, group in table.groupby(TUNING_GROUP, sort=False, dropna=False):
-        scored = group.dropna(subset=["_select"])
-        if scored.empty:  # no run to select by (all failed): the group still shows, with its failures
+        chosen = best_candidate(group, group["_select"])
+        if chosen is None:  # no run to select by (all failed): the group still shows, with its failures
             nothing = dict.fromkeys(("mean_x100", "std_x100", "median_x100", "dev_x100", "lr"), math.nan)
             failed = int(group["failed"].sum())
             rows.append(
-                group.iloc[0].to_dict() | nothing | {"hparams": "(no completed run)", "failed": failed}
+                group.iloc[0].to_dict()
+                | nothing
+                | {"hparams": "(no completed run)", "failed": failed, "grid_seeds": None}
             )
             continue
-        best = scored.sort_values(["_select", "lr"], ascending=[False, True], kind="stable").iloc[0]
+        best = group.loc[chosen]
         rows.append(
             best.to_dict()
             | {
                 "grid": len(group),
+                "grid_seeds": seeds_per_candidate(group),
                 "grid_runs": int(group["seeds"].sum() + group["failed"].sum()),
                 "failed": int(group["failed"].sum()),
                 "tuning_time_s": group["time_total_s"].sum(),
@@ -87,8 +120,15 @@ def tuned(configs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows).drop(columns="_select")
+    if not staged(out):
+        out = out.drop(columns="grid_seeds")
     out["rank"] = out.groupby("task")["mean_x100"].rank(ascending=False, method="min")
     return out
+
+
+def staged(table: pd.DataFrame) -> bool:
+    """Whether the candidates of some tuning group were run on different numbers of seeds (``grid_seeds``)."""
+    return any(len(set(cell.split("/"))) > 1 for cell in table["grid_seeds"].dropna())
 
 
 def grid_edge(lrs: pd.Series, chosen: float) -> str:
@@ -134,13 +174,17 @@ def averages(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def sensitivity(configs: pd.DataFrame) -> pd.DataFrame:
     """Dev (and test) mean against lr for every configuration: how forgiving each method is of its lr.
-    Columns task, variant, model, hparams, lr, dev_x100, mean_x100, seeds, selected (the tuned choice)."""
+    Columns task, variant, model, hparams, lr, dev_x100, mean_x100, seeds, selected (the tuned choice),
+    and ``one_seed`` when some configuration was run on one seed (a staged grid's points below its top)."""
     chosen = tuned(configs)
     picked = set(zip(chosen["task"], chosen["variant"], chosen["model"], chosen["hparams"], strict=True))
     out = configs[["task", "variant", "model", "hparams", "lr", "dev_x100", "mean_x100", "seeds"]].copy()
     out["selected"] = [
         key in picked for key in zip(out["task"], out["variant"], out["model"], out["hparams"], strict=True)
     ]
+    once = (configs["seeds"] + configs["failed"] == 1).to_numpy()
+    if once.any():
+        out["one_seed"] = once
     return by_task(out, ["variant", "model", "lr"])
 
 

@@ -13,8 +13,9 @@ from typing import Any
 from bench.config.hash_policy import unhashed
 from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
 
-# What does not change what a run computes: where it logs, how it reports progress, what it keeps.
-HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name")
+# What does not change what a run computes: where it logs, how it reports progress, what it keeps, and
+# which runs of a grid staged tuning makes.
+HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name", "tune")
 # The sections whose schemas mark settings as not hashed, or hashed only when set (bench.config.hash_policy).
 SECTION_SCHEMAS = {"train": TrainConfig, "task": TaskConfig, "model": ModelConfig}
 

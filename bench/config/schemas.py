@@ -114,6 +114,19 @@ class PathsConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Staged tuning of an experiment's grid (``peft-bench tune``, bench.analysis.stages): an experiment
+    tuned in stages states every count (``tune.top_k=2`` ... on the command line for any other); the
+    seeds are its sweep's ``seed`` values, in order."""
+
+    top_k: int = MISSING  # stage 2: this many points, the best on the first seeds, get more seeds
+    first_seeds: int = MISSING  # stage 1: every point on this many seeds
+    top_seeds: int = MISSING  # stage 2: the top_k points on this many seeds
+    edge_cap: int = MISSING  # at most this many points past the grid on each side (widening at an edge)
+    grid: str = "train.lr_scale"  # the swept setting whose points are tuned
+
+
+@dataclass
 class RootConfig:
     """Schema of the whole config (``conf/train.yaml``)."""
 
@@ -131,3 +144,4 @@ class RootConfig:
     resume: bool = True  # skip a run whose config hash already completed
     force: bool = False  # rerun even when completed
     experiment_name: str = "default"
+    tune: TuneConfig = field(default_factory=TuneConfig)  # staged tuning; not hashed: it chooses runs

@@ -391,6 +391,64 @@ def test_the_tuned_rows_grid_edge_and_tuning_time(tmp_path, best, edge):
     )  # the selected's mean
 
 
+# -- staged grids (peft-bench tune) -------------------------------------------------------------------------
+
+
+def staged_grid() -> list[dict]:
+    """Four lrs on seed 0, then the two best on dev (4e-4, 1.6e-3) on seeds 1 and 2."""
+    return [
+        metrics_json("t", "lora", 1e-4, 0, 0.70, 0.70, train_time_s=11.0),
+        *grid("t", "lora", 4e-4, dev=[0.85, 0.78, 0.77], test=[0.80, 0.79, 0.78], train_time_s=12.0),
+        *grid("t", "lora", 1.6e-3, dev=[0.84, 0.83, 0.82], test=[0.83, 0.82, 0.81], train_time_s=13.0),
+        metrics_json("t", "lora", 6.4e-3, 0, 0.90, 0.835, train_time_s=14.0),  # best dev mean, one seed
+    ]
+
+
+def test_a_staged_grid_selects_among_the_points_with_the_most_seeds(tmp_path):
+    """The one-seed point with the best mean dev (6.4e-3) is no candidate: the best mean dev score
+    among the points with the most seeds is (1.6e-3), as a full grid would select; the tuning cost
+    counts the 8 runs made, and grid_seeds says how many seeds each point has."""
+    row = configurations.tuned_board(load(tmp_path, staged_grid()), full=True).iloc[0]
+    assert (row["lr"], row["n"], row["dev_x100"]) == (1.6e-3, 3, pytest.approx(83.0))
+    assert (row["grid"], row["grid_runs"], row["grid_seeds"]) == (4, 8, "1/3/3/1")
+    assert row["tuning_time_s"] == pytest.approx(11.0 + 3 * 12.0 + 3 * 13.0 + 14.0)
+
+
+def test_a_failed_or_diverged_seed_counts_as_run(tmp_path):
+    """1.6e-3 diverged on seed 2: it was still run on 3 seeds, so it stays a candidate (its dev mean over
+    the 2 completed is the best) and the one-seed points stay out."""
+    runs = [r for r in staged_grid() if (r["hparams"]["lr"], r["seed"]) != (1.6e-3, 2)]
+    runs.append(metrics_json("t", "lora", 1.6e-3, 2, None, status="diverged"))
+    row = configurations.tuned_board(load(tmp_path, runs), full=True).iloc[0]
+    assert (row["lr"], row["n"], row["failed"], row["grid_seeds"]) == (1.6e-3, 2, 1, "1/3/3/1")
+
+
+def test_a_staged_grid_shows_its_seeds_per_point_and_a_full_one_does_not(tmp_path):
+    for name in ("staged", "full"):
+        (tmp_path / name).mkdir()
+    staged = render(configurations.tuned_board(load(tmp_path / "staged", staged_grid())), "md")
+    assert md_rows(staged)[0]["grid_seeds"] == "1/3/3/1"
+    assert "grid_seeds: the seeds each candidate was run on, lowest lr first" in staged
+    full = render(configurations.tuned_board(load(tmp_path / "full", DEV_HIGH + TEST_HIGH)), "md")
+    assert "grid_seeds" not in full
+
+
+def test_the_sensitivity_view_marks_one_seed_points(tmp_path, capsys):
+    write_runs(tmp_path, staged_grid())
+    assert leaderboard.main(["--results", str(tmp_path), "--sensitivity", "--format", "csv"]) == 0
+    table = csv_out(capsys)
+    assert table[["lr", "seeds", "one_seed", "selected"]].values.tolist() == [
+        [1e-4, 1, True, False],
+        [4e-4, 3, False, False],
+        [1.6e-3, 3, False, True],
+        [6.4e-3, 1, True, False],
+    ]
+    (tmp_path / "full").mkdir()
+    write_runs(tmp_path / "full", DEV_HIGH + TEST_HIGH)
+    assert leaderboard.main(["--results", str(tmp_path / "full"), "--sensitivity", "--format", "csv"]) == 0
+    assert "one_seed" not in csv_out(capsys).columns
+
+
 # -- selected lrs --------------------------------------------------------------------------------------------
 
 

@@ -37,6 +37,15 @@ def test_progress_and_save_adapter_do_not_change_the_hash(compose):
     assert hash_of("train.epochs=1") != hash_of()
 
 
+def test_the_tune_section_does_not_change_the_hash(compose):
+    """Staged tuning's settings choose which runs to make, not what a run computes."""
+
+    def hash_of(*overrides: str) -> str:
+        return config_hash(OmegaConf.to_container(compose(["experiment=compare", *overrides]), resolve=True))
+
+    assert hash_of("tune.top_k=4", "tune.edge_cap=0", "tune.grid=seed") == hash_of()
+
+
 def committed_runs() -> list[Path]:
     """One committed run of experiment=compare per (task, variant): its first seed at x1."""
     return sorted(COMPARE.glob("*/*-lrx1.0-s0/metrics.json"))
