@@ -58,6 +58,8 @@ peft = pytest.importorskip("peft")
 from peft import (  # noqa: E402
     AdaLoraConfig,
     IA3Config,
+    LoHaConfig,
+    LoKrConfig,
     LoraConfig,
     OFTConfig,
     PeftModel,
@@ -158,6 +160,19 @@ def vera(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
     )
 
 
+def loha(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
+    """On the tiny model with randomised biases and norms, both layer shapes (32 -> 32, 32 -> 64)."""
+    settings = {"targets": MIXED, "start": perturb_biases_and_norms, **settings}
+    return Case(check, "loha", name, *options, config=LoHaConfig, moved="hada_w2_b", **settings)
+
+
+def lokr(check: str, name: str, options: tuple[dict, dict], moved: str = "lokr_w1", **settings) -> Case:
+    """As LoHa's. The tiny model's 32 = 4 x 8 and 64 = 8 x 8 (decompose_factor 4: 4 x 8 and 4 x 16); W2
+    8 x 8 is low-rank below r 4."""
+    settings = {"targets": MIXED, "start": perturb_biases_and_norms, **settings}
+    return Case(check, "lokr", name, *options, config=LoKrConfig, moved=moved, **settings)
+
+
 def loraplus(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
     return Case(check, "loraplus", name, *options, **settings)
 
@@ -210,6 +225,10 @@ LORAPLUS = ({**R4[0], "loraplus_lr_ratio": RATIO}, R4[1])
 # match it), or intermediate.dense (32 -> 64) as the one input-scaled layer of four
 IA3_DEFAULT = ({}, {"feedforward_modules": ["output.dense"]})
 IA3_INTERMEDIATE = ({"feedforward": ["intermediate.dense"]}, {"feedforward_modules": ["intermediate.dense"]})
+# LoHa and LoKr in train mode with both dropouts (LoKr's kept rows rescaled as LoHa's always are)
+LOHA_DROPOUTS = same(r=4, rank_dropout=0.3, module_dropout=0.3)
+LOKR_DROPOUTS = same(r=2, rank_dropout=0.3, module_dropout=0.3, rank_dropout_scale=True)
+LOKR_LYCORIS = ({"r": 2, "init": "lycoris"}, {"r": 2, "init_weights": "lycoris"})
 
 MATRIX = [
     lora("outputs", "default", R4),
@@ -235,6 +254,21 @@ MATRIX = [
     vera("outputs", "dropout", ({"r": 16, "dropout": 0.2}, {"r": 16, "vera_dropout": 0.2})),
     vera("train_mode", "dropout", ({"r": 16, "dropout": 0.3}, {"r": 16, "vera_dropout": 0.3}), seed=5),
     vera("merge", "default", same(r=16), weight_atol=1e-7),
+    loha("outputs", "default", same()),
+    loha("outputs", "r4_alpha16", same(r=4, alpha=16.0)),
+    loha("train_mode", "default", same(), seed=4),
+    loha("train_mode", "dropouts", LOHA_DROPOUTS, seed=6),
+    loha("gradients", "default", same()),
+    loha("merge", "default", same(), weight_atol=1e-7),
+    lokr("outputs", "default", same()),  # W1 and W2 full
+    lokr("outputs", "low_rank_w2", same(r=2)),
+    lokr("outputs", "decompose_both", same(r=1, decompose_both=True), moved="lokr_w1_a"),
+    lokr("outputs", "factor4", same(r=2, decompose_factor=4)),
+    lokr("outputs", "lycoris_init", LOKR_LYCORIS, moved="lokr_w2_b"),
+    lokr("train_mode", "default", same(r=2), seed=4),
+    lokr("train_mode", "dropouts", LOKR_DROPOUTS, seed=6),
+    lokr("gradients", "default", same(r=2)),
+    lokr("merge", "default", same(r=2), weight_atol=1e-7),
     loraplus("outputs", "default", R4),
     loraplus("optimizer_groups", "attention", LORAPLUS, optimizer=loraplus_optimizer),
     loraplus("optimizer_groups", "four_modules", LORAPLUS, targets=FOUR, optimizer=loraplus_optimizer),
