@@ -180,7 +180,7 @@ def test_plugin_option_typo_fails_at_compose(plugins, tmp_path):
         check=False,
     )
     assert proc.returncode != 0
-    assert "Key 'rr' not in 'PiSSAConfig'" in proc.stderr
+    assert "unknown key variant.rr=3 ('rr' not in 'PiSSAConfig'); did you mean variant.r?" in proc.stderr
     assert not (tmp_path / "runs").exists()  # failed before any run started
 
 
