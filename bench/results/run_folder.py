@@ -241,11 +241,13 @@ class RunFolder:
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Hold the folder's lock while a run runs in it (the folder made if need be); the lock file is
-        removed when the run ends, and a killed run's is left unheld."""
+        removed when the run ends, however it ends, and a killed run's is left unheld."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path / LIVE)):
-            yield
-        (self.path / LIVE).unlink(missing_ok=True)
+        try:
+            with FileLock(str(self.path / LIVE)):
+                yield
+        finally:
+            (self.path / LIVE).unlink(missing_ok=True)
 
     def is_running(self) -> bool:
         """Whether a run is running in the folder now: its lock is held."""

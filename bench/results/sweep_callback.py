@@ -68,7 +68,7 @@ def failure_summary(failed: dict[Path, str]) -> str:
     by_status = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
     shown = " ".join(str(p / ERROR if (p / ERROR).is_file() else p) for p in failed)
     return (
-        f"sweep: {plural(len(failed), 'run')} did not complete ({by_status}): {shown} (python -m bench "
+        f"sweep: {plural(len(failed), 'run')} did not complete ({by_status}), see: {shown} (python -m bench "
         "failed_runs lists the run folders, --prune deletes them)"
     )
 

@@ -92,7 +92,8 @@ def test_a_sweep_counts_only_its_own_failures(tmp_path):
     failed = failed_runs.failed_since(tmp_path, dt.datetime(2026, 12, 1, 13))
     assert {p.name: s for p, s in failed.items()} == {"1_b": "oom", "2_c": "interrupted"}
     line = failure_summary(failed)
-    assert line.startswith(f"sweep: 2 runs did not complete (interrupted: 1, oom: 1): {tmp_path / '1_b'} ")
+    first = tmp_path / "1_b"
+    assert line.startswith(f"sweep: 2 runs did not complete (interrupted: 1, oom: 1), see: {first} ")
     assert "\n" not in line and "error.txt" not in line  # neither has one: none is named
 
 

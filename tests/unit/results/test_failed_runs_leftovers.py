@@ -66,7 +66,7 @@ def test_a_sweeps_runs_that_never_started_are_counted_with_their_tracebacks(tmp_
     (failed_run / "error.txt").write_text("Traceback (most recent call last):\n")
     line = failure_summary({failed_run: "failed", sweep / "2_lora-x-s3": "interrupted", **unstarted})
     assert line.startswith(
-        f"sweep: 3 runs did not complete (failed: 2, interrupted: 1): {failed_run / 'error.txt'} "
+        f"sweep: 3 runs did not complete (failed: 2, interrupted: 1), see: {failed_run / 'error.txt'} "
         f"{sweep / '2_lora-x-s3'} {new} "
     )  # each one's traceback where it has one (an interrupted run has none): no file named is missing
 

@@ -123,6 +123,7 @@ def test_a_sink_failing_after_training_records_the_run_failed_and_its_error_txt(
     assert m["best"]  # the results it had are kept
     assert runner.where(e.value) == f"traceback in {run_dir / 'error.txt'}"
     assert "PermissionError" in (run_dir / "error.txt").read_text()
+    assert not (run_dir / ".running.lock").exists()  # a run that failed holds its folder no more
     assert index_lines(tmp_path)[-1] == ("runs/tiny", "failed")
     assert index.completed_run(tmp_path, m["config_hash"]) is None
 
