@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from bench.log import log
-from bench.results.run_folder import ADAPTER_WEIGHTS, write_json
+from bench.results.run_folder import ADAPTER_WEIGHTS, follow_umask, write_json
 from variants.base import is_head
 
 BASE_MODEL = "base_model.json"  # in the adapter folder: the base weights' fingerprint
@@ -38,6 +38,7 @@ def save_adapter(
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    follow_umask(folder / ADAPTER_WEIGHTS)
     if adapter_config is not None:
         write_json(folder / "adapter_config.json", adapter_config)
     if base is not None:

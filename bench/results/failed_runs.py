@@ -1,11 +1,13 @@
 """Failed runs: list them, or prune them without touching a completed run.
 
-    python -m bench failed_runs                       # list the failed, oom and interrupted runs
+    python -m bench failed_runs                       # list the failed, oom, interrupted and killed runs
     python -m bench failed_runs --prune               # delete their runs-CSV rows and run folders
     python -m bench failed_runs --status diverged     # the statuses to list (or prune), any of STATUSES
 
 A failed run is a row of the runs CSV (``<results>/runs.csv``) with one of the chosen statuses, or a run
-folder under the results folder whose metrics.json has one. Pruning rewrites the CSV without those rows
+folder under the results folder whose metrics.json has one. A killed run (SIGKILL, a preempted job) left
+a folder with no metrics.json (``RunFolder.is_leftover``: started, never ended, and no run holds it now):
+its status is ``killed``. Pruning rewrites the CSV without those rows
 (atomically, under the CSV's lock, so that a run finishing meanwhile keeps its row) and deletes a run
 folder only when its own metrics.json still says the chosen status: a folder where a rerun of the same
 configuration completed (experiment=compare reuses folders) is kept. The leaderboard already hides a
@@ -25,16 +27,19 @@ from filelock import FileLock
 
 from bench.log import log
 from bench.plural import plural
-from bench.results.run_folder import RunFolder, default_results, recorded_path
+from bench.results.run_folder import CONFIG, RunFolder, default_results, errors_of, recorded_path
 from bench.results.runs_csv import LOCK_TIMEOUT_S, RUNS_CSV, keep_aside, locate, lock_path, read_rows, rewrite
 
-STATUSES = ("failed", "oom", "interrupted", "diverged")
-FAILED = ("failed", "oom", "interrupted")  # the default: runs that produced no result for their config
+KILLED = "killed"  # a run folder a killed run left: no status of its own (RunFolder.is_leftover)
+STATUSES = ("failed", "oom", "interrupted", "diverged", KILLED)
+FAILED = ("failed", "oom", "interrupted", KILLED)  # the default: runs that left no result for their config
 
 
 def run_status(run_dir: Path) -> str | None:
-    """The status in a run folder's metrics.json; None when it has none or it does not parse."""
-    return RunFolder(run_dir).status()
+    """``killed`` for a killed run's leftover folder, else the status in its metrics.json; None when it
+    has none or it does not parse."""
+    run = RunFolder(run_dir)
+    return KILLED if run.is_leftover() else run.status()
 
 
 def failed_since(folder: Path, since: dt.datetime, statuses: tuple[str, ...] = FAILED) -> dict[Path, str]:
@@ -57,8 +62,26 @@ def failed_rows(csv_path: Path, statuses: tuple[str, ...]) -> list[dict[str, Any
 
 
 def failed_folders(results: Path, statuses: tuple[str, ...]) -> list[Path]:
-    """Run folders under ``results`` whose metrics.json has one of ``statuses``."""
-    return sorted(run.path for run in RunFolder.under(results) if run.status() in statuses)
+    """Run folders under ``results`` whose status (``run_status``) is one of ``statuses``."""
+    started = {p.parent for p in results.glob(f"**/{CONFIG}") if not _hidden(p.relative_to(results))}
+    folders = started | {run.path for run in RunFolder.under(results)}
+    return sorted(p for p in folders if run_status(p) in statuses)
+
+
+def _hidden(path: Path) -> bool:
+    """Inside a hidden folder (Hydra's ``.hydra/config.yaml`` is no run's)."""
+    return any(part.startswith(".") for part in path.parts[:-1])
+
+
+def unstarted_since(results: Path, folder: Path, since: dt.datetime) -> dict[Path, str]:
+    """The tracebacks of the runs at or below ``folder`` (a sweep's) that failed before they started (a
+    config error, a folder holding another run), written at or after ``since``: {error log: failed}."""
+    logs = errors_of(results, folder)
+    return {
+        p: "failed"
+        for p in sorted(logs.glob("**/*.txt"))
+        if dt.datetime.fromtimestamp(p.stat().st_mtime) >= since
+    }
 
 
 def find(results: Path, statuses: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[Path]]:
@@ -97,11 +120,11 @@ def failed_listing(results: Path, rows: list[dict[str, Any]], folders: list[Path
     """One line per failed row (status, run, folder, error), then the failed folders without a row."""
     lines = [f"{r['status']:<11} {r['run_name']}  {r['run_dir']}  {r['error'][:120]}" for r in rows]
     listed = {recorded_path(r["run_dir"], results).resolve() for r in rows if r["run_dir"]}
-    lines += [
-        f"{run_status(p):<11} {p}  (a run folder without a runs-CSV row)"
-        for p in folders
-        if p.resolve() not in listed
-    ]
+    for p in folders:
+        if p.resolve() not in listed:
+            status = run_status(p)
+            why = "started, never ended" if status == KILLED else "a run folder without a runs-CSV row"
+            lines.append(f"{status:<11} {p}  ({why})")
     return "\n".join(lines)
 
 

@@ -102,8 +102,13 @@ def _relative(run_dir: Path, root: Path) -> str | None:
     return run.as_posix() if run.parts else None
 
 
+def lock_path(results_dir: str | Path) -> Path:
+    """The index's lock file, beside it."""
+    return Path(results_dir) / f"{INDEX}.lock"
+
+
 def _lock(root: Path) -> FileLock:
-    return FileLock(str(root / f"{INDEX}.lock"), timeout=LOCK_TIMEOUT_S)
+    return FileLock(str(lock_path(root)), timeout=LOCK_TIMEOUT_S)
 
 
 def _line(run: str, state: State) -> str:

@@ -2,21 +2,28 @@
 
 A run folder holds the composed config (``config.yaml``), ``metrics.json``, ``history.jsonl``,
 ``predictions.csv`` and ``adapter/`` (peft's format, ``bench.results.adapter_files``); a run skipped by
-resume holds ``resumed.json``.
+resume holds ``resumed.json``. While a run runs, it holds the folder's lock (``RunFolder.running``), so a
+folder left without a metrics.json by a killed run can be told from one whose run is still going.
 Resume finds earlier results through the results index (``bench.results.index.completed_run``).
+
+A run that fails before it starts (a config error the checks catch, a folder that holds another run)
+leaves nothing in its run folder: its traceback goes to ``error_log``, under ``<results>/errors/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 RESULTS_ENV = "PEFT_BENCH_RESULTS"  # the results folder, when set (conf/train.yaml reads it too)
@@ -50,6 +57,33 @@ def git_commit() -> str:
         return "unknown"
     commit = out.stdout.strip() or "unknown"
     return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def follow_umask(path: Path) -> None:
+    """Give the file ``path`` the mode a plain ``open`` gives (0666 less the umask): safetensors writes
+    through a private temporary file, which leaves 0600, so a teammate sharing the folder could not read
+    it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o666 & ~mask)
+
+
+def error_log(results: str | Path, run_dir: str | Path) -> Path:
+    """Where the traceback of a run that did not start goes: ``<results>/errors/<its run folder relative
+    to results>.txt`` (a folder outside results: its absolute path under ``errors/``)."""
+    mirror = errors_of(results, run_dir)
+    return mirror.with_name(f"{mirror.name}.txt")
+
+
+def errors_of(results: str | Path, folder: str | Path) -> Path:
+    """The ``errors/`` counterpart of ``folder`` (a run or sweep folder): ``error_log`` writes the
+    tracebacks of its runs at or below it."""
+    folder = Path(os.path.abspath(folder))
+    try:
+        relative = folder.relative_to(os.path.abspath(results))
+    except ValueError:
+        relative = folder.relative_to(folder.anchor)
+    return Path(results) / ERRORS / relative
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -101,6 +135,8 @@ RESUMED = "resumed.json"
 ADAPTER = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # in ADAPTER (bench.results.adapter_files)
 ERROR = "error.txt"
+ERRORS = "errors"  # in the results folder: the tracebacks of runs that did not start (error_log)
+LIVE = ".running.lock"  # held by the run running in the folder (RunFolder.running)
 
 
 @dataclass(frozen=True)
@@ -201,3 +237,35 @@ class RunFolder:
 
     def write_error(self, text: str) -> None:
         self.error_path.write_text(text)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Hold the folder's lock while a run runs in it (the folder made if need be); the lock file is
+        removed when the run ends, however it ends, and a killed run's is left unheld."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(self.path / LIVE)):
+                yield
+        finally:
+            (self.path / LIVE).unlink(missing_ok=True)
+
+    def is_running(self) -> bool:
+        """Whether a run is running in the folder now: its lock is held."""
+        if not (self.path / LIVE).exists():
+            return False
+        try:
+            with FileLock(str(self.path / LIVE), timeout=0):
+                return False
+        except Timeout:
+            return True
+
+    def is_leftover(self) -> bool:
+        """A killed run's folder: its run started (config.yaml) but never ended (no metrics.json, or one
+        without the end's ``timestamp``), and no run holds it now."""
+        if not self.config_path.is_file():
+            return False
+        try:
+            ended = "timestamp" in self.metrics()
+        except (OSError, ValueError):  # none, or one cut short by the kill
+            ended = False
+        return not ended and not self.is_running()

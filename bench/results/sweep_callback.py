@@ -1,7 +1,8 @@
 """Hydra callback: when a sweep ends, write, print and (with W&B on) log its aggregated leaderboard;
-then, if runs of this sweep failed, ran out of memory or were interrupted, print one line naming them and
-exit 1 (the sweep itself went on past each of them). A sweep stopped by Ctrl-C never ends that way:
-``interrupted_summary`` gives its lines instead (``bench.run.train`` prints them).
+then, if runs of this sweep failed (a config error too: no run started), ran out of memory or were
+interrupted, print one line naming their tracebacks and exit 1 (the sweep itself went on past each of
+them). A sweep stopped by Ctrl-C never ends that way: ``interrupted_summary`` gives its lines instead
+(``bench.run.train`` prints them).
 
 Wired in through ``conf/hydra/callbacks/leaderboard.yaml``. It reads the sweep folder from
 ``hydra.sweep.dir``, the runs CSV from ``paths.runs_csv`` and the W&B settings from ``logger.wandb``;
@@ -23,7 +24,8 @@ from omegaconf import DictConfig
 from bench.analysis.sweep_leaderboard import write_sweep_leaderboard
 from bench.log import log
 from bench.plural import plural
-from bench.results.failed_runs import failed_since
+from bench.results.failed_runs import failed_since, unstarted_since
+from bench.results.run_folder import ERROR
 
 # The sweep this process runs, from its start to its end: what the lines after a Ctrl-C name.
 _running: dict[str, Any] = {}
@@ -40,25 +42,34 @@ class LeaderboardCallback(Callback):
         self.started = dt.datetime.now().replace(microsecond=0)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _running.update(sweep_dir=Path(config.hydra.sweep.dir), started=self.started)
+        _running.update(
+            sweep_dir=Path(config.hydra.sweep.dir), started=self.started, results=Path(config.paths.results)
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         _running.clear()
         sweep_dir = Path(config.hydra.sweep.dir)
         show_leaderboard(sweep_dir, config)
-        failed = failed_since(sweep_dir, self.started)
+        failed = sweep_failures(Path(config.paths.results), sweep_dir, self.started)
         if failed:
             sys.exit(failure_summary(failed))
 
 
+def sweep_failures(results: Path, sweep_dir: Path, since: dt.datetime) -> dict[Path, str]:
+    """The sweep's runs that did not complete since ``since``: their folders (``failed_since``) and the
+    error logs of those that never started (``unstarted_since``), each with its status."""
+    return failed_since(sweep_dir, since) | unstarted_since(results, sweep_dir, since)
+
+
 def failure_summary(failed: dict[Path, str]) -> str:
-    """One line: how many runs of the sweep did not complete, by status, and their folders."""
+    """One line: how many runs of the sweep did not complete, by status, and where each one's traceback
+    is (a run folder's error.txt, the error log of a run that never started), else its folder."""
     counts = Counter(failed.values())
     by_status = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
-    folders = " ".join(str(p) for p in failed)
+    shown = " ".join(str(p / ERROR if (p / ERROR).is_file() else p) for p in failed)
     return (
-        f"sweep: {plural(len(failed), 'run')} did not complete ({by_status}), each with its error.txt: "
-        f"{folders} (python -m bench failed_runs lists them, --prune deletes them)"
+        f"sweep: {plural(len(failed), 'run')} did not complete ({by_status}), see: {shown} (python -m bench "
+        "failed_runs lists the run folders, --prune deletes them)"
     )
 
 
@@ -68,7 +79,7 @@ def interrupted_summary(command: str) -> list[str]:
     if not _running:
         return []
     sweep_dir = _running["sweep_dir"]
-    failed = failed_since(sweep_dir, _running["started"])
+    failed = sweep_failures(_running["results"], sweep_dir, _running["started"])
     stopped = " ".join(str(p) for p, status in failed.items() if status == "interrupted")
     return [
         *([failure_summary(failed)] if failed else []),

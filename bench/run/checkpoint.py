@@ -13,7 +13,8 @@ the sampler's generator at the start of that epoch, the scheduler, Python's and 
 history so far) plus the sha256 of the tensors file. Nothing is pickled.
 
 How: a checkpoint is written into ``.tmp-step-<N>/`` and renamed, so a kill during a write leaves no
-half checkpoint; the newest ``KEEP`` are kept. A checkpoint that does not load (a file cut short or
+half checkpoint; the newest ``KEEP`` are kept. Its files get the umask's mode (0644 with the usual 022),
+so whoever shares the results folder can resume from it. A checkpoint that does not load (a file cut short or
 changed, so its checksum differs; a file missing; tensors that are not this run's) is named in a
 warning and removed, and the run resumes from the one before it, or from scratch. When the run ends
 (completed or diverged) the runner deletes the folder unless ``train.keep_checkpoint``.
@@ -35,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bench.log import log
+from bench.results.run_folder import follow_umask
 
 TENSORS, STATE = "tensors.safetensors", "state.json"
 FORMAT = 1  # of state.json; a checkpoint of another format is not trusted
@@ -169,6 +171,7 @@ def save(root: Path, step: int, state: dict[str, Any]) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(tensors, str(tmp / TENSORS))
+    follow_umask(tmp / TENSORS)  # safetensors leaves 0600: a teammate sharing the results could not resume
     meta = {"format": FORMAT, "step": step, "sha256": _sha256(tmp / TENSORS), "state": rest}
     (tmp / STATE).write_text(json.dumps(meta))
     for name in (TENSORS, STATE):

@@ -3,10 +3,15 @@
 ``check(spec, world)`` checks that every key of the config is one its schemas declare, builds the variant
 (its options are checked by its schema) and checks, in order: ``select_on``, the seeds, the ``train.*``
 settings and the lr, the task config, the task's name (its config file's), the model config
-(``max_length`` against the model's own limit), the run folder's disk, the variant's targets, that the
-variant fits the model's layers (on its weightless skeleton; LoRA's ``r`` and ``alpha`` are checked there)
-and the device. It returns what the later phases use: the variant, its targets and the device. Each
-error names the bad value and what is valid.
+(``max_length`` against the model's own limit), the variant's targets, that the variant fits the model's
+layers (on its weightless skeleton; LoRA's ``r`` and ``alpha`` are checked there) and the device. It
+returns what the later phases use: the variant, its targets and the device. Each error names the bad
+value and what is valid. The runner calls it before the run starts, so an error it raises leaves no run
+behind.
+
+``check_outputs`` runs first, on rank 0, before resume looks anything up or writes: the run folder holds
+no run of another configuration (a run never writes over another), and every output (the run folder,
+the runs CSV, the results index, with their locks) can be written, with room to spare.
 
 One check needs the data: ``check_world`` (every process gets examples of every batch), which the build
 phase calls once the task's splits are loaded, before anything is tokenized.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import copy
 import errno
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,9 @@ from bench.config.store import check_keys
 from bench.inputs.metrics import DEV, TEST, metric_names
 from bench.inputs.models import position_limit, resolve_targets, skeleton
 from bench.inputs.tasks import SOURCES
+from bench.results import index
+from bench.results.run_folder import CONFIG, RunFolder
+from bench.results.runs_csv import lock_path
 from bench.run import compiled, distributed
 from bench.run.device import pick_device
 from bench.run.progress import PROGRESS
@@ -62,8 +71,6 @@ def check(spec: RunSpec, w: distributed.World) -> Checked:
     check_task(spec.task)
     check_task_name(spec.task.name, spec.task_choice)
     check_model(spec.model)
-    if w.main:
-        check_disk(spec.folder.path)
     targets = resolve_targets(spec.model, variant.config.targets)
     check_fits(variant, spec.model, spec.task.num_labels, targets)
     return Checked(variant=variant, targets=targets, device=pick_device(spec.device))
@@ -196,21 +203,100 @@ def check_model(cfg: ModelConfig) -> None:
         )
 
 
-def check_disk(folder: Path) -> None:
-    """Raise OSError when ``folder`` cannot be written or has under MIN_FREE_MB free."""
-    probe = folder / ".write-test"
+def check_outputs(spec: RunSpec) -> None:
+    """Raise unless the run may write its outputs: ``check_folder``, then ``check_disk`` of the run
+    folder and ``shared_outputs``."""
+    check_folder(spec)
+    check_disk(spec.folder.path, shared_outputs(spec))
+
+
+def check_disk(folder: Path, outputs: dict[str, Path] | None = None) -> None:
+    """Raise OSError when the run folder (or, not made yet, the folder it goes in) cannot be written or
+    has under MIN_FREE_MB free, or when one of ``outputs`` (what it is -> a file the run appends to,
+    ``shared_outputs``) cannot be written."""
+    where = _existing(folder)
     try:
-        probe.write_text("ok")
-        probe.unlink()
+        _probe(where)
     except OSError as e:
         raise OSError(e.errno, f"cannot write to the run folder {folder}: {e.strerror}") from e
-    free_mb = shutil.disk_usage(folder).free / 2**20
+    for what, path in (outputs or {}).items():
+        try:
+            if path.exists():
+                with path.open("ab"):  # as an append opens it; nothing is written
+                    pass
+            else:
+                _probe(_existing(path.parent))
+        except OSError as e:
+            raise OSError(
+                e.errno, f"cannot write {what} {path}: {e.strerror} (a run writes it when it ends)"
+            ) from e
+    free_mb = shutil.disk_usage(where).free / 2**20
     if free_mb < MIN_FREE_MB:
         raise OSError(
             errno.ENOSPC,
             f"only {free_mb:.0f} MB free for the run folder {folder}; a run needs {MIN_FREE_MB} MB: free "
             "space, or put the results elsewhere (PEFT_BENCH_RESULTS or paths.results)",
         )
+
+
+def shared_outputs(spec: RunSpec) -> dict[str, Path]:
+    """What a run writes besides its folder, by what it is: the runs CSV and the results index, each
+    with its lock."""
+    runs_csv = Path(spec.config["paths"]["runs_csv"])
+    return {
+        "the runs CSV": runs_csv,
+        "the runs CSV's lock": lock_path(runs_csv),
+        "the results index": index.index_path(spec.results),
+        "the results index's lock": index.lock_path(spec.results),
+    }
+
+
+def _existing(path: Path) -> Path:
+    """``path``, or the nearest folder above it that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe(folder: Path) -> None:
+    """Create and delete a file in ``folder`` (named by the process: parallel runs share folders)."""
+    probe = folder / f".write-test-{os.getpid()}"
+    probe.write_text("ok")
+    probe.unlink()
+
+
+def check_folder(spec: RunSpec) -> None:
+    """Raise FileExistsError when the run folder holds a run of another configuration (``held_run``): a
+    run never writes over another. A rerun of its own configuration (after a failure, with force=true,
+    or in experiment=compare's fixed folders) may replace it."""
+    held = held_run(spec.folder)
+    if held is not None and held[0] != spec.config_hash:
+        config_hash, what = held
+        raise FileExistsError(
+            f"the run folder {spec.folder.path} holds another run ({what}, config {config_hash}); this run "
+            f"(config {spec.config_hash}) never writes over it: choose another hydra.run.dir (or "
+            "hydra.sweep.dir), or move that folder away"
+        )
+
+
+def held_run(folder: RunFolder) -> tuple[str | None, str] | None:
+    """(config hash, what it is) of the run ``folder`` holds, from its metrics.json, else its config.yaml
+    (a run that never ended), else its resumed.json; None when it holds none."""
+    try:
+        m = folder.metrics()
+        return m.get("config_hash"), f"{m.get('run_name')}, {m.get('status')}"
+    except (OSError, ValueError, AttributeError):  # none, or one cut short: the files below tell
+        pass
+    if folder.config_path.is_file():
+        try:
+            other = RunSpec.of(folder.config(), folder.path)
+        except Exception:  # noqa: BLE001 - a config this version cannot read is not this run's
+            return None, f"a {CONFIG} this version cannot read"
+        return other.config_hash, f"{other.run_name}, started and never ended"
+    try:
+        return folder.resumed()["config_hash"], "skipped by resume"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_fits(variant: Variant, model_cfg: ModelConfig, num_labels: int, targets: Targets) -> None:

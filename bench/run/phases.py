@@ -1,9 +1,10 @@
 """The phases of one run, in the order ``bench.run.runner`` calls them. Each takes the spec
 (``bench.run.spec.RunSpec``) and what earlier phases returned, and returns what later ones need.
 
+    (check_outputs)  bench.run.checks.check_outputs: no other run's folder, every output writable
     look_up / skip   resume: a completed run of the config hash, recorded as resumed here
+    (checks)         bench.run.checks.check: every check, before anything is written or loads
     start            from scratch or a checkpoint; config.yaml, the index line; metrics.json's first keys
-    (checks)         bench.run.checks.check: every check, before anything loads
     load_data        the task's splits (dev and test) and the chance scores
     load_model       tokenizer, base model, the variant applied, on its device
     make_loaders     the splits tokenized and batched
@@ -56,6 +57,7 @@ def skip(spec: RunSpec, done: RunFolder, sinks: list[Sink], w: distributed.World
     a result, an index line; each sink recovers what a kill may have lost. Returns ``done``'s metrics."""
     previous = done.metrics()
     if w.main:
+        spec.folder.path.mkdir(parents=True, exist_ok=True)
         spec.folder.write_resumed(spec.config_hash, done.path)
         if not spec.folder.metrics_path.exists():  # else it holds a result (done, or another's)
             index.record(spec.results, spec.folder.path, spec.config_hash, index.RESUMED)
@@ -325,9 +327,23 @@ def record_outputs(spec: RunSpec, out: loop.LoopResult, model: Model, w: distrib
 
 def record(spec: RunSpec, metrics: dict[str, Any], sinks: list[Sink], w: distributed.World) -> None:
     """The run has ended, whatever its status: rank 0 writes metrics.json, then its index line; every sink
-    gets the metrics."""
+    gets the metrics. A sink that fails makes a run that had a result (completed, diverged) failed, with
+    that error, in metrics.json and the index too; the later sinks still get the metrics, then the first
+    sink's error is raised."""
     if w.main:
         spec.folder.write_metrics(metrics)
         index.record(spec.results, spec.folder.path, spec.config_hash, metrics["status"])  # after metrics
+    failure = None
     for sink in sinks:
-        sink.finish(metrics)
+        try:
+            sink.finish(metrics)
+        except Exception as e:  # noqa: BLE001 - raised below, once every sink had the metrics
+            if failure is None and metrics["status"] in ("completed", "diverged"):
+                metrics["status"] = "failed"
+                metrics["error"] = f"{type(e).__name__}: {e} (recording the run: {type(sink).__name__})"
+                if w.main:
+                    spec.folder.write_metrics(metrics)
+                    index.record(spec.results, spec.folder.path, spec.config_hash, metrics["status"])
+            failure = failure or e
+    if failure is not None:
+        raise failure

@@ -2,11 +2,12 @@
 
 Hydra composes ``conf/train.yaml`` with the chosen groups; ``--help`` lists them and ``--cfg job``
 prints the composed config. In a sweep, a run that fails is recorded as failed and the sweep goes on;
-the sweep then exits 1 with a one-line summary (bench.results.sweep_callback). An error prints one line; its
-traceback is in the run folder's ``error.txt``, or printed with ``HYDRA_FULL_ERROR=1``. Ctrl-C ends a
-run in one line naming its folder and the command that resumes it (a sweep: its summary, then that line),
-with exit status 130. Before Hydra starts, the command's config is checked: its ``hydra.callbacks`` and
-``logger`` name only allowed targets (``bench.config.targets``).
+the sweep then exits 1 with a one-line summary (bench.results.sweep_callback). An error prints one line
+naming where its traceback is (``bench.run.runner.where``: the run folder's ``error.txt``, or for a run
+that never started ``<results>/errors/``), or the traceback itself with ``HYDRA_FULL_ERROR=1``. Ctrl-C
+ends a run in one line naming its folder and the command that resumes it (a sweep: its summary, then
+that line), with exit status 130. Before Hydra starts, the command's config is checked: its
+``hydra.callbacks`` and ``logger`` name only allowed targets (``bench.config.targets``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import re
 import shlex
 import sys
 import tempfile
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -68,8 +68,9 @@ def train(cfg: DictConfig) -> float | None:
         if not multirun:
             if SHOW_TRACEBACKS:
                 raise
-            sys.exit(one_line(e, f"traceback in {hc.runtime.output_dir}/error.txt"))
-        log.error("run %s failed (recorded; the sweep goes on): %s: %s", hc.job.num, type(e).__name__, e)
+            sys.exit(one_line(e, runner.where(e)))
+        where = runner.where(e) or "nothing written"
+        log.error("run %s failed (%s; the sweep goes on): %s: %s", hc.job.num, where, type(e).__name__, e)
         return None
     if outcome.skipped:
         log.info("skipped: %s", outcome.skipped)
@@ -100,11 +101,11 @@ def main_score(metrics: dict) -> float | None:
     return (metrics.get("best") or {}).get(metrics.get("selection_metric"))
 
 
-def one_line(e: BaseException, where: str) -> str:
-    """``error: <the message and its cause>`` on one line, then where the traceback is. Hydra's "Could
-    not find 'group/name'" becomes the group's options, schemas left out; its "Could not override 'key'"
-    (a key its schema lacks) names the closest valid keys, never suggesting ``+key`` (which
-    ``bench.config.store.check_keys`` refuses)."""
+def one_line(e: BaseException, where: str | None) -> str:
+    """``error: <the message and its cause>`` on one line, then ``where`` the traceback is (if it was
+    written anywhere). Hydra's "Could not find 'group/name'" becomes the group's options, schemas left
+    out; its "Could not override 'key'" (a key its schema lacks) names the closest valid keys, never
+    suggesting ``+key`` (which ``bench.config.store.check_keys`` refuses)."""
     text = str(e)
     missing = UNKNOWN_OPTION.search(text)
     unknown = UNKNOWN_KEY.search(text)
@@ -116,14 +117,15 @@ def one_line(e: BaseException, where: str) -> str:
         text = unknown_key(*unknown.groups(), schema)
     elif e.__cause__ is not None and str(e.__cause__) not in text:
         text += f": {e.__cause__}"
-    return f"error: {' '.join(text.split()) or type(e).__name__} ({where}; {FULL_ERROR}=1 prints it)"
+    shown = f"{where}; {FULL_ERROR}=1 prints it" if where else f"{FULL_ERROR}=1 prints the traceback"
+    return f"error: {' '.join(text.split()) or type(e).__name__} ({shown})"
 
 
 def quiet_rank_overrides() -> list[str]:
     """Under torchrun (one run, never a sweep), the overrides that keep a rank other than 0 out of the
-    results folder: its Hydra run folder (timestamped, so it may differ from rank 0's) goes to a
-    temporary folder, with no ``.hydra`` copy and no log file. Rank 0 writes the run
-    (bench.run.distributed)."""
+    results folder: its Hydra run folder is the temporary folder (which exists, so nothing is made),
+    with no ``.hydra`` copy and no log file. Rank 0 writes the run and its error.txt
+    (bench.run.distributed); another rank writes nothing, so its errors name no file."""
     if "RANK" in os.environ and {"-m", "--multirun"} & set(sys.argv):
         sys.exit(
             "error: torchrun runs one run, not a sweep (-m): sweep with hydra/launcher=slurm_ddp, or "
@@ -132,7 +134,7 @@ def quiet_rank_overrides() -> list[str]:
     rank = int(os.environ.get("RANK", 0))
     if rank == 0:
         return []
-    scratch = Path(tempfile.gettempdir()) / f"peft-bench-rank{rank}-{os.getpid()}"
+    scratch = tempfile.gettempdir()  # it exists: Hydra makes no folder, and nothing writes there
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 

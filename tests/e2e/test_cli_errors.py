@@ -1,8 +1,11 @@
 """Every user error of ``python -m bench train`` ends in one clear line naming the value and the valid
-choices; the traceback goes to the run folder's error.txt (or the terminal with HYDRA_FULL_ERROR=1)."""
+choices; a run that never started leaves no run behind, its traceback in <results>/errors/ (or on the
+terminal with HYDRA_FULL_ERROR=1); a folder holding another run and an unwritable runs CSV are refused
+before anything is written."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,12 +68,45 @@ def test_a_bad_command_is_one_line_and_writes_nothing(tmp_path, overrides, expec
         ("variant.r=0", "r=0"),
     ],
 )
-def test_a_bad_setting_fails_its_run_in_one_line_the_traceback_in_error_txt(tmp_path, override, expected):
+def test_a_bad_setting_starts_no_run_and_its_line_names_its_traceback(tmp_path, override, expected):
     line = error_line(train(tmp_path, override))
     assert expected in line, line
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    assert f"traceback in {run_dir}/error.txt" in line
-    assert "Traceback (most recent call last)" in (run_dir / "error.txt").read_text()
+    (run_dir,) = (tmp_path / "runs").iterdir()  # Hydra's folder: no run in it
+    assert not (run_dir / "config.yaml").exists() and not (run_dir / "metrics.json").exists()
+    assert not (tmp_path / "runs.csv").exists() and (tmp_path / ".index.jsonl").read_text() == ""
+    log = tmp_path / "errors" / "runs" / f"{run_dir.name}.txt"
+    assert f"no run started; traceback in {log}; HYDRA_FULL_ERROR=1 prints it" in line
+    assert "Traceback (most recent call last)" in log.read_text()
+
+
+def our_files(folder: Path) -> dict[str, bytes]:
+    """A run folder's files but Hydra's own (.hydra/, the log), which Hydra writes before any run code."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"
+    }
+
+
+def test_a_folder_holding_another_run_is_refused_and_left_as_it_was(tmp_path):
+    other = tmp_path / "other"
+    (other / "adapter").mkdir(parents=True)
+    metrics = {"config_hash": "0123456789ab", "run_name": "dora-sst2-s3", "status": "completed"}
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    (other / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    (other / "predictions.csv").write_text("split,idx\n")
+    before = our_files(other)
+    line = error_line(train(tmp_path / "results", f"hydra.run.dir={other}"))
+    assert f"the run folder {other} holds another run (dora-sst2-s3, completed, config 0123456789ab)" in line
+    assert "no run started" in line
+    assert our_files(other) == before and not (tmp_path / "results" / "runs.csv").exists()
+
+
+def test_an_unwritable_runs_csv_is_refused_before_training(tmp_path):
+    (tmp_path / "runs.csv").mkdir()  # unwritable for anyone, root included
+    line = error_line(train(tmp_path))
+    assert f"cannot write the runs CSV {tmp_path / 'runs.csv'}: Is a directory" in line
+    assert "no run started" in line and not list(tmp_path.glob("runs/*/metrics.json"))
 
 
 def test_hydra_full_error_prints_the_traceback(tmp_path):

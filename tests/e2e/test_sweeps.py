@@ -332,33 +332,36 @@ def test_submitit_local_sweep(tmp_path):
 
 @pytest.mark.slow
 def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
-    """experiment=rank_sweep on the tiny model: the grid's ranks 1..64; r=64 > hidden 32 fails, recorded."""
-    sweep(tmp_path, "experiment=rank_sweep", "variant=lora", "seed=0", failed=1)
+    """experiment=rank_sweep on the tiny model: the grid's ranks 1..64; r=64 > hidden 32 is a config
+    error: no run, its traceback in <results>/errors/, counted as failed by the sweep's summary."""
+    proc = sweep(tmp_path, "experiment=rank_sweep", "variant=lora", "seed=0", failed=1)
     (sweep_dir,) = sweep_dirs(tmp_path)
     assert sweep_dir.name.endswith("_rank_sweep")
     metrics = run_metrics(sweep_dir)
-    ranks = [1, 2, 4, 8, 16, 32, 64]
-    assert list(metrics) == [f"{i}_lora-rt_polarity-s0" for i in range(7)]
+    ranks = [1, 2, 4, 8, 16, 32]
+    assert list(metrics) == [f"{i}_lora-rt_polarity-s0" for i in range(6)]
     for r, m in zip(ranks, metrics.values(), strict=True):
-        assert m["model"] == "tiny"
-        if r < 64:
-            assert m["status"] == "completed" and m["hparams"]["r"] == r
-            assert m["trainable_params"] == lora_params(r)
-        else:
-            assert m["status"] == "failed" and "rank r=64 must be in 1..32" in m["error"]
+        assert m["model"] == "tiny" and m["status"] == "completed" and m["hparams"]["r"] == r
+        assert m["trainable_params"] == lora_params(r)
+    log = tmp_path / "errors" / "sweeps" / sweep_dir.name / "6_lora-rt_polarity-s0.txt"
+    assert "rank r=64 must be in 1..32" in log.read_text() and str(log) in proc.stderr
     rows = csv_rows(tmp_path)
-    assert sorted(r["status"] for r in rows) == ["completed"] * 6 + ["failed"]
-    assert len({r["config_hash"] for r in rows}) == 7
+    assert sorted(r["status"] for r in rows) == ["completed"] * 6  # no failed row for a config error
+    assert len({r["config_hash"] for r in rows}) == 6
 
 
 @pytest.mark.slow
 def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
     """experiment=demo_all sweeps ${peft_bench.variants:}, offline_suite also ${peft_bench.tasks:vader}."""
-    # qlora's r=64 does not fit the tiny model's 32-wide layers: recorded as failed, the sweep goes on
+    # qlora's r=64 does not fit the tiny model's 32-wide layers: a config error, no run; the sweep goes on
     demo_all = ["experiment=demo_all", "hydra/launcher=basic", "task.max_train_samples=16"]
     sweep(tmp_path / "demo", *demo_all, failed=1)
     (demo,) = sweep_dirs(tmp_path / "demo")
-    assert [n.split("_", 1)[1] for n in run_metrics(demo)] == [f"{v}-rt_polarity-s0" for v in ALL_VARIANTS]
+    assert [n.split("_", 1)[1] for n in run_metrics(demo)] == [
+        f"{v}-rt_polarity-s0" for v in ALL_VARIANTS if v != "qlora"
+    ]
+    (log,) = (tmp_path / "demo" / "errors" / "sweeps" / demo.name).iterdir()
+    assert log.name.endswith("_qlora-rt_polarity-s0.txt")
     cmd = sweep_cmd("experiment=offline_suite", "variant=head", "seed=0")
     cmd.remove("task=rt_polarity")  # the suite sweeps the tasks
     proc = subprocess.run(cmd, cwd=ROOT, env=bench_env(tmp_path / "suite"), capture_output=True, text=True)
@@ -372,32 +375,35 @@ def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_records_oom_failed_and_diverged_runs_and_goes_on(tmp_path):
-    """hidden 2**40: the embedding cannot be allocated (oom); hidden 30 with 4 heads raises (failed);
-    lr 1e20 makes the loss NaN on the second step (diverged); hidden 32 with lr 1e-3 completes."""
+    """hidden 2**40: the embedding cannot be allocated (oom); hidden 30 with 4 heads is refused by the
+    checks (failed: a config error, no run); lr 1e20 makes the loss NaN on the second step (diverged);
+    hidden 32 with lr 1e-3 completes."""
     proc = sweep(tmp_path, f"model.hidden_size={2**40},30,32", "train.lr=1e-3,1e20", failed=4)
     assert "(failed: 2, oom: 2)" in proc.stderr  # the diverged run is a result of its lr, not a failure
     (sweep_dir,) = sweep_dirs(tmp_path)
     metrics = run_metrics(sweep_dir)
-    expected = ["oom", "oom", "failed", "failed", "completed", "diverged"]
+    expected = ["oom", "oom", "completed", "diverged"]
     assert [m["status"] for m in metrics.values()] == expected
-    assert [int(name.split("_")[0]) for name in metrics] == list(range(6))
+    assert [int(name.split("_")[0]) for name in metrics] == [0, 1, 4, 5]
     ms = list(metrics.values())
     for m in ms[:2]:
         assert "DefaultCPUAllocator" in m["error"] and "steps" not in m
         assert m["error"].endswith(f"({runner.OOM_HINT})")  # the switches to try
-    for m in ms[2:4]:
-        assert "not a multiple of the number of attention heads" in m["error"]
-    for i in range(4):
+    for i in range(2):
         assert (sweep_dir / list(metrics)[i] / "error.txt").is_file()
-    assert ms[4]["error"] is None and 0 <= ms[4]["best"]["test/accuracy"] <= 1
-    assert ms[5]["error"].startswith("non-finite loss nan at step") and ms[5]["best"] == {}
-    assert ms[5]["hparams"]["lr"] == 1e20 and not (sweep_dir / list(metrics)[5] / "error.txt").exists()
+    for i in (2, 3):  # no run: the traceback in <results>/errors/, named by the summary
+        (log,) = (tmp_path / "errors" / "sweeps" / sweep_dir.name).glob(f"{i}_*.txt")
+        assert "not a multiple of the number of attention heads" in log.read_text()
+        assert str(log) in proc.stderr
+    assert ms[2]["error"] is None and 0 <= ms[2]["best"]["test/accuracy"] <= 1
+    assert ms[3]["error"].startswith("non-finite loss nan at step") and ms[3]["best"] == {}
+    assert ms[3]["hparams"]["lr"] == 1e20 and not (sweep_dir / list(metrics)[3] / "error.txt").exists()
     rows = {r["config_hash"]: r for r in csv_rows(tmp_path)}
-    assert len(rows) == 6
+    assert len(rows) == 4
     for m in ms:
         row = rows[m["config_hash"]]
         assert row["status"] == m["status"] and row["error"] == " ".join((m["error"] or "").split())[:500]
-    assert rows[ms[4]["config_hash"]]["score"] != "" and rows[ms[5]["config_hash"]]["score"] == ""
+    assert rows[ms[2]["config_hash"]]["score"] != "" and rows[ms[3]["config_hash"]]["score"] == ""
 
 
 # ---------------------------------------------------------------- resume (slow)

@@ -2,6 +2,7 @@
 the fingerprint of the base weights they were trained on (base_model.json), checked on loading."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -63,3 +64,16 @@ def test_an_adapter_saved_without_base_model_json_loads_with_a_notice(tmp_path, 
     save_adapter(tmp_path, {"w": torch.zeros(1)}, {"r": 2})
     check_base(tmp_path, "a" * 64)
     assert "has no base_model.json" in notices(caplog)
+
+
+def test_the_adapter_files_follow_the_umask(tmp_path):
+    """safetensors alone leaves its file 0600: a teammate sharing the results could not load it."""
+    old = os.umask(0o022)
+    try:
+        save_adapter(tmp_path, {"w": torch.zeros(1)}, {"r": 1})
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {
+        "adapter_model.safetensors": 0o644,
+        "adapter_config.json": 0o644,
+    }

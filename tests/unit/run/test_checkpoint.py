@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import subprocess
 import sys
@@ -211,6 +212,20 @@ def test_a_checkpoint_of_another_run_is_not_trusted(tmp_path, caplog):
 def test_state_with_non_string_keys_is_refused(tmp_path):
     with pytest.raises(TypeError, match="keys must be strings"):
         checkpoint.save(tmp_path, 1, {"optimizer": {0: torch.zeros(1)}})
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
+def test_checkpoint_files_follow_the_umask_so_a_teammate_can_resume(tmp_path, umask, mode):
+    """safetensors writes through a private temporary file (0600): a shared results folder needs more."""
+    old = os.umask(umask)
+    try:
+        saved = checkpoint.save(tmp_path, 1, {"w": torch.zeros(2), "step": 1})
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in saved.iterdir()} == {
+        checkpoint.TENSORS: mode,
+        checkpoint.STATE: mode,
+    }
 
 
 # -- through the runner: where the folder is, when it goes ------------------------------------------------

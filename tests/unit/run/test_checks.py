@@ -1,5 +1,5 @@
 """The checks (bench.run.checks): a value no run can use fails its run before any data or model loads,
-with a message naming it and what is valid; the run folder records the failure."""
+with a message naming it and what is valid; no run is left behind, its traceback is in <results>/errors/."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from helpers.runs import tiny_run
 
 from bench.config.schemas import ModelConfig, TrainConfig
-from bench.results.run_folder import RunFolder
-from bench.run import checks, process_cache
+from bench.results.run_folder import error_log
+from bench.run import checks, process_cache, runner
 from bench.run.checks import check_model, check_train_config
 from bench.run.distributed import World
 
@@ -47,11 +47,12 @@ def nothing_loads(monkeypatch):
 
 @pytest.mark.parametrize(("override", "message"), BAD.items(), ids=list(BAD))
 def test_a_bad_value_fails_its_run_before_anything_loads(compose, tmp_path, nothing_loads, override, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as e:
         tiny_run(compose, tmp_path, override)
-    m = RunFolder(tmp_path / "runs" / "tiny").metrics()
-    assert m["status"] == "failed" and m["error"].startswith("ValueError: ")
-    assert "chance" not in m  # the data never loaded
+    assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "runs.csv").exists()
+    log = error_log(tmp_path, tmp_path / "runs" / "tiny")
+    assert runner.where(e.value) == f"no run started; traceback in {log}"
+    assert "ValueError: " in log.read_text()
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 

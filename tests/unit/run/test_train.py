@@ -3,6 +3,8 @@ Ctrl-C prints (end to end: tests/e2e/test_interrupts.py)."""
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from bench.run.train import RunInterrupted, interrupted, main_score, one_line, quiet_rank_overrides
@@ -29,6 +31,12 @@ def test_an_error_is_one_line_with_its_cause_and_where_the_traceback_is():
     assert line == "error: cannot write: disk full (traceback in run/error.txt; HYDRA_FULL_ERROR=1 prints it)"
 
 
+def test_an_error_whose_traceback_was_written_nowhere_names_no_file():
+    """Another torchrun rank writes nothing: its line names no error.txt."""
+    line = one_line(ValueError("bad"), None)
+    assert line == "error: bad (HYDRA_FULL_ERROR=1 prints the traceback)"
+
+
 def test_an_unknown_option_lists_the_groups_options():
     line = one_line(Exception("Could not find 'variant/lorra'"), "no run started")
     assert line.startswith("error: unknown variant 'lorra'; available: ") and "lora, loraplus" in line
@@ -40,6 +48,8 @@ def test_rank_0_and_a_single_process_keep_their_run_folder(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setattr("sys.argv", ["bench", "train"])
     assert "hydra.output_subdir=null" in quiet_rank_overrides()
+    (run_dir,) = [o.split("=", 1)[1] for o in quiet_rank_overrides() if o.startswith("hydra.run.dir=")]
+    assert run_dir == tempfile.gettempdir()  # exists: Hydra makes no folder, none is left behind
     monkeypatch.setattr("sys.argv", ["bench", "train", "-m"])
     with pytest.raises(SystemExit, match="torchrun runs one run, not a sweep"):
         quiet_rank_overrides()
