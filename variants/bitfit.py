@@ -7,7 +7,7 @@ A bias is a parameter named ``bias`` of any module (linear layers and LayerNorms
 too). peft has no such method (peft 0.21.2's LoRA ``bias="all"`` trains the same biases, but beside a
 low-rank update): the adapter is saved ``modules_to_save``-style, each trained tensor under
 ``base_model.model.<parameter>``, with a small ``adapter_config.json`` naming the variant, and a run
-reloads with ``peft-bench reload`` (``bench.tools.reload``). Nothing to merge: no adapter layer.
+reloads with ``bench.tools.reload.load_run``. Nothing to merge: no adapter layer.
 """
 
 from __future__ import annotations

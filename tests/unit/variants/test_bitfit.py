@@ -1,5 +1,5 @@
 """BitFit: every bias and the head train (counted by hand on the tiny model), nothing else moves, the
-saved state and its small config, nothing to merge, and a finished run reloaded by ``bench reload``
+saved state and its small config, nothing to merge, and a finished run reloaded by ``bench.tools.reload``
 reproduces its predictions."""
 
 from __future__ import annotations
