@@ -337,7 +337,7 @@ def test_each_check_catches_a_broken_reference(compose):
     expected = [
         "`trian` is no command; available: train, leaderboard, ",
         "`leaderboard --fulll`: not an option of leaderboard",
-        "`train`: variant=lorra: no such option; available: adalora, dora, ",
+        "`train`: variant=lorra: no such option; available: adalora, bitfit, dora, ",
         "`train`: train.epochz=2 does not compose: ",
         "`train --cfgg`: not an option of train",
     ]

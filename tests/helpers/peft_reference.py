@@ -60,7 +60,8 @@ def peft_twin(base, peft_config, variant, model):
     twin = get_peft_model(base, peft_config)
     ours = variant.adapter_state_dict(model)
     result = set_peft_model_state_dict(twin, ours)
-    assert not result.unexpected_keys, result.unexpected_keys
+    # peft copies a prompt-learning adapter's prompt_embeddings itself, then still reports the key
+    assert not set(result.unexpected_keys) - {"prompt_embeddings"}, result.unexpected_keys
     theirs = get_peft_model_state_dict(twin)
     assert set(theirs) == set(ours), sorted(set(theirs) ^ set(ours))
     for k in ours:
@@ -110,7 +111,8 @@ def assert_matches_peft(
 ):
     """Both ways give our outputs; ``base()`` makes a fresh copy of the base model peft starts from."""
     ours = outputs(model, batch)
-    assert (ours[1] - outputs(base(), batch)[1]).abs().max() > 1e3 * atol  # the adapters matter far beyond it
+    hidden = outputs(base(), batch)[1]  # an input-level method puts positions in front: compare the input's
+    assert (ours[1][:, -hidden.shape[1] :] - hidden).abs().max() > 1e3 * atol  # adapters matter far beyond it
     assert_same_outputs(ours, outputs(peft_twin(base(), peft_config, variant, model), batch), rtol, atol)
     assert_same_outputs(ours, outputs(peft_from_disk(tmp_path, base(), variant, model), batch), rtol, atol)
 

@@ -63,6 +63,7 @@ from peft import (  # noqa: E402
     LoraConfig,
     OFTConfig,
     PeftModel,
+    PromptTuningConfig,
     VeraConfig,
     get_peft_model,
 )
@@ -189,6 +190,17 @@ def oft(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
     return Case(check, "oft", name, *options, config=OFTConfig, moved="oft_R.weight", **settings)
 
 
+def prompt_config(target_modules: list[str], **options) -> PromptTuningConfig:
+    """peft's PromptTuningConfig from the matrix's common arguments: a prompt has no target modules."""
+    return PromptTuningConfig(**options)
+
+
+def prompt_tuning(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
+    """An input-level method on the tiny model with randomised biases and norms: no adapter layer."""
+    settings = {"start": perturb_biases_and_norms, **settings}
+    return Case(check, "prompt_tuning", name, *options, config=prompt_config, **settings)
+
+
 def qlora(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
     """Over the base with dequant(quant(W)) in every target; the recipe's r 64 exceeds the tiny width 32."""
     base = partial(dequantized_copy, targets=ALL_LINEAR)
@@ -229,6 +241,9 @@ IA3_INTERMEDIATE = ({"feedforward": ["intermediate.dense"]}, {"feedforward_modul
 LOHA_DROPOUTS = same(r=4, rank_dropout=0.3, module_dropout=0.3)
 LOKR_DROPOUTS = same(r=2, rank_dropout=0.3, module_dropout=0.3, rank_dropout_scale=True)
 LOKR_LYCORIS = ({"r": 2, "init": "lycoris"}, {"r": 2, "init_weights": "lycoris"})
+# (our options, peft's) of prompt tuning: our default 20 virtual tokens, and a single one
+PROMPT_DEFAULT = ({}, {"num_virtual_tokens": 20})
+PROMPT_ONE = ({"num_virtual_tokens": 1}, {"num_virtual_tokens": 1})
 
 MATRIX = [
     lora("outputs", "default", R4),
@@ -295,6 +310,9 @@ MATRIX = [
     oft("train_mode", "default", same(oft_block_size=8), seed=4),
     oft("gradients", "default", same(oft_block_size=8)),
     oft("merge", "default", same(oft_block_size=8), targets=OFT_MIXED, rtol=0.0, weight_atol=0.0),
+    prompt_tuning("outputs", "default", PROMPT_DEFAULT),
+    prompt_tuning("outputs", "one_token", PROMPT_ONE),
+    prompt_tuning("train_mode", "default", PROMPT_DEFAULT, seed=6),
 ]
 
 

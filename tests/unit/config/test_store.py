@@ -259,7 +259,11 @@ def test_help_lists_each_groups_real_options():
     assert "_schema" not in text.split("== Config ==")[0]
     for group in groups():
         assert f"{group}: {', '.join(group_options(group))}\n" in text
-    assert "variant: adalora, dora, full, head, ia3, loha, lokr, lora, loraplus, oft, qlora, vera" in text
+    variant_row = (
+        "variant: adalora, bitfit, dora, full, head, ia3, loha, lokr, lora, loraplus, oft, prompt_tuning, "
+        "qlora, vera"
+    )
+    assert variant_row in text
     assert "hydra/launcher: basic, joblib, local_parallel" in text
 
 

@@ -18,7 +18,7 @@ def test_the_built_ins_are_registered():
 
 
 def test_an_unknown_name_lists_the_available_ones():
-    with pytest.raises(KeyError, match=r"unknown variant 'lorra'; available: adalora, dora, .*lora"):
+    with pytest.raises(KeyError, match=r"unknown variant 'lorra'; available: adalora, bitfit, dora, .*lora"):
         registry.get("lorra")
 
 
