@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from variants.base import AdapterLayer, Variant, VariantConfig
+from variants.lora import check_alpha
 from variants.registry import register
 
 # Fields the base adapter_config writes that peft's LyCORIS configs (LoHaConfig, LoKrConfig) do not have.
@@ -77,6 +78,7 @@ class LycorisLinear(AdapterLayer):
         super().__init__(base_layer)
         if r < 1:
             raise ValueError(f"rank r={r} must be a positive integer")
+        check_alpha(alpha)
         for what, p in (("rank_dropout", rank_dropout), ("module_dropout", module_dropout)):
             if not 0 <= p < 1:
                 raise ValueError(f"{what}={p} must be in [0, 1)")

@@ -35,6 +35,12 @@ class LoRAConfig(VariantConfig):
 INITS = ("kaiming", "gaussian")
 
 
+def check_alpha(alpha: float) -> None:
+    """ValueError unless ``alpha`` (the update's scale: alpha / r) is a finite number > 0."""
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha={alpha} must be a finite number > 0 (it scales the update: alpha / r)")
+
+
 class LoRALinear(AdapterLayer):
     def __init__(
         self, base_layer: nn.Linear, r: int, alpha: float, dropout: float, use_rslora: bool, init: str
@@ -44,8 +50,7 @@ class LoRALinear(AdapterLayer):
         if not 0 < r <= limit:
             shape = f"{base_layer.in_features}->{base_layer.out_features}"
             raise ValueError(f"rank r={r} must be in 1..{limit} for a {shape} layer")
-        if not (math.isfinite(alpha) and alpha > 0):
-            raise ValueError(f"alpha={alpha} must be a finite number > 0 (it scales the update: alpha / r)")
+        check_alpha(alpha)
         if init not in INITS:
             raise ValueError(f"unknown LoRA init {init!r}; choose one of {', '.join(INITS)}")
         w = base_layer.weight
