@@ -317,7 +317,7 @@ def results(
 
 
 def record_outputs(spec: RunSpec, out: loop.LoopResult, model: Model, w: distributed.World) -> int:
-    """Rank 0 writes history.jsonl, predictions.csv (the last evaluation's) and, with train.save_adapter,
+    """Rank 0 writes history.jsonl, predictions.csv (the final state's) and, with train.save_adapter,
     adapter/; returns the adapter's size in bytes (0 when not saved)."""
     if not w.main:
         return 0
