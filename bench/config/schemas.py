@@ -92,6 +92,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     eval_every_steps: int = 0  # 0: evaluate at the end of every epoch only
+    # the test splits at every evaluation too (their curves in history.jsonl); by default dev alone, and
+    # the test splits once at the end on the selected and the final state, with the same numbers
+    test_every_epoch: bool = not_hashed(False)
     length_grouping: bool = True  # batches of similar length (less padding)
     num_workers: int = 0
     gradient_checkpointing: bool = not_hashed(False)  # recompute activations in backward: less memory

@@ -1,5 +1,6 @@
-"""Weights & Biases sink (``logger=wandb``): streams train loss, lr and the dev and test metrics; its summary
-holds the metrics at the selected epoch (``dev/...``, ``test/...``), the score, lr, budget and costs.
+"""Weights & Biases sink (``logger=wandb``): streams train loss, lr and each evaluation's metrics (dev; test
+too with ``train.test_every_epoch``); its summary holds the metrics at the selected epoch (``dev/...``,
+``test/...``), the score, lr, budget and costs.
 
 Runs are named ``<variant>-<task>-s<seed>`` and grouped by sweep. Without an API key the run is
 offline (``wandb sync <run dir>/wandb/offline-run-*`` uploads it later). Online, ``wandb.init`` waits at

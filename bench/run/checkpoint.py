@@ -8,7 +8,8 @@ from scratch (the runner clears the folder).
 
 What: ``tensors.safetensors`` holds every tensor (the trainable parameters, the optimizer's moments,
 torch's CPU and CUDA RNG states, the variant's tensors such as AdaLoRA's importance EMAs and rank masks,
-the last evaluation's outputs) and ``state.json`` everything else (step, epoch and batches done in it,
+the last evaluation's outputs, the best evaluation's trainable state when the test splits wait for the
+end: ``bench.run.best_state``) and ``state.json`` everything else (step, epoch and batches done in it,
 the sampler's generator at the start of that epoch, the scheduler, Python's and numpy's RNG states, the
 history so far) plus the sha256 of the tensors file. Nothing is pickled.
 
@@ -153,7 +154,7 @@ def load_training_state(
 
 def fingerprint(params: dict[str, torch.Tensor], **facts: Any) -> dict[str, Any]:
     """What a checkpoint must share with the run that loads it: the trainable parameters' names and
-    shapes, and ``facts`` (step count, batches per epoch)."""
+    shapes, and ``facts`` (step count, batches per epoch, whether the test splits wait for the end)."""
     return {"params": {name: list(p.shape) for name, p in params.items()}, **facts}
 
 

@@ -1,13 +1,19 @@
-"""Evaluation: the model's logits on every held-out split (dev and the test splits), and their metrics.
+"""Evaluation: the model's logits on held-out splits (dev and the test splits), and their metrics.
 
 ``evaluator(model, loaders, device, task)`` is what the training loop calls at every evaluation
-(``bench.run.loop.Fit``) and what ``bench.tools.reload.predict`` calls on a reloaded run. When distributed,
-each rank evaluates its share and the predictions are gathered before any metric is computed.
+(``bench.run.loop.Fit``; there, by default, dev alone, the test splits once at the end) and what
+``bench.tools.reload.predict`` calls on a reloaded run. When distributed, each rank evaluates its share
+and the predictions are gathered before any metric is computed.
+
+Starting a DataLoader draws a seed from torch's global generator. A split that an evaluation leaves out
+(``splits``) is started all the same, so training's random stream (dropout, the next epoch's order) is
+the same whichever splits each evaluation computes: a run trains the same weights with or without
+``train.test_every_epoch``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
 import torch
@@ -20,16 +26,24 @@ Outputs = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # split -> (logi
 
 
 def evaluator(
-    model: nn.Module, loaders: dict, device: torch.device, task: MetricTask
+    model: nn.Module,
+    loaders: dict,
+    device: torch.device,
+    task: MetricTask,
+    splits: Collection[str] | None = None,
 ) -> Callable[[], tuple[dict[str, float], Outputs]]:
-    """A function that evaluates every eval split and returns (metrics, {split: (logits, labels, idx)}),
-    each split's rows in ``idx`` order."""
+    """A function that evaluates ``splits`` of ``loaders`` (None: every one) and returns (metrics,
+    {split: (logits, labels, idx)}), each split's rows in ``idx`` order; the other loaders are only
+    started (see the module's docstring)."""
 
     @torch.inference_mode()
     def evaluate() -> tuple[dict[str, float], Outputs]:
         model.eval()
         outputs = {}
         for split, dl in loaders.items():
+            if splits is not None and split not in splits:
+                iter(dl)  # the seed it draws, as evaluating it would
+                continue
             logits, labels, idx = [], [], []
             for batch in dl:
                 idx.append(batch.pop("idx"))

@@ -12,6 +12,8 @@ test-kit and the tests all call it, so a benchmark times what training does.
         optimizer.zero_grad()
     evaluate every `eval_every_steps` and at the end of every epoch; the best evaluation is the one
     with the best selection metric (the dev set's, see bench.inputs.metrics)
+    given `evaluate_test`: the test splits once at the end, on the best evaluation's trainable state
+    (kept meanwhile: bench.run.best_state) and on the final state when it differs
 
 A non-finite loss stops the run with status ``diverged``. The step never waits on the device for its
 loss: on the CPU (where nothing runs ahead) each loss is checked before its backward; on an accelerator
@@ -37,7 +39,7 @@ from torch import Tensor, nn
 
 from bench.config.schemas import TrainConfig
 from bench.log import log
-from bench.run import checkpoint, distributed
+from bench.run import best_state, checkpoint, distributed
 from bench.run.progress import Progress
 
 Batch = dict[str, Tensor]
@@ -191,8 +193,10 @@ class Fit:
     ``evaluate``'s metrics: ``dev/accuracy``, see ``bench.inputs.metrics``).
 
     ``checkpoints``: the run's checkpoint folder (``bench.run.checkpoint.folder``); training resumes from the
-    newest usable checkpoint there and writes its own there. None: neither. ``cfg`` and ``lr`` are checked
-    before (``bench.run.checks.check_train_config``).
+    newest usable checkpoint there and writes its own there. None: neither. ``evaluate_test``: the test
+    splits, evaluated once at the end (``_test``; ``evaluate`` then leaves them out); None: ``evaluate``
+    covers them at every evaluation. ``cfg`` and ``lr`` are checked before
+    (``bench.run.checks.check_train_config``).
     """
 
     def __init__(
@@ -207,10 +211,11 @@ class Fit:
         select_metric: str,
         log_metrics: Log,
         checkpoints: Path | None = None,
+        evaluate_test: Evaluate | None = None,
     ):
         self.model, self.variant, self.loader, self.evaluate, self.cfg = model, variant, loader, evaluate, cfg
         self.device, self.select_metric, self.log_metrics = device, select_metric, log_metrics
-        self.checkpoints = checkpoints
+        self.checkpoints, self.evaluate_test = checkpoints, evaluate_test
         self.steps_total = total_steps(len(loader), cfg)
         self.optimizer = make_optimizer(variant.param_groups(model, lr, cfg.weight_decay), device)
         warmup = int(cfg.warmup_ratio * self.steps_total)
@@ -222,8 +227,12 @@ class Fit:
         order = next((s for s in samplers if isinstance(s, checkpoint.ResumableOrder)), None)
         # a checkpoint's parts, besides the loop's counters
         self.parts = (params, self.optimizer, self.scheduler, variant, order)
+        self.best_state = best_state.BestState(params) if evaluate_test is not None else None
         self.fingerprint = checkpoint.fingerprint(
-            params, total_steps=self.steps_total, batches_per_epoch=len(loader)
+            params,
+            total_steps=self.steps_total,
+            batches_per_epoch=len(loader),
+            tests_at_end=evaluate_test is not None,
         )
         self.result = LoopResult()
         self.step, self.epoch, self.micro, self.running = 0, 0, 0, []
@@ -244,6 +253,8 @@ class Fit:
             return
         path, state = found
         checkpoint.load_training_state(state, *self.parts)
+        if self.best_state is not None:
+            self.best_state.load_state_dict(state["best_state"])
         saved = state["loop"]
         self.step, self.epoch, self.micro = saved["step"], saved["epoch"], saved["micro"]
         self.running = saved["running"]
@@ -264,6 +275,8 @@ class Fit:
             if not result.history or result.history[-1]["step"] != self.step:  # else eval_every_steps did
                 result.eval_time_s += self._timed(self._evaluate)
             self.epoch += 1
+        if self.best_state is not None and self.best_state.step is not None:
+            result.eval_time_s += self._timed(self._test)
         self.progress.close()
         result.samples_seen = distributed.total(result.samples_seen)
         if result.status == "completed":
@@ -356,8 +369,29 @@ class Fit:
         result.final, result.final_outputs = metrics, outputs
         if not result.best or metrics[key] > result.best[key]:
             result.best, result.best_epoch = metrics, row["epoch"]
+            if self.best_state is not None:
+                self.best_state.keep(self.step)
         self.log_metrics(metrics | {"epoch": row["epoch"]}, self.step)
         self.progress.show(f"{key}={metrics[key]:.4f}")
+
+    def _test(self) -> None:
+        """The test splits on the best state, and on the final one when it differs (a completed run's live
+        state); their metrics join ``best`` and ``final``, their outputs ``final_outputs``. A diverged run
+        stopped past its last evaluation: its ``final`` gets test metrics only when that was the best."""
+        result, kept, evaluate = self.result, self.best_state, self.evaluate_test
+        best_is_last = kept.step == result.history[-1]["step"]
+        if result.status == "completed" and best_is_last:
+            tests, outputs = evaluate()  # the live state is the best
+        else:
+            if result.status == "completed":
+                final, on_final = evaluate()
+                result.final, result.final_outputs = result.final | final, result.final_outputs | on_final
+            with kept.loaded():
+                tests, outputs = evaluate()
+        result.best = result.best | tests
+        if best_is_last:
+            result.final, result.final_outputs = result.final | tests, result.final_outputs | outputs
+        self.model.train()
 
     def _checkpoint_due(self) -> bool:
         every, minutes = self.cfg.checkpoint_every_steps, self.cfg.checkpoint_every_minutes
@@ -372,6 +406,7 @@ class Fit:
         snapshot = {
             "fingerprint": self.fingerprint,
             **checkpoint.training_state(*self.parts),
+            "best_state": self.best_state.state_dict() if self.best_state is not None else None,
             "loop": position | {"result": done},
         }
         self.result.checkpoint_time_s += self._timed(checkpoint.save, self.checkpoints, self.step, snapshot)

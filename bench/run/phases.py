@@ -8,7 +8,8 @@
     load_data        the task's splits (dev and test) and the chance scores
     load_model       tokenizer, base model, the variant applied, on its device
     make_loaders     the splits tokenized and batched
-    fit              train (bench.run.loop.Fit), evaluating dev and test at each evaluation
+    fit              train (bench.run.loop.Fit), evaluating dev at each evaluation and the test splits once
+                     at the end, on the selected state and the final one (``tests_at_end``)
     results          the selected (best) and final evaluations, throughput, memory, sizes
     record_outputs   history.jsonl, predictions.csv, adapter/ (with the base weights' fingerprint)
     record           metrics.json, the results index, the sinks (the runs CSV, W&B)
@@ -245,11 +246,18 @@ def run_header(
     )
 
 
+def tests_at_end(spec: RunSpec) -> bool:
+    """Whether the test splits wait for the end of training: unless ``train.test_every_epoch`` asks for
+    their curves, or they select (``select_on=test``, where dev is not loaded)."""
+    return spec.select_on == DEV and not spec.train.test_every_epoch
+
+
 def fit(
     spec: RunSpec, model: Model, loaders: Loaders, sinks: list[Sink], memory: PeakMemory, times: PhaseTimes
 ) -> loop.LoopResult:
     """Train (``bench.run.loop.Fit``), from the spec's checkpoint when one is there; the sinks start
-    first and get every logged value. The peak memory counts from here."""
+    first and get every logged value. Each evaluation covers dev, and the test splits too unless they
+    wait for the end (``tests_at_end``). The peak memory counts from here."""
     run_info = {
         "run_name": spec.run_name,
         "variant": spec.variant_name,
@@ -268,10 +276,14 @@ def fit(
             sink.log(values, step)
 
     memory.model_ready(model.model)  # built, on its device, data tokenized: the peak counts from here
-    evaluate = evaluation.evaluator(model.model, loaders.evals, model.device, spec.task)
+    later = tests_at_end(spec)
+    every = [DEV] if later else None
+    evaluate = evaluation.evaluator(model.model, loaders.evals, model.device, spec.task, splits=every)
+    tests = {s: dl for s, dl in loaders.evals.items() if s != DEV}
+    evaluate_test = evaluation.evaluator(model.model, tests, model.device, spec.task) if later else None
     out = loop.Fit(
         model.model, model.variant, loaders.train, evaluate, spec.train, spec.lr, model.device,
-        spec.selection_metric, log_values, spec.checkpoints,
+        spec.selection_metric, log_values, spec.checkpoints, evaluate_test,
     ).run()  # fmt: skip
     times.add("train_steps", out.train_time_s)
     times.add("evaluate", out.eval_time_s)
@@ -307,7 +319,7 @@ def results(
 
 
 def record_outputs(spec: RunSpec, out: loop.LoopResult, model: Model, w: distributed.World) -> int:
-    """Rank 0 writes history.jsonl, predictions.csv (the last evaluation's) and, with train.save_adapter,
+    """Rank 0 writes history.jsonl, predictions.csv (the final state's) and, with train.save_adapter,
     adapter/; returns the adapter's size in bytes (0 when not saved)."""
     if not w.main:
         return 0

@@ -98,14 +98,17 @@ def test_metrics_json_values(lora_run):
     keys = {"dev/accuracy", "dev/f1", "test/accuracy", "test/f1"}
     assert set(m["best"]) == keys and set(m["final"]) == keys
     # the dev set selects: the best epoch is the evaluation with the highest dev accuracy (the first of
-    # equals), and best holds every metric of that evaluation; final is the last one
+    # equals), and best holds every dev metric of that evaluation; final is the last one. The test splits
+    # are evaluated at the end, on those two states (tests/unit/run/test_phases.py: the same numbers).
     history = _history(run_dir)
     assert m["best_epoch"] in (1.0, 2.0)
     dev = [h["dev/accuracy"] for h in history]
     assert m["best_epoch"] == history[dev.index(max(dev))]["epoch"]
     (selected,) = [h for h in history if h["epoch"] == m["best_epoch"]]
-    assert m["best"] == {k: selected[k] for k in keys}
-    assert m["final"] == {k: history[-1][k] for k in keys}
+    dev_keys = {"dev/accuracy", "dev/f1"}
+    assert all(set(h) & keys == dev_keys for h in history)
+    assert {k: m["best"][k] for k in dev_keys} == {k: selected[k] for k in dev_keys}
+    assert {k: m["final"][k] for k in dev_keys} == {k: history[-1][k] for k in dev_keys}
     assert m["best"]["dev/accuracy"] >= m["final"]["dev/accuracy"]
     # chance: the test metrics of always predicting the train set's majority class
     data = _task_data(run_dir)
@@ -135,8 +138,9 @@ def test_history_one_line_per_eval(lora_run):
     rows = _history(run_dir)
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
     assert [r["step"] for r in rows] == [6, 12]
-    metrics = ("dev/accuracy", "dev/f1", "test/accuracy", "test/f1")
+    metrics = ("dev/accuracy", "dev/f1")  # the test splits: once, at the end
     assert all(set(metrics) <= set(r) and "accuracy" not in r and "f1" not in r for r in rows)
+    assert not any(k.startswith("test/") for r in rows for k in r)
     assert all(np.isfinite(r["train_loss"]) and all(0 <= r[k] <= 1 for k in metrics) for r in rows)
 
 
@@ -210,12 +214,13 @@ def test_wandb_offline_run_read_back(lora_run):
     run = offline_run(run_dir)
     assert run["name"] == "lora-rt_polarity-s0"
     assert set(run["tags"]) >= {"lora", "rt_polarity", "tiny", "seed0"}
-    # streamed: every evaluation's dev and test metrics, at its step (no eval/... keys any more)
-    metrics = ("dev/accuracy", "dev/f1", "test/accuracy", "test/f1")
+    # streamed: every evaluation's dev metrics, at its step (no eval/... keys any more)
     evals = [h for h in run["history"] if "dev/accuracy" in h]
     history = _history(run_dir)
     assert [h["_step"] for h in evals] == [h["step"] for h in history]
-    assert [[h[k] for k in metrics] for h in evals] == [[h[k] for k in metrics] for h in history]
+    streamed = ("dev/accuracy", "dev/f1")
+    assert [[h[k] for k in streamed] for h in evals] == [[h[k] for k in streamed] for h in history]
+    metrics = (*streamed, "test/accuracy", "test/f1")
     assert not any(k.startswith("eval/") for h in run["history"] for k in h)
     assert any("train/loss" in h and "train/lr" in h for h in run["history"])
     # summary: the metrics at the selected epoch (not the last one), the final ones, the scores

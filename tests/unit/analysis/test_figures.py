@@ -4,6 +4,7 @@ comparison (3 tasks x 4 variants, known answers)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -82,9 +83,30 @@ def test_every_point_is_named(comparison):
     assert [[1e-3, 85.0]] in rings and [[3e-3, 80.0]] not in rings  # dora's: the lr with the best dev score
 
 
+def curve_lines(folder: Path) -> list[list[tuple[list[float], list[float]]]]:
+    """Each panel's lines of the learning curves figure (x, y)."""
+    rows, style = comparison_rows(folder)
+    fig, missing = curves_figure(runs_table.load(folder), rows, folder, style)
+    assert missing == []
+    return [[(list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.get_lines()] for ax in fig.axes]
+
+
+def test_the_curves_need_no_test_metrics_in_the_history(comparison, tmp_path):
+    """A run evaluates the test splits once at the end by default: its history.jsonl has dev metrics only,
+    and its curves are those of a history with the test metrics beside them."""
+    write_comparison(tmp_path)
+    for path in tmp_path.rglob("history.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        dev_only = [{k: v for k, v in row.items() if not k.startswith("test/")} for row in rows]
+        assert dev_only != rows
+        path.write_text("".join(json.dumps(row) + "\n" for row in dev_only))
+    assert curve_lines(tmp_path) == curve_lines(comparison) != []
+
+
 def test_curve_key_prefers_the_dev_metric():
     assert curve_key(["step", "dev/accuracy", "test/accuracy"], "accuracy") == "dev/accuracy"
     assert curve_key(["step", "dev/accuracy", "test/accuracy_m"], "accuracy_m") == "dev/accuracy"
+    assert curve_key(["step", "dev/accuracy"], "accuracy_m") == "dev/accuracy"  # test evaluated at the end
     assert curve_key(["step", "test/accuracy_m"], "accuracy_m") == "test/accuracy_m"
     assert curve_key(["step", "accuracy"], "accuracy") == "accuracy"  # a run before dev sets
     assert curve_key(["step", "train_loss"], "accuracy") is None

@@ -1,7 +1,8 @@
 """Checkpoints (bench.run.checkpoint): a run stopped mid-training resumes and ends bit-identical to an
-uninterrupted one (LoRA, AdaLoRA; mid-epoch, at an epoch's end, with gradient accumulation); a cut-short
-checkpoint is not trusted; the folder goes once the run has ended; bad settings are refused. The slow
-test SIGKILLs a real `python -m bench train` and reruns the same command."""
+uninterrupted one (LoRA, AdaLoRA; mid-epoch, at an epoch's end, with gradient accumulation, with the best
+evaluation's state kept for the test split at the end); a cut-short checkpoint is not trusted; the
+folder goes once the run has ended; bad settings are refused. The slow test SIGKILLs a real
+`python -m bench train` and reruns the same command."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import variants
 from bench.config.schemas import TrainConfig
 from bench.inputs import batching
 from bench.inputs.models import load_tokenizer, model_config, tiny_model
-from bench.run import checkpoint, evaluation, phases
+from bench.run import best_state, checkpoint, evaluation, phases
 from bench.run.loop import Fit
 from variants.base import Targets
 
@@ -49,10 +50,17 @@ def examples(tokenizer) -> list[dict]:
 
 
 def fit_tiny(
-    name: str, options: dict, cfg: TrainConfig, folder: Path | None, kill_at_eval: int | None = None
+    name: str,
+    options: dict,
+    cfg: TrainConfig,
+    folder: Path | None,
+    kill_at_eval: int | None = None,
+    tests_at_end: bool = False,
 ):
     """Train the tiny BERT (dropout on) with variant ``name`` on 40 examples in length-grouped batches; the
-    ``kill_at_eval``-th evaluation raises Killed. Returns (result, model, variant)."""
+    ``kill_at_eval``-th evaluation raises Killed. With ``tests_at_end``, the highest dev loss selects (an
+    evaluation before the last) and a test split of 8 more examples is evaluated at the end (``Fit``'s
+    ``evaluate_test``). Returns (result, model, variant)."""
     phases.seed_everything(0)
     model = tiny_model(TINY, 2, seed=0)
     variant = variants.build(name, {"name": name, **options})
@@ -61,24 +69,32 @@ def fit_tiny(
     collate = batching.Collator(tokenizer, regression=False)
     train_set = examples(tokenizer)
     train = batching.train_loader(train_set, collate, cfg.batch_size, seed=0, group_by_length=True)
-    held_out = collate(train_set[:8])
+    held_out, test = collate(train_set[:8]), collate(train_set[8:16])
     calls = 0
 
     @torch.no_grad()
+    def scores(split: str, examples: dict) -> tuple[dict[str, float], dict]:
+        model.eval()
+        idx, labels = examples["idx"].numpy(), examples["labels"]
+        out = model(**{k: v for k, v in examples.items() if k != "idx"})
+        logits = out.logits.numpy()
+        return {f"{split}/score": -out.loss.item(), f"{split}/loss": out.loss.item()}, {
+            split: (logits, labels.numpy(), idx)
+        }
+
     def evaluate():
         nonlocal calls
         calls += 1
         if calls == kill_at_eval:
             raise Killed
-        model.eval()
-        idx, labels = held_out["idx"].numpy(), held_out["labels"]
-        out = model(**{k: v for k, v in held_out.items() if k != "idx"})
-        logits = out.logits.numpy()
-        return {"dev/score": -out.loss.item()}, {"dev": (logits, labels.numpy(), idx)}
+        return scores("dev", held_out)
 
+    evaluate_test = (lambda: scores("test", test)) if tests_at_end else None
+    select = "dev/loss" if tests_at_end else "dev/score"
     result = Fit(
-        model, variant, train, evaluate, cfg, 1e-2, torch.device("cpu"), "dev/score", lambda *a: None, folder
-    ).run()
+        model, variant, train, evaluate, cfg, 1e-2, torch.device("cpu"), select, lambda *a: None, folder,
+        evaluate_test,
+    ).run()  # fmt: skip
     return result, model, variant
 
 
@@ -93,8 +109,10 @@ def assert_same_run(a, b) -> None:
         rb.steps,
         rb.samples_seen,
     )
-    for x, y in zip(ra.final_outputs["dev"], rb.final_outputs["dev"], strict=True):
-        assert np.array_equal(x, y)
+    assert list(ra.final_outputs) == list(rb.final_outputs)
+    for split, arrays in ra.final_outputs.items():
+        for x, y in zip(arrays, rb.final_outputs[split], strict=True):
+            assert np.array_equal(x, y)
     pa, pb = dict(ma.named_parameters()), dict(mb.named_parameters())
     for name, p in pa.items():
         if p.requires_grad:
@@ -108,27 +126,35 @@ def without_checkpoints(cfg: TrainConfig) -> TrainConfig:
 
 ADALORA = {"init_r": 4, "target_r": 2}  # schedule of 30 steps: warm-up to step 3, pattern fixed at step 19
 CASES = {
-    # name: (variant, options, settings, kill at evaluation number, step of the checkpoint resumed from)
-    "lora-mid-epoch": ("lora", {"r": 4, "dropout": 0.1}, {"checkpoint_every_steps": 3}, 2, 6),
-    "lora-epoch-end": ("lora", {"r": 4, "dropout": 0.1}, {"checkpoint_every_steps": 5}, 3, 10),
-    "lora-grad-accum": ("lora", {"r": 4}, {"checkpoint_every_steps": 2, "grad_accum": 2}, 3, 6),
-    "adalora-budget-phase": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 2, 6),
-    "adalora-pattern-fixed": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 7, 21),  # eval 7: step 24
+    # name: (variant, options, settings, kill at evaluation number, step of the checkpoint resumed from,
+    # test split at the end)
+    "lora-mid-epoch": ("lora", {"r": 4, "dropout": 0.1}, {"checkpoint_every_steps": 3}, 2, 6, False),
+    "lora-epoch-end": ("lora", {"r": 4, "dropout": 0.1}, {"checkpoint_every_steps": 5}, 3, 10, False),
+    "lora-grad-accum": ("lora", {"r": 4}, {"checkpoint_every_steps": 2, "grad_accum": 2}, 3, 6, False),
+    "adalora-budget-phase": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 2, 6, False),
+    # evaluation 7: step 24
+    "adalora-pattern-fixed": ("adalora", ADALORA, {"checkpoint_every_steps": 3}, 7, 21, False),
+    # the best evaluation (step 8) is kept in memory, and in the checkpoint of step 9; the kill comes after
+    "lora-best-kept": ("lora", {"r": 4, "dropout": 0.1}, {"checkpoint_every_steps": 3}, 3, 9, True),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_stopped_fit_resumes_bit_identical_to_an_uninterrupted_one(case, tmp_path):
-    name, options, settings, kill_at, resumed_step = CASES[case]
+    name, options, settings, kill_at, resumed_step, at_end = CASES[case]
     cfg = TrainConfig(**BASE, **settings)
-    uninterrupted = fit_tiny(name, options, without_checkpoints(cfg), None)
+    uninterrupted = fit_tiny(name, options, without_checkpoints(cfg), None, tests_at_end=at_end)
     with pytest.raises(Killed):
-        fit_tiny(name, options, cfg, tmp_path, kill_at_eval=kill_at)
+        fit_tiny(name, options, cfg, tmp_path, kill_at_eval=kill_at, tests_at_end=at_end)
     kept = [int(p.name.split("-")[1]) for p in checkpoint.saved_steps(tmp_path)]
     assert kept[-1] == resumed_step and len(kept) == checkpoint.KEEP
-    resumed = fit_tiny(name, options, cfg, tmp_path)
+    resumed = fit_tiny(name, options, cfg, tmp_path, tests_at_end=at_end)
     assert resumed[0].resumed_from == resumed_step and uninterrupted[0].resumed_from is None
     assert_same_run(resumed, uninterrupted)
+    if at_end:  # the test metrics of the state kept before the kill, not of the final one
+        result = resumed[0]
+        assert result.best_epoch == 0.8 and result.history[-1]["epoch"] == 3.0
+        assert "test/score" in result.best and result.best["test/score"] != result.final["test/score"]
 
 
 @pytest.mark.parametrize(
@@ -137,17 +163,18 @@ def test_a_stopped_fit_resumes_bit_identical_to_an_uninterrupted_one(case, tmp_p
         ("lora-mid-epoch", checkpoint, "set_rng_state"),  # the global RNG states (dropout)
         ("lora-grad-accum", batching.EpochOrder, "load_state_dict"),  # the sampler's order (epoch 2)
         ("adalora-budget-phase", variants.get("adalora"), "load_training_state"),  # the importance EMAs
+        ("lora-best-kept", best_state.BestState, "load_state_dict"),  # the best evaluation's state
     ],
 )
 def test_the_test_above_can_fail_each_part_of_the_state_matters(case, owner, restore, tmp_path, monkeypatch):
     """The same resume with one part of the state left as a fresh run has it ends elsewhere."""
-    name, options, settings, kill_at, _ = CASES[case]
+    name, options, settings, kill_at, _, at_end = CASES[case]
     cfg = TrainConfig(**BASE, **settings)
-    uninterrupted = fit_tiny(name, options, without_checkpoints(cfg), None)
+    uninterrupted = fit_tiny(name, options, without_checkpoints(cfg), None, tests_at_end=at_end)
     with pytest.raises(Killed):
-        fit_tiny(name, options, cfg, tmp_path, kill_at_eval=kill_at)
+        fit_tiny(name, options, cfg, tmp_path, kill_at_eval=kill_at, tests_at_end=at_end)
     monkeypatch.setattr(owner, restore, lambda *args: None)
-    resumed = fit_tiny(name, options, cfg, tmp_path)
+    resumed = fit_tiny(name, options, cfg, tmp_path, tests_at_end=at_end)
     assert resumed[0].resumed_from is not None
     with pytest.raises(AssertionError):
         assert_same_run(resumed, uninterrupted)
@@ -166,7 +193,7 @@ def cut_short(path: Path) -> None:
 
 @pytest.mark.parametrize("damaged", [checkpoint.TENSORS, checkpoint.STATE])
 def test_a_cut_short_checkpoint_is_named_and_the_previous_one_used(damaged, tmp_path, caplog):
-    name, options, settings, _, _ = CASES["lora-mid-epoch"]
+    name, options, settings, *_ = CASES["lora-mid-epoch"]
     cfg = TrainConfig(**BASE, **settings)
     with pytest.raises(Killed):
         fit_tiny(name, options, cfg, tmp_path, kill_at_eval=3)  # checkpoints of steps 6 and 9
@@ -184,7 +211,7 @@ def test_a_cut_short_checkpoint_is_named_and_the_previous_one_used(damaged, tmp_
 
 
 def test_with_every_checkpoint_damaged_the_run_starts_from_scratch(tmp_path, caplog):
-    name, options, settings, _, _ = CASES["lora-mid-epoch"]
+    name, options, settings, *_ = CASES["lora-mid-epoch"]
     cfg = TrainConfig(**BASE, **settings)
     with pytest.raises(Killed):
         fit_tiny(name, options, cfg, tmp_path, kill_at_eval=3)
@@ -201,11 +228,15 @@ def test_with_every_checkpoint_damaged_the_run_starts_from_scratch(tmp_path, cap
     assert_same_run(resumed, fit_tiny(name, options, TrainConfig(**BASE), None))
 
 
-def test_a_checkpoint_of_another_run_is_not_trusted(tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("other", "tests_at_end"),
+    [({"r": 8}, False), ({"r": 4}, True)],  # other shapes; the test split at the end: no best state in it
+)
+def test_a_checkpoint_of_another_run_is_not_trusted(other, tests_at_end, tmp_path, caplog):
     with pytest.raises(Killed):
         fit_tiny("lora", {"r": 4}, TrainConfig(**BASE, checkpoint_every_steps=3), tmp_path, kill_at_eval=2)
     caplog.set_level("WARNING", logger="peft-bench")
-    resumed = fit_tiny("lora", {"r": 8}, TrainConfig(**BASE), tmp_path)  # other shapes
+    resumed = fit_tiny("lora", other, TrainConfig(**BASE), tmp_path, tests_at_end=tests_at_end)
     assert resumed[0].resumed_from is None and "is not this run's" in caplog.text
 
 

@@ -143,3 +143,55 @@ def test_progress_logs_a_line_per_tenth_when_not_a_terminal(caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train: step")]
     assert lines[0] == "train: step 2/20" and lines[-1] == "train: step 20/20"
     assert len(lines) == 10
+
+
+def fit_tested_at_end(dev_scores: list[float], epochs: int, nan_at: int | None = None):
+    """A Fit whose evaluations give ``dev_scores`` and whose test split, evaluated at the end only,
+    reports the weights it sees; returns (result, weights at each evaluation, at each test pass, at the
+    end)."""
+    model, variant = Toy(nan_at), Full()
+    variant.apply(model, Targets(modules=["lin"], head=[]))
+    scores, at_evaluation, at_test = iter(dev_scores), [], []
+
+    def evaluate():
+        at_evaluation.append(model.lin.weight.sum().item())
+        return {"dev/s": next(scores)}, {"dev": "dev outputs"}
+
+    def evaluate_test():
+        at_test.append(model.lin.weight.sum().item())
+        return {"test/w": at_test[-1]}, {"test": f"test outputs {len(at_test)}"}
+
+    cfg = TrainConfig(epochs=epochs)
+    result = Fit(
+        model, variant, batches(4, 8), evaluate, cfg, 0.1, torch.device("cpu"), "dev/s", lambda *a: None,
+        None, evaluate_test,
+    ).run()  # fmt: skip
+    return result, at_evaluation, at_test, model.lin.weight.sum().item()
+
+
+def test_the_test_split_is_evaluated_once_on_the_best_state_and_once_on_the_final_one():
+    result, seen, tested, end = fit_tested_at_end([0.1, 0.7, 0.3, 0.6], epochs=4)
+    assert len(set(seen)) == 4 and tested == [seen[3], seen[1]]  # the final state, then the kept best
+    assert result.best == {"dev/s": 0.7, "test/w": seen[1]} and result.best_epoch == 2.0
+    assert result.final == {"dev/s": 0.6, "test/w": seen[3]}
+    assert result.final_outputs == {"dev": "dev outputs", "test": "test outputs 1"}
+    assert end == seen[3]  # the final state back in the model (its adapter is what the run saves)
+    assert all(not any(k.startswith("test/") for k in row) for row in result.history)  # dev curves only
+
+
+def test_when_the_last_evaluation_is_the_best_the_test_split_is_evaluated_once():
+    result, seen, tested, _ = fit_tested_at_end([0.1, 0.2, 0.3, 0.4], epochs=4)
+    assert tested == [seen[3]]
+    assert result.best == result.final == {"dev/s": 0.4, "test/w": seen[3]}
+
+
+@pytest.mark.parametrize(("dev_scores", "best"), [([0.7, 0.1], 0), ([0.1, 0.7], 1)])
+def test_a_diverged_run_tests_its_best_state_and_its_last_evaluation_only_when_that_was_the_best(
+    dev_scores, best
+):
+    """Diverged at step 11: the live weights are past the last evaluation (step 8)."""
+    result, seen, tested, end = fit_tested_at_end(dev_scores, epochs=4, nan_at=11)
+    assert result.status == "diverged" and len(seen) == 2 and end not in seen
+    assert tested == [seen[best]] and result.best == {"dev/s": 0.7, "test/w": seen[best]}
+    last_is_best = best == 1
+    assert result.final == {"dev/s": dev_scores[1]} | ({"test/w": seen[1]} if last_is_best else {})

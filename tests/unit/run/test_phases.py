@@ -1,4 +1,5 @@
-"""The phases of a run (bench.run.phases): the run header, the first metrics, the resume lookup."""
+"""The phases of a run (bench.run.phases): the run header, the first metrics, the resume lookup, the test
+splits evaluated once at the end with the numbers of evaluating them every time."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 from helpers.runs import TINY_RUN, tiny_run
 
 from bench.results.run_folder import RunFolder
-from bench.run import phases
+from bench.run import evaluation, phases
 from bench.run.spec import RunSpec
 
 
@@ -35,3 +36,58 @@ def test_the_lookup_finds_a_completed_run_only_with_resume_on(compose, tmp_path)
     assert phases.look_up(RunSpec.of(cfg, tmp_path / "runs" / "again")) == RunFolder(run_dir)
     forced = compose([*TINY_RUN, f"paths.results={tmp_path}", "force=true"])
     assert phases.look_up(RunSpec.of(forced, tmp_path / "runs" / "again")) is None
+
+
+def test_the_test_splits_wait_for_the_end_unless_asked_or_they_select(compose, tmp_path):
+    def at_end(*overrides: str) -> bool:
+        cfg = compose([*TINY_RUN, f"paths.results={tmp_path}", *overrides])
+        return phases.tests_at_end(RunSpec.of(cfg, tmp_path / "runs" / "tiny"))
+
+    assert at_end() and not at_end("train.test_every_epoch=true") and not at_end("select_on=test")
+
+
+def record_passes(monkeypatch) -> list[list[str]]:
+    """The splits of each evaluation a run computes, in order."""
+    passes, real = [], evaluation.evaluator
+
+    def evaluator(*args, **kwargs):
+        evaluate = real(*args, **kwargs)
+
+        def recorded():
+            metrics, outputs = evaluate()
+            passes.append(list(outputs))
+            return metrics, outputs
+
+        return recorded
+
+    monkeypatch.setattr(evaluation, "evaluator", evaluator)
+    return passes
+
+
+# regression (Pearson: every change of the weights shows), 6 evaluations; dev selects the second
+ONCE = ["task=rt_rating", "task.max_train_samples=64", "train.epochs=3", "train.batch_size=8"]
+ONCE += ["train.eval_every_steps=4"]
+
+
+def test_the_test_split_evaluated_once_gives_the_numbers_of_every_evaluation(compose, tmp_path, monkeypatch):
+    """train.test_every_epoch off (the default) and on: the same best and final test metrics, bit for
+    bit, the same predictions and adapter; off, two test passes and dev curves only."""
+    passes = record_passes(monkeypatch)
+    once = RunFolder(tiny_run(compose, tmp_path / "once", *ONCE))
+    passes_once = passes[:]
+    passes.clear()
+    every = RunFolder(tiny_run(compose, tmp_path / "every", *ONCE, "train.test_every_epoch=true"))
+    a, b = once.metrics(), every.metrics()
+    assert a["status"] == b["status"] == "completed"
+    assert a["best_epoch"] == 0.5 and a["best"]["test/pearson"] != a["final"]["test/pearson"]  # kept state
+    reported = ("best", "final", "best_epoch")
+    assert {k: a[k] for k in reported} == {k: b[k] for k in reported}
+    keys = {"dev/pearson", "dev/spearmanr", "test/pearson", "test/spearmanr"}
+    assert set(a["best"]) == set(a["final"]) == keys
+    history, every_history = once.history(), every.history()
+    assert len(history) == 6 and all(set(row) >= {"test/pearson", "test/spearmanr"} for row in every_history)
+    assert history == [{k: v for k, v in row.items() if not k.startswith("test/")} for row in every_history]
+    assert passes_once == [["dev"]] * 6 + [["test"]] * 2 and passes == [["dev", "test"]] * 6
+    assert once.predictions_path.read_text() == every.predictions_path.read_text()
+    adapter = "adapter_model.safetensors"
+    assert (once.adapter_path / adapter).read_bytes() == (every.adapter_path / adapter).read_bytes()
