@@ -7,14 +7,23 @@
 Each check builds a tiny random BERT (seconds, offline) whose biases and LayerNorm parameters are
 randomised (at their zero / one init a bias bug would go unseen), adapts it on the variant's own targets
 (``Config.targets`` resolved against the tiny model's presets), and trains it with
-``bench.run.loop.train_step``.
-The variant class's ``check_options`` supply its options and tolerances; explicit arguments win.
-Each failure raises AssertionError naming the check and the numbers.
+``bench.run.loop.train_step``. Beyond what a method must not do (change frozen weights, change the output
+at init, merge inexactly), two checks see that it works: after a few steps every trainable tensor has a
+nonzero gradient and has moved (a dead adapter, whose forward ignores what it trains, fails), and, where
+the variant names a ``peft_type`` and peft is installed, ``peft.PeftModel.from_pretrained`` loads the
+saved adapter without a complaint and gives our logits.
+A check that does not apply to a variant is skipped by what the variant declares, never by its name:
+the merge checks when it has nothing to merge (``Variant.mergeable`` False), the output at init when its
+``check_options`` set ``init_atol`` to None (prompt tuning starts away from the base), peft's loader
+without a ``peft_type`` or without peft. The variant class's ``check_options`` supply its options and
+tolerances; explicit arguments win. Each failure raises AssertionError naming the check and the numbers.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +38,15 @@ from bench.inputs.models import load_tokenizer, model_config, resolve_targets, t
 from bench.results.adapter_files import save_adapter
 from bench.results.run_folder import RunFolder
 from bench.run.loop import train_step
-from variants.base import Targets, Variant, is_norm
+from variants.base import Targets, Variant, adapter_layers, is_norm
 
 TINY = model_config("tiny")
 SENTENCES = ["a gripping, funny film.", "dull and far too long", "i loved it!", "not worth the ticket"]
 LABELS = [1, 0, 1, 0]
+PEFT_BASES = ("original", "adapted")
+# What peft says when it cannot take an adapter as saved: config fields it does not know (it drops them),
+# tensors its model has and the file lacks (they keep peft's initialisation).
+PEFT_COMPLAINTS = ("Unexpected keyword arguments", "missing adapter keys")
 
 
 def perturb_biases_and_norms(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -57,16 +70,21 @@ class Subject:
     cls: type[Variant]
     options: dict[str, Any] = field(default_factory=dict)
     targets: Targets | None = None  # None: the variant's own Config.targets on the tiny model
-    init_atol: float = 1e-6  # output at init vs the base model (0 in exact arithmetic for additive updates)
-    atol: float = 1e-5  # merged vs unmerged, reloaded vs trained
+    # output at init vs the base model (0 in exact arithmetic for additive updates); None: not checked
+    init_atol: float | None = 1e-6
+    atol: float = 1e-5  # merged vs unmerged, reloaded vs trained, peft's logits vs ours
     steps: int = 3
     lr: float = 1e-2
     perturb_base: bool = True  # False: the tiny model's zero biases and unit norms, as initialised
+    # The base peft loads the adapter onto: the original model, or one whose adapted layers hold the
+    # weights our layers compute with (``base_weight()``: QLoRA's dequantized NF4).
+    peft_base: str = "original"
 
     def __post_init__(self) -> None:
         assert issubclass(self.cls.Config, variants.VariantConfig), (
             f"{self.cls.__name__}.Config must subclass VariantConfig"
         )
+        assert self.peft_base in PEFT_BASES, f"peft_base {self.peft_base!r}: choose one of {PEFT_BASES}"
         if self.targets is None:
             config = self.cls.Config(**{"name": self.cls.name, **self.options})
             self.targets = resolve_targets(TINY, config.targets)
@@ -93,9 +111,23 @@ class Subject:
             train_step(model, variant, optimizer, [batch], step, self.steps, torch.device("cpu"))
         return variant, model.eval()
 
+    def base_for_peft(self, ours: nn.Module) -> nn.Module:
+        """The base peft's loader gets (``peft_base``), for a trained model ``ours``."""
+        base = self.base()
+        if self.peft_base == "adapted":
+            with torch.no_grad():
+                for name, layer in adapter_layers(ours).items():
+                    base.get_submodule(name).weight.copy_(layer.base_weight())
+        return base
+
     def logits(self, model: nn.Module) -> torch.Tensor:
         with torch.no_grad():
             return model(**self.batch).logits
+
+    def hidden(self, model: nn.Module) -> torch.Tensor:
+        """The last hidden state: O(1), so it shows an adapter's effect more than the tiny logits do."""
+        with torch.no_grad():
+            return model(**self.batch, output_hidden_states=True).hidden_states[-1]
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float, rtol: float = 1e-5) -> None:
@@ -152,6 +184,29 @@ def training_changes_only_trainable(s: Subject) -> None:
     assert changed & set(trainable), "no trainable parameter changed after training"
 
 
+def every_trainable_tensor_learns(s: Subject) -> None:
+    """No dead adapter: after the training steps, one more backward gives every trainable tensor a nonzero
+    gradient, and every one has moved since initialisation (a forward that ignores what the method trains
+    leaves it without a gradient, however well the head learns)."""
+    _, start = s.build()
+    before = {n: p.detach().clone() for n, p in _trainable(start).items()}
+    variant, model = s.trained()
+    trainable = _trainable(model)
+    assert set(trainable) == set(before), "the trainable parameters differ between two builds"
+    model.train()
+    loss = model(**s.batch, labels=torch.tensor(LABELS)).loss
+    extra = variant.extra_loss(model)
+    (loss if extra is None else loss + extra).backward()
+    model.eval()
+    no_grad = [n for n, p in trainable.items() if p.grad is None or not bool(p.grad.any())]
+    assert not no_grad, (
+        f"{len(no_grad)} trainable tensors get no gradient after {s.steps} steps (does the forward use "
+        f"them?): {no_grad[:5]}"
+    )
+    still = [n for n, p in trainable.items() if torch.equal(p.detach(), before[n])]
+    assert not still, f"{len(still)} trainable tensors never moved in {s.steps} steps: {still[:5]}"
+
+
 def merge_equals_unmerged(s: Subject) -> None:
     variant, model = s.trained()
     trained = s.logits(model)
@@ -193,6 +248,32 @@ def save_load_round_trip(s: Subject) -> None:
     _close(s.logits(fresh), s.logits(model), "logits after save -> load into a fresh model", s.atol)
 
 
+def peft_loads_the_saved_adapter(s: Subject) -> None:
+    """peft's own loader takes the saved adapter as it is (no unknown config field, no tensor missing, the
+    same tensor names) and its model gives our logits."""
+    from peft import PeftModel, get_peft_model_state_dict
+
+    variant, model = s.trained()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = RunFolder(Path(tmp))
+        save_adapter(
+            folder.adapter_path, variant.adapter_state_dict(model), variant.adapter_config(model, "tiny")
+        )
+        saved = set(load_file(str(folder.adapter_weights_path)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            theirs = PeftModel.from_pretrained(s.base_for_peft(model), str(folder.adapter_path)).eval()
+    complaints = [str(w.message) for w in caught if any(c in str(w.message) for c in PEFT_COMPLAINTS)]
+    assert not complaints, f"peft's loader complains about the saved adapter: {complaints[0][:400]}"
+    loaded = set(get_peft_model_state_dict(theirs, save_embedding_layers=False))  # no look-up of the base
+    assert loaded == saved, (
+        f"peft's model holds other adapter tensors than the file: only peft's {sorted(loaded - saved)[:5]}, "
+        f"only the file's {sorted(saved - loaded)[:5]}"
+    )
+    _close(s.logits(theirs), s.logits(model), "peft's PeftModel.from_pretrained logits vs ours", s.atol)
+    _close(s.hidden(theirs), s.hidden(model), "peft's last hidden state vs ours", s.atol)
+
+
 CHECKS: dict[str, Callable[[Subject], None]] = {
     check.__name__: check
     for check in (
@@ -200,12 +281,30 @@ CHECKS: dict[str, Callable[[Subject], None]] = {
         param_groups_partition_trainable,
         trainable_count_equals_saved,
         training_changes_only_trainable,
+        every_trainable_tensor_learns,
         merge_equals_unmerged,
         merge_twice_equals_once,
         unmerge_restores_weights,
         save_load_round_trip,
+        peft_loads_the_saved_adapter,
     )
 }
+MERGE_CHECKS = ("merge_equals_unmerged", "merge_twice_equals_once", "unmerge_restores_weights")
+
+
+def skip_reason(check: str, s: Subject) -> str | None:
+    """Why ``check`` does not apply to the subject's variant, by what it declares; None when it does."""
+    name = s.cls.__name__
+    if check in MERGE_CHECKS and not s.cls.mergeable:
+        return f"{name} has nothing to merge (mergeable = False)"
+    if check == "output_at_init_equals_base" and s.init_atol is None:
+        return f"{name} starts away from the base model (init_atol None)"
+    if check == "peft_loads_the_saved_adapter":
+        if s.cls.peft_type is None:
+            return f"{name} saves no peft adapter (peft_type None)"
+        if importlib.util.find_spec("peft") is None:
+            return "peft is not installed"
+    return None
 
 
 def subject(variant: str | type[Variant], options: dict[str, Any] | None = None, **settings) -> Subject:
@@ -216,19 +315,28 @@ def subject(variant: str | type[Variant], options: dict[str, Any] | None = None,
     return Subject(cls, **merged)
 
 
-def run_check(variant: str | type[Variant], check: str, options: dict[str, Any] | None = None, **settings):
-    """Run one named check (a key of CHECKS); raises AssertionError when it fails."""
+def run_check(
+    variant: str | type[Variant], check: str, options: dict[str, Any] | None = None, **settings
+) -> str | None:
+    """Run one named check (a key of CHECKS); raises AssertionError when it fails. Returns None when it
+    ran, or why it does not apply to this variant (``skip_reason``; a test may pytest.skip with it)."""
     if check not in CHECKS:
         raise KeyError(f"unknown check {check!r}; checks: {', '.join(CHECKS)}")
-    CHECKS[check](subject(variant, options, **settings))
+    s = subject(variant, options, **settings)
+    reason = skip_reason(check, s)
+    if reason is None:
+        CHECKS[check](s)
+    return reason
 
 
 def check_variant(variant: str | type[Variant], options: dict[str, Any] | None = None, **settings) -> None:
-    """Run every check in order; raises AssertionError on the first broken one.
+    """Run every check that applies (``skip_reason``) in order; raises AssertionError on the first broken
+    one.
 
     ``options`` are config values for the variant (its defaults otherwise); ``settings`` are Subject
-    fields: targets, init_atol, atol, steps, lr, perturb_base.
+    fields: targets, init_atol, atol, steps, lr, perturb_base, peft_base.
     """
     s = subject(variant, options, **settings)
-    for check in CHECKS.values():
-        check(s)
+    for name, check in CHECKS.items():
+        if skip_reason(name, s) is None:
+            check(s)

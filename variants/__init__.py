@@ -4,10 +4,12 @@ module per method. The registry's functions are re-exported here: ``variants.ava
 """
 
 from variants.base import AdapterLayer, Targets, Variant, VariantConfig
+from variants.input_adapter import InputAdapter
 from variants.registry import available, broken, build, get, register
 
 __all__ = [
     "AdapterLayer",
+    "InputAdapter",
     "Targets",
     "Variant",
     "VariantConfig",

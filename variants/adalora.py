@@ -383,6 +383,8 @@ class AdaLoRA(Variant):
             "lora_alpha": c.alpha,
             "lora_dropout": c.dropout,
             "init_lora_weights": True,
+            "bias": "none",
+            "fan_in_fan_out": False,
         }
 
 

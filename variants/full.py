@@ -20,6 +20,7 @@ class FullConfig(VariantConfig):
 class Full(Variant):
     name = "full"
     Config = FullConfig
+    mergeable = False  # the trained weights are the model's own
 
     def make_layer(self, name: str, linear: nn.Linear) -> None:
         """No adapter layer: the linear layers themselves train."""

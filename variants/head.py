@@ -20,6 +20,7 @@ class HeadConfig(VariantConfig):
 class Head(Variant):
     name = "head"
     Config = HeadConfig
+    mergeable = False  # no adapter: the head is the model's own
 
     def make_layer(self, name: str, linear: nn.Linear) -> None:
         """No adapter layer: the encoder stays frozen as it is."""

@@ -99,6 +99,8 @@ class LoRA(Variant):
         return {
             "r": c.r,
             "lora_alpha": c.alpha,
+            "bias": "none",
+            "fan_in_fan_out": False,
             "lora_dropout": c.dropout,
             "use_rslora": c.use_rslora,
             "use_dora": False,

@@ -158,7 +158,8 @@ class QLoRA(LoRA):
     Config = QLoRAConfig
     # A quantized base differs from the fp32 base by the NF4 rounding error at initialisation; the
     # recipe's r=64 is wider than the kit's tiny model (hidden 32).
-    check_options: ClassVar[dict[str, Any]] = {"options": {"r": 8}, "init_atol": 5e-2}
+    # peft loads the adapter onto the weights QLoRA computes with: the dequantized NF4 ones.
+    check_options: ClassVar[dict[str, Any]] = {"options": {"r": 8}, "init_atol": 5e-2, "peft_base": "adapted"}
     config: QLoRAConfig
 
     def __init__(self, config: QLoRAConfig | None = None):

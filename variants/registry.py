@@ -20,7 +20,13 @@ from typing import Any
 from variants.base import Variant
 
 ENTRY_POINT_GROUP = "peft_bench.variants"
-NOT_VARIANTS = {"base", "registry", "nf4", "peft_twin"}  # modules of this package that define no variant
+NOT_VARIANTS = {
+    "base",
+    "registry",
+    "nf4",
+    "peft_twin",
+    "input_adapter",
+}  # modules of this package that define no variant
 _REGISTRY: dict[str, type[Variant]] = {}
 _ORIGIN: dict[str, str] = {}
 _BROKEN: dict[str, str] = {}  # entry-point name -> why the plugin could not be loaded

@@ -172,4 +172,6 @@ class VeRA(Variant):
             "projection_prng_key": c.projection_prng_key,
             "save_projection": c.save_projection,
             "init_weights": True,
+            "bias": "none",
+            "fan_in_fan_out": False,
         }

@@ -3,9 +3,10 @@
 on CUDA, as in training) of the base model, of a variant's model with its adapters unmerged, and merged
 (``Variant.merge``, then ``unmerge`` after each timed forward), interleaved on one batch.
 
-A model without adapter layers (``full``, ``head``) has nothing to merge: its merged cells are empty,
-with the reason in ``merge_note``. ``merged_max_diff`` is the largest absolute difference of the merged and
-unmerged logits of the last forward (a merge must not change what the model computes).
+A variant that declares nothing to merge (``Variant.mergeable`` False: ``full``, ``head``, an
+input-level method) has its merged cells empty, with the reason in ``merge_note``. ``merged_max_diff`` is
+the largest absolute difference of the merged and unmerged logits of the last forward (a merge must not
+change what the model computes).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from tqdm.auto import tqdm
 
 from bench.benchmarks.timing import Timing, timed
 from bench.run.loop import autocast
-from variants.base import Variant, adapter_layers
+from variants.base import Variant
 
 INFERENCE_COLUMNS = [
     "variant", "base_ms", "unmerged_ms", "merged_ms", "unmerged_vs_base", "merged_vs_base", "merged_max_diff",
     "merge_note",
 ]  # fmt: skip
-NO_MERGE = "no adapter layers to merge"
+NO_MERGE = "nothing to merge (mergeable = False)"
 
 
 def logits(model: nn.Module, inputs: dict[str, Tensor], device: torch.device) -> Tensor:
@@ -39,7 +40,7 @@ def latency(
     """One row of INFERENCE_COLUMNS: median ms per forward over ``reps`` after ``warmup``. ``model`` is left
     unmerged and in the mode it came in; ``bar`` grows by the forwards and counts them."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    phases = ["base", "unmerged"] + (["merged"] if adapter_layers(model) else [])
+    phases = ["base", "unmerged"] + (["merged"] if variant.mergeable else [])
     ms: dict[str, list[float]] = {p: [] for p in phases}
     out: dict[str, Tensor] = {}
     bar.total = (bar.total or 0) + len(phases) * (warmup + reps)

@@ -13,12 +13,17 @@ for our implementation and, where peft has the method, for peft's: the variant's
 ``adapter_config.json``, on the base peft starts from, with the optimizer a peft user would make and what
 runs after each step: LoRA+ through ``create_loraplus_optimizer``, AdaLoRA's budget through
 ``update_and_allocate`` (its orthogonal loss comes from peft's forward), QLoRA on a bitsandbytes NF4 base
-(CUDA only).
-Both start from the same base weights, seed and batch, and their steps are
-interleaved (ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are
-the anchors (``full`` is always timed: the ratios need it). Reported: the median ms per step over
-``--steps`` after ``--warmup``, with ``torch.cuda.synchronize`` around each step and bf16 autocast on CUDA
-(as in training), fp32 elsewhere, and our first step in seconds.
+(CUDA only). Both start from the same base weights, seed and batch, and their steps are interleaved
+(ours, peft, ours, ...) so a drift in machine load hits both alike. ``full`` and ``head`` are the anchors
+(``full`` is always timed: the ratios need it). Reported: the median ms per step over ``--steps`` after
+``--warmup``, with ``torch.cuda.synchronize`` around each step and bf16 autocast on CUDA (as in
+training), fp32 elsewhere, and our first step in seconds.
+
+Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on its own
+targets (``Config.targets``: what a run of it adapts; each row names them), or on the ``--targets`` given
+(a preset of the shape, or comma-separated module-name suffixes) for all, plus its twin's
+``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every timed step updates importance and
+masks: its costliest phase); a rank above the hidden size (only the tiny shape) is capped at it.
 
 ``--compile`` (``bench.run.compiled``: auto, on, off) compiles our models in place with ``torch.compile``;
 peft's stay eager, and the table says which side is compiled. The default, auto, compiles where it pays
@@ -27,35 +32,20 @@ stay eager and short. A compiled run's batch is padded with masked tokens to a m
 as training pads then; the warm-up steps absorb the compile (so it needs ``--warmup`` >= 1), and the
 first step's time shows it.
 
-Inference (``bench.benchmarks.inference_speed``; ``--no-inference`` skips it): after its steps, each
-variant's trained
-model (its adapters off their init) is timed forward in eval mode under ``torch.inference_mode``: the base
-model, the adapters unmerged and merged, interleaved, ms and ratios to the base (ours only; compiled when
-the steps are). ``full`` and ``head`` have nothing to merge.
-
+Inference (``bench.benchmarks.inference_speed``; ``--no-inference`` skips it): each variant's trained
+model is timed forward in eval mode: the base model, the adapters unmerged and merged, interleaved.
 Printed: the step table (with the floor), the inference table, and the ratios of the project's speed
-targets (``bench.benchmarks.speed_targets``: ours/peft per variant, dora/lora, vera/lora, qlora/lora,
-adalora/lora,
-lora/full), each with its target on this device and met, missed, no target or not measured. Written:
-``--out`` (the step rows), ``<stem>_inference.csv`` beside it, and with ``--json PATH`` one file of all
-three: ``{"rows": [...], "inference": [...], "ratios": [...]}``.
+targets (``bench.benchmarks.speed_targets``) against their targets on this device. Written: ``--out``
+(the step rows), ``<stem>_inference.csv`` beside it, and with ``--json PATH`` one file of all three:
+``{"rows": [...], "inference": [...], "ratios": [...]}``.
 
-Every variant uses its own defaults (the paper recipes: LoRA r 8, VeRA r 256, QLoRA r 64, ...) on the
-``--targets`` layers, plus its twin's ``benchmark_options`` (AdaLoRA: no warm-up or final phase, so every
-timed step updates importance and masks: its costliest phase); a rank above the hidden size (only the tiny
-shape) is capped at it.
-
-The FLOP floor ("vs floor" = ours / floor). For N base parameters and T tokens, full fine-tuning costs
-about 6 N T FLOPs per step: forward 2 N T, input gradients 2 N T, weight gradients 2 N T. An adapter step
-still needs the forward and the input gradients (to reach the adapters of lower layers) but no weight
-gradients of the frozen base and no optimizer over it: about 4 N T, 2/3 of full fine-tuning. Head-only
-training needs the forward alone: 1/3. The floor is that fraction of the *full* step measured in this
-run, so it carries the same overheads (attention, norms, kernel launches) as its anchor. It ignores the
-adapters' own matmuls: small for LoRA (r 8), but VeRA's shared r 256 projections add about 2/3 of each
-adapted layer's forward cost, so VeRA cannot reach the floor exactly. The anchor also holds work that is
-not in 6 N T: the gradient and AdamW update of the word embeddings (half of MiniLM's 22.7M parameters),
-so on small models the floor comes out high and an adapter can score below 1. All ratios come from this
-one run.
+The FLOP floor ("vs floor" = ours / floor): a fraction of the *full* step measured in this run, so it
+carries the same overheads as its anchor. Full fine-tuning costs about 6 N T FLOPs per step (N base
+parameters, T tokens: forward, input gradients, weight gradients, 2 N T each); an adapter step needs no
+weight gradients of the frozen base and no optimizer over it, 4 N T (2/3); head-only training the forward
+alone (1/3). It ignores the adapters' own matmuls (VeRA's r 256 projections cannot reach it exactly) and
+the anchor's work outside 6 N T (the embeddings' gradient and AdamW update: on small models the floor
+comes out high, and an adapter can score below 1); docs/speed.md says more.
 """
 
 from __future__ import annotations
@@ -75,12 +65,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import variants
-from bench.benchmarks import speed_targets
+from bench.benchmarks import adapted_layers, speed_targets
 from bench.benchmarks.inference_speed import INFERENCE_COLUMNS, latency
 from bench.benchmarks.timing import Timing, timed
 from bench.config.schemas import ModelConfig
 from bench.config.store import group_options
-from bench.inputs.models import RANDOM_INIT, model_config, random_init_model, resolve_targets
+from bench.inputs.models import RANDOM_INIT, model_config, random_init_model
 from bench.run.compiled import COMPILE_MODES, PAD_MULTIPLE, compiled, wanted
 from bench.run.device import pick_device
 from bench.run.loop import StepHooks, checks_each_loss, make_optimizer, train_step
@@ -132,6 +122,7 @@ class Measured:
     peft: Timing | None
     peft_note: str
     inference: Row | None  # a row of INFERENCE_COLUMNS; None with --no-inference
+    targets: str  # the layers adapted: a preset or comma-separated module-name suffixes
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -145,7 +136,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    parser.add_argument("--targets", default="attention", help="a target preset of the model config")
+    parser.add_argument(
+        "--targets",
+        help="for every variant: a preset of the model config or comma-separated module-name suffixes "
+        "(default: each variant's own targets)",
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda, else mps, else cpu), cpu, cuda:N")
     parser.add_argument("--no-peft", action="store_true", help="time our implementations only")
     parser.add_argument(
@@ -169,10 +164,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
-    presets = list(model_config(args.shape).targets)
-    if args.targets not in presets:
+    unknown = adapted_layers.unknown_targets(args.targets, model_config(args.shape), LABELS)
+    if unknown:
+        presets = ", ".join(model_config(args.shape).targets)
         parser.error(
-            f"unknown --targets {args.targets!r} for {args.shape}; choose one of {', '.join(presets)}"
+            f"unknown --targets {args.targets!r} for {args.shape}; choose one of {presets}, or module-name "
+            f"suffixes of its modules (none ends with {', '.join(unknown)})"
         )
     if ANCHOR not in args.variants:
         args.variants.append(ANCHOR)  # the ratios are measured against it
@@ -269,7 +266,6 @@ def release(device: Device) -> None:
 def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
     """Step times of every variant asked for, ours (compiled when asked) and peft's, then ours' inference."""
     model_cfg = model_config(args.shape)
-    targets = resolve_targets(model_cfg, args.targets)
     base = base_model(model_cfg, args.seq, SEED)
     compiling = wanted(args.compile, device)
     batch = make_batch(model_cfg, args.batch, args.seq, SEED, device, padded_length(args.seq, compiling))
@@ -283,6 +279,7 @@ def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
     with tqdm(total=n_runs * total, unit="step", dynamic_ncols=True, disable=None) as bar:
         for name in args.variants:
             options = variant_options(name, total, model_cfg)
+            label, targets = adapted_layers.variant_targets(name, model_cfg, args.targets)
             variant, ours = our_run(name, options, base, targets, device)
             runs = [ours] if skips[name] else [ours, peft_run(variant, ours.model, base, device)]
             compiled(ours.model, args.compile, device)
@@ -295,9 +292,7 @@ def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
                     infer_base, variant, ours.model, batch, args.warmup, args.steps, device, bar
                 )
             peft = timings[1] if len(timings) > 1 else None
-            measured[name] = Measured(
-                ours=timings[0], peft=peft, peft_note=skips[name] or "", inference=inference
-            )
+            measured[name] = Measured(timings[0], peft, skips[name] or "", inference, label)
             del variant, ours
             release(device)
     return measured
@@ -305,9 +300,9 @@ def measure(args: argparse.Namespace, device: Device) -> dict[str, Measured]:
 
 # -- report --------------------------------------------------------------------------------------
 def run_columns(args: argparse.Namespace, device: Device) -> Row:
-    """What every row says about the run (RUN_COLUMNS)."""
+    """What every row says about the run (RUN_COLUMNS but the variant's targets)."""
     return {
-        "shape": args.shape, "targets": args.targets, "batch": args.batch, "seq": args.seq,
+        "shape": args.shape, "batch": args.batch, "seq": args.seq,
         "steps": args.steps, "warmup": args.warmup, "device": device_name(device),
         "compiled": "ours" if wanted(args.compile, device) else "none",
     }  # fmt: skip
@@ -332,6 +327,7 @@ def rows_from(measured: dict[str, Measured], args: argparse.Namespace, device: D
             "vs_floor": round(ours_ms / floor_ms, 4),
             "first_step_s": round(m.ours.first_ms / 1e3, 3),
             "peft_note": m.peft_note,
+            "targets": m.targets,
             **run,
         })  # fmt: skip
     return rows
@@ -339,7 +335,9 @@ def rows_from(measured: dict[str, Measured], args: argparse.Namespace, device: D
 
 def inference_rows(measured: dict[str, Measured], args: argparse.Namespace, device: Device) -> list[Row]:
     run = run_columns(args, device)
-    return [{**m.inference, **run} for m in measured.values() if m.inference is not None]
+    return [
+        {**m.inference, "targets": m.targets, **run} for m in measured.values() if m.inference is not None
+    ]
 
 
 def print_rows(rows: list[Row], columns: dict[str, str]) -> None:
@@ -363,8 +361,10 @@ def print_table(rows: list[Row]) -> None:
     compiling = r["compiled"] != "none"
     padded = padded_length(r["seq"], compiling)
     seq = f"{r['seq']} (padded to {padded})" if padded != r["seq"] else r["seq"]
+    (targets, *more) = sorted({row["targets"] for row in rows})
+    targets = "each variant's own targets (the CSV's targets column)" if more else f"{targets} targets"
     print(
-        f"{r['shape']}, {r['targets']} targets, batch {r['batch']} x seq {seq}, median of {r['steps']} "
+        f"{r['shape']}, {targets}, batch {r['batch']} x seq {seq}, median of {r['steps']} "
         f"steps after {r['warmup']} warm-up, on {r['device']}; floor = fraction x full ms, "
         "vs floor = ours / floor"
     )

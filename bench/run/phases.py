@@ -42,7 +42,7 @@ from bench.run import checkpoint, checks, compiled, distributed, evaluation, loo
 from bench.run.memory import PeakMemory
 from bench.run.phase_times import PhaseTimes
 from bench.run.spec import RunSpec, label_hparams
-from variants.base import Variant, adapter_layers
+from variants.base import Variant, added_tensors
 
 
 def look_up(spec: RunSpec) -> RunFolder | None:
@@ -163,9 +163,7 @@ def load_model(spec: RunSpec, checked: checks.Checked, device: torch.device, tim
         model.to(device)
         compiled.compiled(model, spec.train.compile, device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    added = sum(
-        t.numel() for layer in adapter_layers(model).values() for t in layer.adapter_tensors().values()
-    )
+    added = sum(t.numel() for t in added_tensors(model))
     sizes = {
         "trainable_params": trainable,
         "total_params": base_total + added,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.ln_tuning import LNTuning
 from helpers.speed import MERGE_ATOL
 from tqdm.auto import tqdm
 
@@ -106,6 +107,29 @@ def test_peft_twin_trains_the_same_parameters(name):
     assert any(not torch.equal(a, p) for a, p in zip(before, theirs.trainable, strict=True))
 
 
+def test_each_variant_is_timed_on_its_own_targets(tmp_path, monkeypatch, capsys):
+    """A LayerNorm method (peft's LN_TUNING) beside LoRA: each on its own targets, both against peft's."""
+    monkeypatch.setitem(variants.registry._REGISTRY, "ln_tuning", LNTuning)
+    rows = run_main(tmp_path, "--variants", "ln_tuning,lora", "--json", str(tmp_path / "speed.json"))
+    assert [(r["variant"], r["targets"]) for r in rows] == [
+        ("ln_tuning", "LayerNorm"),
+        ("lora", "attention"),
+        ("full", "attention"),
+    ]
+    by = {r["variant"]: r for r in rows}
+    assert_ratio(by["ln_tuning"]["ours_vs_peft"], by["ln_tuning"]["ours_ms"], by["ln_tuning"]["peft_ms"])
+    inference = {r["variant"]: r for r in json.loads((tmp_path / "speed.json").read_text())["inference"]}
+    assert inference["ln_tuning"]["targets"] == "LayerNorm"
+    assert inference["ln_tuning"]["merged_max_diff"] <= MERGE_ATOL
+    assert "each variant's own targets" in capsys.readouterr().out
+
+
+def test_targets_given_as_a_list_apply_to_every_variant(tmp_path):
+    rows = run_main(tmp_path, "--variants", "lora", "--targets", "key,value", "--no-inference")
+    assert [(r["variant"], r["targets"]) for r in rows] == [("lora", "key,value"), ("full", "key,value")]
+    positive(rows[0]["peft_ms"])
+
+
 def test_peft_qlora_is_skipped_with_a_reason_off_cuda():
     assert "needs CUDA and bitsandbytes" in twin(variants.get("qlora")()).unavailable(CPU)
     assert twin(variants.get("lora")()).unavailable(CPU) is None
@@ -177,6 +201,7 @@ def test_compile_on_times_a_compiled_step(tmp_path, capsys):
         (["--shape", "huge"], "invalid choice: 'huge'"),
         (["--steps", "0"], "--steps must be >= 1, got 0"),
         (["--targets", "mlp"], "unknown --targets 'mlp' for roberta_base; choose one of attention,"),
+        (["--targets", "query,gate_proj"], "module-name suffixes of its modules (none ends with gate_proj)"),
         (["--compile", "yes"], "argument --compile: invalid choice: 'yes'"),
     ],
 )
