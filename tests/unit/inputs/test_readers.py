@@ -77,3 +77,15 @@ def test_health_tweets_outlet_labels_and_no_urls(tmp_path):
 )
 def test_strip_urls(text, expected):
     assert readers.strip_urls(text) == expected
+
+
+def test_conll2010_certainty_flags(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes('\ufeff"1","It rains."\n"-1","It may rain, perhaps."\n'.encode())
+    assert readers.conll2010_hedges(path) == [
+        (("It rains.",), "certain"),
+        (("It may rain, perhaps.",), "uncertain"),
+    ]
+    path.write_text('"0","x"\n')
+    with pytest.raises(ValueError, match="u.csv, data row 1: certainty '0' is not one of 1, -1"):
+        readers.conll2010_hedges(path)

@@ -18,7 +18,7 @@ GLUE = FIXTURES / "glue"
 LOCAL = FIXTURES / "local"
 GLUE_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
 VADER_TASKS = ["rt_polarity", "rt_rating", "tweet_polarity", "amazon_polarity", "nyt_polarity"]
-PACKAGED_TASKS = ["snli", "trec", "newsgroups", "health_news"]
+PACKAGED_TASKS = ["snli", "trec", "newsgroups", "health_news", "hedge"]
 
 
 def task_cfg(name: str, **overrides) -> TaskConfig:
@@ -55,6 +55,7 @@ SPECS = {  # name: (text fields, num_labels, metrics, main metric, eval splits)
     "trec": (["question"], 6, ["accuracy"], "accuracy", {"test": ""}),
     "newsgroups": (["text"], 20, ["accuracy"], "accuracy", {"test": ""}),
     "health_news": (["text"], 16, ["accuracy"], "accuracy", {"test": ""}),
+    "hedge": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
 }
 
 
