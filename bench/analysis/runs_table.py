@@ -123,10 +123,10 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 def task_label(task: str, settings: dict[str, Any]) -> str:
     """A run's task as the leaderboard names it: with the user's data files (``task.data_dir``), the task
     and the data, ``<task>@<folder>:<the fingerprint's first SHORT hex digits>`` (``<task>@<folder>`` for
-    a run recorded without a fingerprint); packaged data (the Hub's, the vader corpora) adds nothing.
-    ``task`` may be a label already: task names hold no ``@``."""
+    a run recorded without a fingerprint); packaged data (the Hub's, the vader corpora, the packaged
+    sets) adds nothing. ``task`` may be a label already: task names hold no ``@``."""
     folder = settings.get("task.data_dir")
-    if not folder or settings.get("task.source") == "vader":
+    if not folder or settings.get("task.source") in ("vader", "packaged"):
         return task
     data = Path(str(folder)).name or str(folder)
     fingerprint = settings.get(f"task.{DATA_FINGERPRINT}")

@@ -47,7 +47,7 @@ class TaskConfig:
     """Schema of `task=`."""
 
     name: str = MISSING
-    source: str = "glue"  # glue | vader | local
+    source: str = "glue"  # glue | vader | packaged | local
     text_fields: list[str] = MISSING  # e.g. [sentence] or [sentence1, sentence2]
     num_labels: int = MISSING  # 1 means regression
     metrics: list[str] = MISSING  # e.g. [accuracy, f1]
@@ -59,7 +59,9 @@ class TaskConfig:
     # Regression: [low, high], the targets' declared range; a label outside it (or not finite) is refused
     # where the data loads. A check, not a setting: not hashed.
     label_range: list[float] | None = not_hashed(None)
-    data_dir: str | None = None  # local GLUE TSV / CSV / JSON / parquet files (vader: the sdist's folder)
+    data_dir: str | None = (
+        None  # local GLUE TSV / CSV / JSON / parquet files (vader, packaged: the archive's)
+    )
     # The digest of the files the task reads from data_dir, set by the run (bench.inputs.fingerprint), never
     # by hand; null (and not hashed) for data fixed by a checksum of its own (vader, the Hub).
     data_fingerprint: str | None = hashed_if_set(None)
@@ -75,6 +77,7 @@ class TaskConfig:
     # vader: movieReviewSnippets | tweets | amazonReviewSnippets | nytEditorialSnippets
     vader_corpus: str | None = None
     neutral_band: float = 0.5  # vader polarity tasks drop examples with |mean rating| < this
+    packaged_set: str | None = hashed_if_set(None)  # packaged: a set of bench.inputs.packaged_sets.SETS
 
 
 @dataclass

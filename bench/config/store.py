@@ -175,7 +175,7 @@ def group_config(group: str, name: str, schema: type[T]) -> T:
 
 
 def tasks_from(source: str) -> list[str]:
-    """The conf/task files whose ``source`` is ``source`` (glue, vader, local)."""
+    """The conf/task files whose ``source`` is ``source`` (glue, vader, packaged, local)."""
     files = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
     names = [n for n in files if group_config("task", n, TaskConfig).source == source]
     if not names:

