@@ -185,19 +185,19 @@ def training_changes_only_trainable(s: Subject) -> None:
 
 
 def every_trainable_tensor_learns(s: Subject) -> None:
-    """No dead adapter: after the training steps, one more backward gives every trainable tensor a nonzero
-    gradient, and every one has moved since initialisation (a forward that ignores what the method trains
-    leaves it without a gradient, however well the head learns)."""
+    """No dead adapter: after the training steps, one more backward (in eval mode, so that no dropout of a
+    rank or a module hides a tensor the forward uses) gives every trainable tensor a nonzero gradient, and
+    every one has moved since initialisation (a forward that ignores what the method trains leaves it
+    without a gradient, however well the head learns)."""
     _, start = s.build()
     before = {n: p.detach().clone() for n, p in _trainable(start).items()}
     variant, model = s.trained()
     trainable = _trainable(model)
     assert set(trainable) == set(before), "the trainable parameters differ between two builds"
-    model.train()
+    model.eval()
     loss = model(**s.batch, labels=torch.tensor(LABELS)).loss
     extra = variant.extra_loss(model)
     (loss if extra is None else loss + extra).backward()
-    model.eval()
     no_grad = [n for n, p in trainable.items() if p.grad is None or not bool(p.grad.any())]
     assert not no_grad, (
         f"{len(no_grad)} trainable tensors get no gradient after {s.steps} steps (does the forward use "
