@@ -47,7 +47,9 @@ def test_non_editable_install_runs_from_another_directory(tmp_path):
     env.pop("PEFT_BENCH_RESULTS", None)
     where = run([sys.executable, "-c", "import bench; print(bench.__file__)"], elsewhere, env)
     assert where.startswith(str(target))
-    assert "variant: adalora, bitfit, dora" in run([sys.executable, "-m", "bench", "train", "--help"], elsewhere, env)
+    assert "variant: adalora, bitfit, dora" in run(
+        [sys.executable, "-m", "bench", "train", "--help"], elsewhere, env
+    )
     tiny = ["model=tiny", "task=rt_polarity", "task.max_train_samples=16", "task.max_eval_samples=16"]
     run(
         [sys.executable, "-m", "bench", "train", *tiny, "train.epochs=1", f"paths.results={results}"],

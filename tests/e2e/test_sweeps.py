@@ -353,13 +353,15 @@ def test_experiment_grid_runs_and_a_failing_point_does_not_stop_it(tmp_path):
 @pytest.mark.slow
 def test_the_basic_sweeper_expands_the_variant_and_task_resolvers(tmp_path):
     """experiment=demo_all sweeps ${peft_bench.variants:}, offline_suite also ${peft_bench.tasks:vader}."""
-    # qlora's r=64 does not fit the tiny model's 32-wide layers: a config error, no run; the sweep goes on
+    # qlora's r=64 does not fit the tiny model's 32-wide layers: a config error, no run; prompt tuning's 20
+    # virtual tokens do not fit beside 64 tokens in the tiny model's 64 positions: a failed run. The sweep
+    # goes on.
     demo_all = ["experiment=demo_all", "hydra/launcher=basic", "task.max_train_samples=16"]
-    sweep(tmp_path / "demo", *demo_all, failed=1)
+    sweep(tmp_path / "demo", *demo_all, failed=2)
     (demo,) = sweep_dirs(tmp_path / "demo")
-    assert [n.split("_", 1)[1] for n in run_metrics(demo)] == [
-        f"{v}-rt_polarity-s0" for v in ALL_VARIANTS if v != "qlora"
-    ]
+    runs = run_metrics(demo)
+    assert [n.split("_", 1)[1] for n in runs] == [f"{v}-rt_polarity-s0" for v in ALL_VARIANTS if v != "qlora"]
+    assert {m["variant"] for m in runs.values() if m["status"] != "completed"} == {"prompt_tuning"}
     (log,) = (tmp_path / "demo" / "errors" / "sweeps" / demo.name).iterdir()
     assert log.name.endswith("_qlora-rt_polarity-s0.txt")
     cmd = sweep_cmd("experiment=offline_suite", "variant=head", "seed=0")
