@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from variants.base import AdapterLayer, Variant, VariantConfig, check_finite
+from variants.base import AdapterLayer, Variant, VariantConfig
 from variants.peft_twin import PeftTwin, twin_of
 from variants.registry import register
 
@@ -77,11 +77,6 @@ class IA3Linear(AdapterLayer):
         merged = self.merged_bias()
         return None if merged is None else merged - self.base_layer.bias
 
-    def finite_merged_bias(self) -> torch.Tensor | None:
-        """``merged_bias()`` (the exact product, not b + delta), refusing a non-finite result."""
-        merged = self.merged_bias()
-        return None if merged is None else check_finite(merged, self, "bias")
-
     def adapter_tensors(self) -> dict[str, torch.Tensor]:
         return {"ia3_l": self.ia3_l}
 
@@ -104,12 +99,6 @@ class IA3(Variant):
 
     def make_layer(self, name: str, linear: nn.Linear) -> IA3Linear:
         return IA3Linear(linear, feedforward=is_feedforward(name, self.feedforward_modules()))
-
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any] | None:
-        """The common fields and ours; without LoRA's ``bias``, a field peft's IA3Config does not have."""
-        config = super().adapter_config(model, base_model_name_or_path)
-        config.pop("bias", None)
-        return config
 
     def peft_options(self, model: nn.Module) -> dict[str, Any]:
         return {

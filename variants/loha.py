@@ -33,9 +33,6 @@ from variants.base import AdapterLayer, Variant, VariantConfig
 from variants.lora import check_alpha
 from variants.registry import register
 
-# Fields the base adapter_config writes that peft's LyCORIS configs (LoHaConfig, LoKrConfig) do not have.
-LORA_ONLY_FIELDS = ("bias", "fan_in_fan_out")
-
 
 @dataclass
 class LycorisConfig(VariantConfig):
@@ -141,11 +138,6 @@ class LycorisVariant(Variant):
 
     key_hparams: ClassVar[tuple[str, ...]] = ("r",)
     config: LycorisConfig
-
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any] | None:
-        """The common fields and ``peft_options``, without LoRA's fields that peft's LyCORIS configs lack."""
-        config = super().adapter_config(model, base_model_name_or_path)
-        return None if config is None else {k: v for k, v in config.items() if k not in LORA_ONLY_FIELDS}
 
     def peft_options(self, model: nn.Module) -> dict[str, Any]:
         c = self.config
