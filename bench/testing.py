@@ -262,7 +262,9 @@ def peft_loads_the_saved_adapter(s: Subject) -> None:
         saved = set(load_file(str(folder.adapter_weights_path)))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            theirs = PeftModel.from_pretrained(s.base_for_peft(model), str(folder.adapter_path)).eval()
+            theirs = PeftModel.from_pretrained(
+                s.base_for_peft(model), str(folder.adapter_path), use_safetensors=True
+            ).eval()
     complaints = [str(w.message) for w in caught if any(c in str(w.message) for c in PEFT_COMPLAINTS)]
     assert not complaints, f"peft's loader complains about the saved adapter: {complaints[0][:400]}"
     loaded = set(get_peft_model_state_dict(theirs, save_embedding_layers=False))  # no look-up of the base
