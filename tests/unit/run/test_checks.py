@@ -8,7 +8,7 @@ from helpers.runs import tiny_run
 
 from bench.config.schemas import ModelConfig, TrainConfig
 from bench.results.run_folder import error_log
-from bench.run import checks, process_cache, runner
+from bench.run import checks, runner
 from bench.run.checks import check_model, check_train_config
 from bench.run.distributed import World
 
@@ -31,18 +31,6 @@ BAD = {
     "model.dropout=1.5": r"model.dropout=1.5 is not valid: it must be in \[0, 1\), or null",
     "device=gpu": "unknown device 'gpu'; choose auto, cpu, cuda, cuda:N or mps",
 }
-
-
-@pytest.fixture
-def nothing_loads(monkeypatch):
-    """Loading a task, a tokenizer or a model fails the test (the process cache emptied first)."""
-
-    def no_load(*args, **kwargs):
-        raise AssertionError("something loaded before the checks ended")
-
-    process_cache.clear()
-    for name in ("load_task", "load_tokenizer", "load_model"):
-        monkeypatch.setattr(process_cache, name, no_load)
 
 
 @pytest.mark.parametrize(("override", "message"), BAD.items(), ids=list(BAD))

@@ -15,7 +15,7 @@ import variants
 from bench.config.schemas import ModelConfig, TaskConfig
 from bench.config.store import group_config
 from bench.inputs.models import model_config
-from bench.run import checks, process_cache, runner
+from bench.run import checks, runner
 from bench.run.checks import MAX_SEED, check_model, check_seeds, check_task
 
 
@@ -49,18 +49,6 @@ BAD = {
     ("variant=lora", "variant.alpha=0"): "alpha=0.0 must be a finite number > 0",
     ("+train.lrr=1",): r"unknown key train.lrr=1 \('lrr' not in 'TrainConfig'\); did you mean train.lr\?$",
 }
-
-
-@pytest.fixture
-def nothing_loads(monkeypatch):
-    """Loading a task, a tokenizer or a model fails the test (the process cache emptied first)."""
-
-    def no_load(*args, **kwargs):
-        raise AssertionError("something loaded before the checks ended")
-
-    process_cache.clear()
-    for name in ("load_task", "load_tokenizer", "load_model"):
-        monkeypatch.setattr(process_cache, name, no_load)
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD.items(), ids=[" ".join(o) for o in BAD])
