@@ -201,10 +201,12 @@ def prompt_tuning(check: str, name: str, options: tuple[dict, dict], **settings)
     return Case(check, "prompt_tuning", name, *options, config=prompt_config, **settings)
 
 
-def qlora(check: str, name: str, options: tuple[dict, dict], **settings) -> Case:
+def qlora(
+    check: str, name: str, options: tuple[dict, dict], variant: str = "qlora", targets: Targets = ALL_LINEAR
+) -> Case:
     """Over the base with dequant(quant(W)) in every target; the recipe's r 64 exceeds the tiny width 32."""
-    base = partial(dequantized_copy, targets=ALL_LINEAR)
-    return Case(check, "qlora", name, *options, targets=ALL_LINEAR, base=base, **settings)
+    base = partial(dequantized_copy, targets=targets)
+    return Case(check, variant, name, *options, targets=targets, base=base)
 
 
 def adalora(check: str, name: str, steps: int, ours: dict | None = None, **settings) -> Case:
@@ -288,6 +290,7 @@ MATRIX = [
     loraplus("optimizer_groups", "attention", LORAPLUS, optimizer=loraplus_optimizer),
     loraplus("optimizer_groups", "four_modules", LORAPLUS, targets=FOUR, optimizer=loraplus_optimizer),
     qlora("outputs", "default", ({"r": 8, "alpha": 16.0}, {"r": 8, "lora_alpha": 16.0, "lora_dropout": 0.0})),
+    qlora("outputs", "default", ({}, {"r": 8, "lora_alpha": 8.0}), "qlora_as_lora", targets=ATTENTION),
     adalora("extra_loss", "default", steps=6, weight_atol=1e-7),
     adalora("step_end", "deltaT1", steps=12, ours={"deltaT": 1}, rtol=0.0, atol=0.0),
     adalora("step_end", "deltaT2", steps=12, ours={"deltaT": 2}, rtol=0.0, atol=0.0),
