@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-fast lint docs install install-dev clean gpu-carry gpu-check
+.PHONY: demo test test-fast lint docs install install-dev clean gpu-carry gpu-check compare
 
 # The install's seconds go to $(VENV)/install-seconds (python -m bench sweep_overhead reports them).
 $(VENV)/.installed: pyproject.toml
@@ -64,6 +64,16 @@ gpu-carry: $(VENV)/.installed-dev
 
 gpu-check:
 	$(PYTHON) -m bench gpu_check --carry $(GPU_CARRY) --out $(GPU_CHECK_JSON)
+
+# The committed comparison (results/compare, docs/comparison.md), run or resumed with the code at the commit
+# it was started from (results/compare/CODE_VERSION), checked out in $(COMPARE_CODE), its runs written here;
+# ARGS narrows it, e.g. `make compare ARGS=task=snli`.
+COMPARE_CODE ?= .compare-code
+compare: $(VENV)/.installed
+	git worktree add --force --detach $(COMPARE_CODE) $$(cat results/compare/CODE_VERSION) || \
+		git -C $(COMPARE_CODE) checkout --detach $$(cat results/compare/CODE_VERSION)
+	cd $(COMPARE_CODE) && PYTHONPATH=$$PWD PEFT_BENCH_RESULTS=$(CURDIR)/results \
+		$(CURDIR)/$(PY) -m bench tune experiment=compare $(ARGS)
 
 clean:
 	rm -rf $(VENV) site results/runs results/sweeps results/runs.csv results/.runs.csv.lock
