@@ -11,7 +11,10 @@ import pandas as pd
 from bench.analysis.runs_table import COST_COLUMNS
 from bench.analysis.selection import by_task
 
-STAT_COLUMNS = ("mean_x100", "std_x100", "median_x100", "ci95_x100", "dev_x100", "chance_x100", "scores_x100")
+STAT_COLUMNS = (
+    "mean_x100", "std_x100", "median_x100", "ci95_x100", "ci_low_x100", "ci_high_x100", "dev_x100",
+    "chance_x100", "scores_x100",
+)  # fmt: skip
 METRICS = "<metrics>"  # in a column list: the task's other test metrics (*_x100)
 # shown only when the table has them
 OPTIONAL = ("budget", "select_on", "grid_seeds", "published", "tasks", "published_source", "source")
@@ -28,7 +31,8 @@ COMPACT_COLUMNS = [
 TUNED_COLUMNS = [
     "rank", "task", "variant", "model", "hparams", "lr", "budget", "select_on", "n", "failed", "grid",
     "grid_runs", "grid_seeds",
-    "main_metric", "mean_x100", "std_x100", "ci95_x100", "median_x100", "p_vs_best", "tied", "dev_x100",
+    "main_metric", "mean_x100", "std_x100", "ci95_x100", "ci_low_x100", "ci_high_x100", "median_x100",
+    "p_vs_best", "tied", "tie_test", "dev_x100",
     "chance_x100", "published", METRICS, *COST_COLUMNS, "tuning_time_s", "edge", "tasks", "published_source",
     "source",
 ]  # fmt: skip

@@ -11,6 +11,7 @@ ran out of memory are counted, never averaged."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -51,11 +52,14 @@ def aggregate(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     return tidy(configurations(df, task), CONFIG_COLUMNS)
 
 
-def tuned_board(df: pd.DataFrame, task: str | None = None, full: bool = False) -> pd.DataFrame:
+def tuned_board(
+    df: pd.DataFrame, task: str | None = None, full: bool = False, source: str | Path | None = None
+) -> pd.DataFrame:
     """The tuned leaderboard (the default view): per task, each variant at its selected configuration
-    (``bench.analysis.selection.tuned``), its ties with the best (``bench.analysis.significance.mark_ties``),
-    and the averages over the tasks every listed variant ran; COMPACT_COLUMNS unless ``full``."""
-    table = mark_ties(tuned(configurations(df, task)))
+    (``bench.analysis.selection.tuned``), its ties with the best (``bench.analysis.significance.mark_ties``:
+    paired on the test predictions of the runs found from ``source``), and the averages over the tasks
+    every listed variant ran; COMPACT_COLUMNS unless ``full``."""
+    table = mark_ties(tuned(configurations(df, task)), source=source)
     avg, incomplete = averages(table)
     if len(avg):
         table = pd.concat([table, avg], ignore_index=True)
@@ -90,6 +94,7 @@ def summarize(runs: pd.DataFrame) -> dict[str, Any]:
         "scores_x100": scores.tolist(),
         "seeds_done": done["seed"].tolist(),  # which seeds, for tuned selection (``seeds_run``)
         "seeds_run": runs["seed"].tolist(),
+        "run_dirs": done["run_dir"].tolist(),  # where each score's test predictions are (significance)
         "lr": first["lr"],
         "time_total_s": runs["train_time_s"].sum(),
     }

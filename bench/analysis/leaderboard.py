@@ -73,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
                 else render_plain(table, args.format)
             )
         else:
-            table = aggregate(runs, args.task) if args.configs else tuned_board(runs, args.task, args.full)
+            source = args.csv or args.results
+            table = (
+                aggregate(runs, args.task)
+                if args.configs
+                else tuned_board(runs, args.task, args.full, source)
+            )
             if args.with_reference:
                 table = add_reference(table, load_reference(reference_dir(args.results)), args.task)
             text = render(table, args.format)

@@ -33,9 +33,12 @@ def notes(table: pd.DataFrame) -> list[str]:
             "hparams: the selected configuration; grid: the candidates in this table (1: no tuning "
             "here); tuning_time_s: the train time of every run of every candidate (`--sensitivity` lists "
             "them; `--configs` shows every configuration).",
-            "ci95: half-width of the 95% confidence interval of the mean (Student's t); n: seeds. tied: "
-            f"cannot be told apart from the task's best (Welch's t-test over seeds, p >= {ALPHA}); - : fewer "
-            "than 2 seeds on a side. rank: 1 = best test mean within the task.",
+            "ci95: half-width of the 95% confidence interval of the mean; n: seeds. tied: cannot be told "
+            f"apart from the task's best (p >= {ALPHA}) by the test its tie_test names: the paired bootstrap "
+            "over test examples and seeds with Holm's correction over the rows compared, where the runs kept "
+            "test predictions (then ci95 is half the bootstrap's percentile interval, ci_low..ci_high), else "
+            "Welch's t-test over seeds (ci95: Student's t over seeds; - : fewer than 2 seeds on a side). "
+            "rank: 1 = best test mean within the task.",
             "edge: the selected lr is the lowest (low) or highest (high) of its grid; widen the grid there.",
         ]
         if "grid_seeds" in table.columns:

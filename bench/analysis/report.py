@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analysis import runs_table
+from bench.analysis.bayes import ROPE_X100
 from bench.analysis.configurations import aggregate, configurations, tuned_board
 from bench.analysis.figures import (
     COST_AXES,
@@ -33,6 +34,7 @@ from bench.analysis.figures import (
 from bench.analysis.leaderboard import RESULTS_HELP
 from bench.analysis.render import cells, note, render
 from bench.analysis.selection import AVG_TASK, sensitivity, sort_tasks
+from bench.analysis.setting import setting_text
 from bench.analysis.significance import ALPHA, Friedman, friedman
 from bench.analysis.verdict import verdict_section
 from bench.inputs.metrics import TEST
@@ -61,8 +63,11 @@ def selected_rows(tuned: pd.DataFrame) -> pd.DataFrame:
 
 
 def rank_table(test: Friedman) -> str:
-    """Average rank and the test mean per task of each variant, best rank first, as an HTML table."""
+    """Average rank, the Bayesian probabilities against the best-ranked variant and the test mean per task
+    of each variant, best rank first, as an HTML table."""
     table = test.scores.T.loc[test.avg_rank.index]
+    if test.bayes is not None:
+        table = pd.concat([test.bayes.reindex(table.index), table], axis=1)
     table.insert(0, "avg_rank", test.avg_rank)
     return cells(table.reset_index()).to_html(index=False, classes="leaderboard")
 
@@ -74,7 +79,10 @@ def rank_sections(test: Friedman | None, style: Style) -> list[str]:
     caption = (
         f"Average rank over {', '.join(test.tasks)} (1 = best); a bar joins the variants the Nemenyi test "
         f"cannot tell apart (p >= {ALPHA}); Friedman χ² = {test.statistic:.2f}, p = {test.p:.3g}. "
-        "Demšar, Statistical comparisons of classifiers over multiple data sets, JMLR 7 (2006)."
+        "Demšar, Statistical comparisons of classifiers over multiple data sets, JMLR 7 (2006). "
+        f"p_better, p_equivalent, p_worse: the Bayesian signed-rank test of each variant against "
+        f"{test.avg_rank.index[0]} over the tasks, equivalent within {ROPE_X100:g} point of the score ×100 "
+        "(Benavoli et al., Time for a change, JMLR 18, 2017)."
     )
     return [
         "<h2>Average rank over the tasks</h2>",
@@ -95,7 +103,8 @@ def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None,
     configs = configurations(runs)
     style = Style(configs)
     out = [
-        "<h2>Score per variant (tuned; error bars: 95% CI over seeds; hatched: tied with the best)</h2>",
+        "<h2>Score per variant (tuned; error bars: 95% CI, by the bootstrap over test examples and seeds "
+        "where the runs kept test predictions, else over seeds; hatched: tied with the best)</h2>",
         png(bars_figure(rows, style), "score per variant"),
     ]
     for column, label, logx in COST_AXES:
@@ -146,8 +155,8 @@ def build_report(source: str | Path) -> str:
     """The whole page as a string; ``source``: a results or sweep folder, or a runs CSV."""
     source = Path(source)
     runs = runs_table.load(source)
-    tuned = tuned_board(runs, full=True)
-    compact = tuned_board(runs)
+    tuned = tuned_board(runs, full=True, source=source)
+    compact = tuned_board(runs, source=source)
     rows = selected_rows(tuned)
     test = friedman(rows)
     done = int((runs["status"] == "completed").sum())
@@ -160,6 +169,7 @@ def build_report(source: str | Path) -> str:
     )
     body = [
         f"<h1>peft-bench report</h1><p>{html.escape(summary)}</p>",
+        f'<p class="setting">{html.escape(setting_text(runs, rows, source))}</p>',
         verdict_section(rows, test),
         *plot_sections(runs, rows, test, source),
         *table_sections(runs, compact, tuned),

@@ -30,9 +30,11 @@ def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path
             f"no runs of sweep {sweep_dir} in {csv_path}; sweeps there: {', '.join(sweeps) or '(none)'}"
         )
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "leaderboard.csv").write_text(render(tuned_board(mine, full=True), "csv"))
+    (sweep_dir / "leaderboard.csv").write_text(render(tuned_board(mine, full=True, source=sweep_dir), "csv"))
     md = sweep_dir / "leaderboard.md"
-    md.write_text(f"# Leaderboard of sweep {sweep_dir.name}\n\n" + render(tuned_board(mine), "md"))
+    md.write_text(
+        f"# Leaderboard of sweep {sweep_dir.name}\n\n" + render(tuned_board(mine, source=sweep_dir), "md")
+    )
     return md
 
 

@@ -117,6 +117,15 @@ def test_comparison_report_verdict_then_plots_then_tables(comparison):
     assert page.rindex("<table") > page.index("<details>")  # every configuration: collapsed, last
     assert "<td>rt_polarity</td><td>dora lr=0.001: 84.00 ± 1.24 (95% CI, n=3)</td><td>lora</td>" in page
     assert "Demšar, Statistical comparisons of classifiers over multiple data sets, JMLR 7 (2006)" in page
+    assert (
+        "Welch&#x27;s t-test over seeds (p &gt;= 0.05; these runs kept no test predictions) on rt_polarity"
+        in page
+    )
+    headline = "lora ties with the best on 3 of 3 tasks (dora as often, at more weights); ia3 and full tie"
+    assert headline in page  # the cheapest of those tied on most tasks, by Welch's marks (no predictions)
+    assert "the Bayesian signed-rank test over the 3 tasks (equivalent within 1 point; P &gt;= 0.95)" in page
+    assert "Setting: model minilm; budget 2 ep x bs 32" in page and "device unknown" in page
+    assert "code (git_commit): unknown; no run from a modified tree" in page
     ranks = page[page.index("<h2>Average rank") : page.index("<figure>")]
     order = [ranks.index(f"<td>{v}</td>") for v in ("dora", "lora", "full", "ia3")]
     assert order == sorted(order)  # best average rank first
@@ -216,7 +225,10 @@ def test_report_renders_in_headless_chromium(comparison):
     assert text.startswith("Verdict")
     assert "best dora (average rank 1.00); tied with it (Nemenyi, p >= 0.05): lora, full;" in text
     assert f"cheapest of those (mean over the tasks): {CHEAPEST}. Friedman test over the ranks" in text
-    assert "Welch's t-test over seeds (p >= 0.05)" in text
+    assert (
+        "Tied: not told apart from the task's best by Welch's t-test over seeds (p >= 0.05; these runs "
+        in text
+    )
     rows = verdict_rows(text)
     assert list(rows) == ["task", *TASKS]  # the header, then a row per task
     for task in TASKS:

@@ -12,7 +12,7 @@ import pytest
 import scikit_posthocs
 from scipy import stats
 
-from bench.analysis.significance import ALPHA, friedman, mark_ties, overall_verdict, welch_p
+from bench.analysis.significance import ALPHA, WELCH, cheapest, friedman, mark_ties, overall_verdict, welch_p
 
 SAMPLES = [
     ([90.0, 92.0, 94.0], [91.0, 95.0]),
@@ -80,6 +80,7 @@ def test_mark_ties_against_the_tasks_best():
     assert math.isnan(table.loc[("t", "single"), "p_vs_best"]) and table.loc[("t", "single"), "tied"] is None
     assert math.isnan(table.loc[("t", "failed"), "p_vs_best"]) and table.loc[("t", "failed"), "tied"] is None
     assert table.loc[("u", "single"), "tied"] is True  # the best of its task, compared with nobody
+    assert set(table["tie_test"].dropna()) == {WELCH}  # no predictions: Welch's t-test, and said so
 
 
 def test_mark_ties_leaves_the_average_rows_alone():
@@ -153,6 +154,21 @@ def test_the_overall_verdict_is_the_best_average_rank_and_those_nemenyi_cannot_t
         "trainable parameters": {"a": 1000, "b": 10, "c": 5},
         "peak memory": {"a": 900, "b": 1000, "c": 800},
     }
-    assert verdict["cheapest"]["trainable parameters"] == min(pool, key=costs["trainable parameters"].get)
-    assert verdict["cheapest"]["peak memory"] == min(pool, key=costs["peak memory"].get)
+    assert verdict["cheapest"]["trainable parameters"] == [min(pool, key=costs["trainable parameters"].get)]
+    assert verdict["cheapest"]["peak memory"] == [min(pool, key=costs["peak memory"].get)]
     assert overall_verdict(table, None) is None
+
+
+def test_cheapest_names_every_variant_within_the_tolerance_of_the_lowest_cost():
+    rows = pd.DataFrame(
+        {
+            "variant": ["lora", "loraplus", "dora", "full"],
+            "trainable_params": [73_728, 73_728, 75_264, 22_000_000],  # dora: 2% more, outside 1%
+            "peak_memory_mb": [990.0, 1000.0, 1005.0, 1300.0],  # within 2% of 990: all but full
+            "train_time_s": [40.0, 41.0, 50.0, 30.0],
+        }
+    )
+    got = cheapest(rows)
+    assert got["trainable parameters"] == ["lora", "loraplus"]
+    assert got["peak memory"] == ["lora", "loraplus", "dora"]
+    assert got["train time"] == ["full"]
