@@ -18,6 +18,8 @@ BUDGET = {
     "train.eval_every_steps": None,
     "task.max_train_samples": "max_train_samples",
     "task.max_eval_samples": None,
+    "task.max_test_samples": None,
+    "task.test_fraction": None,
 }
 UNKNOWN = "?"  # a budget setting an older run did not record
 
@@ -29,7 +31,8 @@ def budget_of(settings: dict[str, Any]) -> dict[str, Any]:
 
 def budget_label(b: dict[str, Any]) -> str:
     """A short label, e.g. "2 ep x bs 32, len 64, 2000/1000 ex" (train/eval examples; all: no limit; ?:
-    not recorded by an older run). max_steps, grad_accum and eval_every_steps show when set."""
+    not recorded by an older run). max_steps, grad_accum, eval_every_steps, max_test_samples ("test
+    2000") and a vader test_fraction ("test part 0.4") show when set."""
 
     def v(key: str, none: str = "all") -> str:
         value = b[key]
@@ -43,5 +46,7 @@ def budget_label(b: dict[str, Any]) -> str:
     epochs = f"{v('train.epochs')} ep" + (f" (max {steps} steps)" if steps else "")
     batch = f"bs {v('train.batch_size')}" + (f"x{accum}" if accum else "")
     every = f", eval every {evals} steps" if evals else ""
+    tests, fraction = given("task.max_test_samples", None), given("task.test_fraction", None)
     examples = f"{v('task.max_train_samples')}/{v('task.max_eval_samples')} ex"
+    examples += (f", test {tests}" if tests else "") + (f", test part {fraction:g}" if fraction else "")
     return f"{epochs} x {batch}, len {v('model.max_length')}{every}, {examples}"

@@ -14,8 +14,18 @@ from bench.config.hash_policy import unhashed
 from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
 
 # What does not change what a run computes: where it logs, how it reports progress, what it keeps, and
-# which runs of a grid staged tuning makes.
-HASH_IGNORED = ("logger", "paths", "hydra", "resume", "force", "experiment_name", "tune")
+# which runs of a grid staged tuning makes; and vader_test_fraction, hashed where a task reads it
+# (task.test_fraction).
+HASH_IGNORED = (
+    "logger",
+    "paths",
+    "hydra",
+    "resume",
+    "force",
+    "experiment_name",
+    "tune",
+    "vader_test_fraction",
+)
 # The sections whose schemas mark settings as not hashed, or hashed only when set (bench.config.hash_policy).
 SECTION_SCHEMAS = {"train": TrainConfig, "task": TaskConfig, "model": ModelConfig}
 

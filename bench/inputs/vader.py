@@ -14,8 +14,9 @@ The sdist's ``additional_resources/hutto_ICWSM_2014.tar.gz`` holds four corpora,
 
 The sdist is fetched once with pip into the cache and checked by its sha256 (``bench.inputs.packaged``),
 and the four ``*_GroundTruth.txt`` files are extracted there. The corpora have no splits:
-``split_indices`` makes seeded 80/10/10 ones (validation and test n // 10 rows each) that are the same
-on every machine.
+``split_indices`` makes seeded 80/10/10 ones (validation and test n // 10 rows each; with a
+``test_fraction``, the test part is that share of the corpus and train the rest) that are the same on
+every machine.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9
 INNER_TAR = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
 CORPORA = ("movieReviewSnippets", "tweets", "amazonReviewSnippets", "nytEditorialSnippets")
 ARCHIVE = Archive(PACKAGE, SDIST, SDIST_SHA256, sdist=True, lock="vader.lock")
+MAX_TEST_FRACTION = 0.9  # validation takes a tenth: a test part below this share leaves train a row
 
 
 def corpus_file(corpus: str, cache: Path | None = None) -> Path:
@@ -57,13 +59,16 @@ def read_corpus(corpus: str, cache: Path | None = None) -> tuple[list[str], np.n
     return ids, np.array(ratings, dtype=np.float64), texts
 
 
-def split_indices(n: int, seed: int) -> dict[str, np.ndarray]:
-    """Disjoint sorted row indices: validation and test get n // 10 rows each, train the rest.
+def split_indices(n: int, seed: int, test_fraction: float | None = None) -> dict[str, np.ndarray]:
+    """Disjoint sorted row indices: validation gets n // 10 rows, test n // 10 (or ``int(n *
+    test_fraction)`` when set, a fraction in (0, MAX_TEST_FRACTION)), train the rest.
 
-    numpy's default_rng (PCG64) permutation is the same on every platform and numpy version.
+    numpy's default_rng (PCG64) permutation is the same on every platform and numpy version; the test part
+    is the same prefix of it whatever its size, so a larger one holds the n // 10 default's rows.
     """
     order = np.random.default_rng(seed).permutation(n)
-    n_val = n_test = n // 10
+    n_val = n // 10
+    n_test = n // 10 if test_fraction is None else int(n * test_fraction)
     return {
         "train": np.sort(order[n_val + n_test :]),
         "validation": np.sort(order[:n_val]),

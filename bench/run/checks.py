@@ -38,6 +38,7 @@ from bench.config.store import check_keys
 from bench.inputs.metrics import DEV, TEST, metric_names
 from bench.inputs.models import position_limit, resolve_targets, skeleton
 from bench.inputs.tasks import SOURCES
+from bench.inputs.vader import MAX_TEST_FRACTION
 from bench.results import index
 from bench.results.run_folder import CONFIG, RunFolder
 from bench.results.runs_csv import lock_path
@@ -146,9 +147,10 @@ def check_task(cfg: TaskConfig) -> None:
         )
     if DEV in cfg.eval_splits:
         raise ValueError(f"task {cfg.name!r}: {DEV!r} names the dev set; a test split cannot be called so")
-    for key in ("max_train_samples", "max_eval_samples"):
+    for key in ("max_train_samples", "max_eval_samples", "max_test_samples"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ValueError(f"task.{key} must be >= 1 or null, got {getattr(cfg, key)}")
+    check_test_fraction(cfg)
 
 
 def check_task_name(name: str, choice: str | None) -> None:
@@ -159,6 +161,24 @@ def check_task_name(name: str, choice: str | None) -> None:
             f"task.name={name!r} does not match task={choice}: task names come from conf/task/<name>.yaml; "
             f"to add a task {name!r}, copy conf/task/{choice}.yaml to conf/task/{name}.yaml, set "
             f"name: {name} and its data there, and choose it with task={name}"
+        )
+
+
+def check_test_fraction(cfg: TaskConfig) -> None:
+    """``task.test_fraction``: unset, or on a vader task a fraction in (0, 0.9) (validation takes a tenth
+    of the corpus, and train keeps the rest)."""
+    fraction = cfg.test_fraction
+    if fraction is None:
+        return
+    if cfg.source != "vader":
+        raise ValueError(
+            f"task.test_fraction={fraction!r} is not valid for task {cfg.name!r}: it sizes the test part of "
+            f"a vader corpus, and this task's source is {cfg.source}; leave it unset (null)"
+        )
+    if not 0 < fraction < MAX_TEST_FRACTION:
+        raise ValueError(
+            f"task.test_fraction={fraction!r} is not valid: it must be a fraction in "
+            f"(0, {MAX_TEST_FRACTION}), or null (a tenth of the corpus)"
         )
 
 

@@ -9,6 +9,11 @@ def test_budget_label_names_every_part_of_the_budget():
     assert budget_label({**budget, "task.max_train_samples": 2000, "task.max_eval_samples": 1000}) == (
         "2 ep x bs 32, len 64, 2000/1000 ex"
     )
+    compare = {"task.max_train_samples": 1000, "task.max_eval_samples": 1000, "task.max_test_samples": 2000}
+    assert budget_label({**budget, **compare}) == "2 ep x bs 32, len 64, 1000/1000 ex, test 2000"
+    assert budget_label({**budget, **compare, "task.test_fraction": 0.4}) == (
+        "2 ep x bs 32, len 64, 1000/1000 ex, test 2000, test part 0.4"
+    )
     budget.update({"train.max_steps": 100, "train.grad_accum": 4, "train.eval_every_steps": 50})
     assert budget_label(budget) == "2 ep (max 100 steps) x bs 32x4, len 64, eval every 50 steps, all/all ex"
 

@@ -46,6 +46,33 @@ def test_the_tune_section_does_not_change_the_hash(compose):
     assert hash_of("tune.top_k=4", "tune.edge_cap=0", "tune.grid=seed") == hash_of()
 
 
+def test_the_larger_test_sets_are_hashed_only_when_set(compose):
+    """max_test_samples and test_fraction (hashed_if_set): unset, a run keeps the hash it had before."""
+
+    def hash_of(*overrides: str) -> str:
+        return config_hash(OmegaConf.to_container(compose(["budget=cpu_short", *overrides]), resolve=True))
+
+    assert hash_of("task.max_test_samples=null", "task.test_fraction=null") == hash_of()
+    assert hash_of("task.max_test_samples=2000") != hash_of()
+    assert hash_of("task.test_fraction=0.4") != hash_of()
+
+
+@pytest.mark.parametrize(("task", "vader"), [("rt_polarity", True), ("snli", False), ("sst2", False)])
+def test_the_budget_s_vader_test_fraction_reaches_the_vader_tasks_alone(compose, task, vader):
+    """budget=cpu_compare sets vader_test_fraction; a vader task reads it as task.test_fraction (hashed),
+    any other task keeps none, and its hash does not depend on it."""
+
+    def resolved(*overrides: str) -> dict:
+        overrides = [f"task={task}", "budget=cpu_compare", *overrides]
+        return OmegaConf.to_container(compose(overrides), resolve=True)
+
+    cfg = resolved()
+    assert cfg["task"]["test_fraction"] == (0.4 if vader else None)
+    assert cfg["task"]["max_test_samples"] == 2000 and cfg["task"]["max_eval_samples"] == 1000
+    same = config_hash(resolved("vader_test_fraction=null")) == config_hash(cfg)
+    assert same is not vader
+
+
 def committed_runs() -> list[Path]:
     """One committed run of experiment=compare per (task, variant): its first seed at x1."""
     return sorted(COMPARE.glob("*/*-lrx1.0-s0/metrics.json"))

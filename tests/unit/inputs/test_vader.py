@@ -138,6 +138,17 @@ def test_dev_is_the_validation_part_and_test_the_test_part(cached):
     assert load_task(task_cfg("tweet_polarity"), with_dev=False).dev is None
 
 
+def test_a_test_fraction_gives_a_larger_test_part_and_max_test_samples_caps_it(cached):
+    sizes = {"max_eval_samples": 300, "max_test_samples": 1000}
+    data = load_task(task_cfg("tweet_polarity", test_fraction=0.4, **sizes))
+    parts = vader.split_indices(4200, 0, 0.4)
+    train, dev, test = (set(d["idx"]) for d in (data.train, data.dev, data.evals["test"]))
+    assert len(test) == 1000 and len(dev) == 300 and not (train & dev or train & test or dev & test)
+    assert test <= set(parts["test"].tolist()) and train <= set(parts["train"].tolist())
+    whole = load_task(task_cfg("tweet_polarity", test_fraction=0.4)).evals["test"]
+    assert len(whole) > 1000 > len(load_task(task_cfg("tweet_polarity")).evals["test"])
+
+
 def test_rt_rating_is_regression_on_every_row_of_the_split(cached):
     _, ratings, _ = vader.read_corpus("movieReviewSnippets")
     val = load_task(task_cfg("rt_rating")).evals["test"]

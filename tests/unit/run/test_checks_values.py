@@ -1,6 +1,6 @@
-"""The value checks of bench.run.checks: dev_size, the seeds, label_range, alpha, max_length against the
-model's limit, and a key no schema declares; each fails its run before anything loads, in one line
-naming the key, the value and what is valid."""
+"""The value checks of bench.run.checks: dev_size, the seeds, label_range, the test sizes, alpha,
+max_length against the model's limit, and a key no schema declares; each fails its run before anything
+loads, in one line naming the key, the value and what is valid."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ BAD = {
     ("seed=4294967296",): r"seed=4294967296 is not valid: it must be an integer in \[0, 4294967295\]",
     ("task.split_seed=-1",): r"task.split_seed=-1 is not valid: it must be an integer in \[0, 4294967295\]",
     ("model.max_length=0",): "model.max_length=0 is not valid: it must be an integer >= 1",
+    ("task.max_test_samples=0",): "task.max_test_samples must be >= 1 or null, got 0",
+    ("task.test_fraction=0.9",): r"task.test_fraction=0.9 is not valid: it must be a fraction in \(0, 0.9\)",
+    ("task.test_fraction=0",): r"task.test_fraction=0.0 is not valid: it must be a fraction in \(0, 0.9\)",
+    ("task=snli", "task.test_fraction=0.4"): (
+        "task.test_fraction=0.4 is not valid for task 'snli': it sizes the test part of a vader corpus, "
+        "and this task's source is packaged; leave it unset"
+    ),
     ("task.label_range=[0,5]",): (
         r"task.label_range=\[0.0, 5.0\] is not valid for task 'rt_polarity': it bounds regression targets"
     ),
