@@ -67,8 +67,8 @@ def test_the_budget_s_vader_test_fraction_reaches_the_vader_tasks_alone(compose,
         return OmegaConf.to_container(compose(overrides), resolve=True)
 
     cfg = resolved()
-    assert cfg["task"]["test_fraction"] == (0.4 if vader else None)
-    assert cfg["task"]["max_test_samples"] == 2000 and cfg["task"]["max_eval_samples"] == 1000
+    assert cfg["task"]["test_fraction"] == (0.5 if vader else None)
+    assert cfg["task"]["max_test_samples"] == 2000 and cfg["task"]["max_eval_samples"] == 500
     same = config_hash(resolved("vader_test_fraction=null")) == config_hash(cfg)
     assert same is not vader
 
