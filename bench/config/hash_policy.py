@@ -1,4 +1,5 @@
-"""Which settings enter the config hash, stated at the setting itself (field metadata).
+"""Which settings enter the config hash, stated at the setting itself (field metadata of the root schema
+or a section's).
 
 - ``not_hashed(default)``: never hashed; it does not change what a run computes (``train.progress``).
 - ``hashed_if_set(default)``: a setting added after results were committed. It is hashed only when it

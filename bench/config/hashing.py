@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from bench.config.hash_policy import unhashed
-from bench.config.schemas import ModelConfig, TaskConfig, TrainConfig
+from bench.config.schemas import ModelConfig, RootConfig, TaskConfig, TrainConfig
 
 # What does not change what a run computes: where it logs, how it reports progress, what it keeps, and
 # which runs of a grid staged tuning makes; and vader_test_fraction, hashed where a task reads it
@@ -31,10 +31,11 @@ SECTION_SCHEMAS = {"train": TrainConfig, "task": TaskConfig, "model": ModelConfi
 
 
 def config_payload(cfg: dict[str, Any], with_seed: bool = True) -> dict[str, Any]:
-    """The resolved config minus HASH_IGNORED and the settings its section schemas leave unhashed (not
-    what a run computes), and minus ``seed`` unless ``with_seed``: what ``config_hash``, ``config_key``
-    and ``config_settings`` read."""
-    out = {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
+    """The resolved config minus HASH_IGNORED and the settings its schemas (the root's and the sections')
+    leave unhashed (not what a run computes), and minus ``seed`` unless ``with_seed``: what
+    ``config_hash``, ``config_key`` and ``config_settings`` read."""
+    kept = {k: v for k, v in cfg.items() if k not in HASH_IGNORED and (with_seed or k != "seed")}
+    out = unhashed(kept, RootConfig)
     for section, schema in SECTION_SCHEMAS.items():
         if isinstance(out.get(section), dict):
             out[section] = unhashed(out[section], schema)

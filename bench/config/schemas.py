@@ -153,6 +153,8 @@ class RootConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     resume: bool = True  # skip a run whose config hash already completed
     force: bool = False  # rerun even when completed
+    # refuse to start when the code (bench/, variants/, conf/) has uncommitted changes (bench.run.provenance)
+    require_clean_code: bool = not_hashed(False)
     experiment_name: str = "default"
     tune: TuneConfig = field(default_factory=TuneConfig)  # staged tuning; not hashed: it chooses runs
     # A budget's task.test_fraction for the vader tasks alone (their configs read it; a task of another

@@ -1,9 +1,11 @@
 """The run folder: results flow one way, runner -> run folder -> sinks (``bench.results.sinks``).
 
 A run folder holds the composed config (``config.yaml``), ``metrics.json``, ``history.jsonl``,
-``predictions.csv`` and ``adapter/`` (peft's format, ``bench.results.adapter_files``); a run skipped by
-resume holds ``resumed.json``. While a run runs, it holds the folder's lock (``RunFolder.running``), so a
-folder left without a metrics.json by a killed run can be told from one whose run is still going.
+``predictions.csv`` (the final state's outputs), ``test_predictions.csv.gz`` (the reported state's test
+predictions, compact and byte-stable: committed with a comparison's runs) and ``adapter/`` (peft's
+format, ``bench.results.adapter_files``); a run skipped by resume holds ``resumed.json``. While a run
+runs, it holds the folder's lock (``RunFolder.running``), so a folder left without a metrics.json by a
+killed run can be told from one whose run is still going.
 Resume finds earlier results through the results index (``bench.results.index.completed_run``).
 
 A run that fails before it starts (a config error the checks catch, a folder that holds another run)
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
+import io
 import json
 import os
 import subprocess
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,8 +119,7 @@ def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarra
         w = None
         for split, (logits, labels, idx) in outputs.items():
             logits = logits.reshape(len(labels), -1)
-            regression = logits.shape[1] == 1
-            preds = logits[:, 0] if regression else logits.argmax(-1)
+            preds = predicted(logits)
             if w is None:
                 w = csv.writer(f)
                 w.writerow(
@@ -127,10 +131,35 @@ def write_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarra
                 )
 
 
+def predicted(logits: np.ndarray) -> np.ndarray:
+    """The predictions of ``logits`` (one row per example): the argmax class, or for regression (one
+    column) the value."""
+    return logits[:, 0] if logits.shape[1] == 1 else logits.argmax(-1)
+
+
+TEST_PREDICTION_COLUMNS = ("split", "idx", "label", "prediction")
+
+
+def write_test_predictions(path: Path, outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """The columns TEST_PREDICTION_COLUMNS, one row per example, rows in idx order per split; a class as
+    an int, a regression value as repr. Gzip with mtime 0: the same predictions give the same bytes."""
+    text = io.StringIO()
+    w = csv.writer(text, lineterminator="\n")
+    w.writerow(TEST_PREDICTION_COLUMNS)
+    for split, (logits, labels, idx) in outputs.items():
+        preds = predicted(logits.reshape(len(labels), -1))
+        for i in np.argsort(idx, kind="stable"):
+            w.writerow([split, int(idx[i]), labels[i].item(), preds[i].item()])
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
+    tmp.replace(path)
+
+
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
 HISTORY = "history.jsonl"
 PREDICTIONS = "predictions.csv"
+TEST_PREDICTIONS = "test_predictions.csv.gz"
 RESUMED = "resumed.json"
 ADAPTER = "adapter"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # in ADAPTER (bench.results.adapter_files)
@@ -142,7 +171,8 @@ LIVE = ".running.lock"  # held by the run running in the folder (RunFolder.runni
 @dataclass(frozen=True)
 class RunFolder:
     """One run's folder: the one type that reads and writes its files (``metrics.json``, ``config.yaml``,
-    ``history.jsonl``, ``predictions.csv``, ``resumed.json``, ``adapter/``, ``error.txt``).
+    ``history.jsonl``, ``predictions.csv``, ``test_predictions.csv.gz``, ``resumed.json``, ``adapter/``,
+    ``error.txt``).
 
     A read raises OSError when the file is missing and ValueError when it does not parse.
     """
@@ -174,6 +204,10 @@ class RunFolder:
     @property
     def predictions_path(self) -> Path:
         return self.path / PREDICTIONS
+
+    @property
+    def test_predictions_path(self) -> Path:
+        return self.path / TEST_PREDICTIONS
 
     @property
     def resumed_path(self) -> Path:
@@ -227,6 +261,14 @@ class RunFolder:
 
     def write_predictions(self, outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         write_predictions(self.predictions_path, outputs)
+
+    def test_predictions(self) -> pd.DataFrame:
+        """The reported state's test predictions (``write_test_predictions``): columns split, idx, label,
+        prediction."""
+        return pd.read_csv(self.test_predictions_path, dtype={"split": str})
+
+    def write_test_predictions(self, outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        write_test_predictions(self.test_predictions_path, outputs)
 
     def resumed(self) -> dict[str, str]:
         """A run skipped by resume: ``config_hash`` and ``completed_in`` (the run that completed it)."""

@@ -226,7 +226,7 @@ def _split(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
         tensors[key] = value.detach().to("cpu").contiguous()
         return {TENSOR: key}
     if isinstance(value, np.ndarray):
-        tensors[key] = torch.from_numpy(np.ascontiguousarray(value))
+        tensors[key] = torch.from_numpy(np.array(value, order="C"))  # a copy: an array may appear twice
         return {ARRAY: key}
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):

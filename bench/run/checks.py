@@ -1,7 +1,8 @@
 """Every check of a run's config, in one place, run once before any data or model loads.
 
 ``check(spec, world)`` checks that every key of the config is one its schemas declare, builds the variant
-(its options are checked by its schema) and checks, in order: ``select_on``, the seeds, the ``train.*``
+(its options are checked by its schema) and checks, in order: ``require_clean_code`` (the code has no
+uncommitted change, when asked: ``bench.run.provenance``), ``select_on``, the seeds, the ``train.*``
 settings and the lr, the task config, the task's name (its config file's), the model config
 (``max_length`` against the model's own limit), the variant's targets, that the variant fits the model's
 layers (on its weightless skeleton; LoRA's ``r`` and ``alpha`` are checked there) and the device. It
@@ -42,7 +43,7 @@ from bench.inputs.vader import MAX_TEST_FRACTION
 from bench.results import index
 from bench.results.run_folder import CONFIG, RunFolder
 from bench.results.runs_csv import lock_path
-from bench.run import compiled, distributed
+from bench.run import compiled, distributed, provenance
 from bench.run.device import pick_device
 from bench.run.progress import PROGRESS
 from bench.run.spec import RunSpec
@@ -66,6 +67,7 @@ def check(spec: RunSpec, w: distributed.World) -> Checked:
     """Run every check of ``spec`` (see the module docstring); raise on the first that fails."""
     check_keys(spec.config)
     variant = variants.build(spec.variant_name, spec.variant)
+    check_clean_code(spec.require_clean_code, provenance.code_state())
     check_select_on(spec.select_on)
     check_seeds({"seed": spec.seed, "task.split_seed": spec.task.split_seed})
     check_train_config(spec.train, spec.lr)
@@ -75,6 +77,16 @@ def check(spec: RunSpec, w: distributed.World) -> Checked:
     targets = resolve_targets(spec.model, variant.config.targets)
     check_fits(variant, spec.model, spec.task.num_labels, targets)
     return Checked(variant=variant, targets=targets, device=pick_device(spec.device))
+
+
+def check_clean_code(required: bool, state: provenance.CodeState) -> None:
+    """With ``required`` (``require_clean_code``), refuse code with uncommitted changes."""
+    if required and state.dirty:
+        folders = ", ".join(f"{c}/" for c in provenance.CODE)
+        raise ValueError(
+            f"code_dirty=True: {folders} hold uncommitted changes (git status) and require_clean_code=true; "
+            "commit them, or set require_clean_code=false"
+        )
 
 
 def check_select_on(value: str) -> None:

@@ -56,6 +56,7 @@ class LoopResult:
     best_epoch: float | None = None
     final: dict[str, float] = field(default_factory=dict)
     final_outputs: dict = field(default_factory=dict)
+    best_outputs: dict = field(default_factory=dict)  # the reported state's: the best evaluation's and tests
     steps: int = 0
     samples_seen: int = 0
     train_time_s: float = 0.0  # the optimizer steps, batching included
@@ -259,7 +260,8 @@ class Fit:
         self.step, self.epoch, self.micro = saved["step"], saved["epoch"], saved["micro"]
         self.running = saved["running"]
         result = self.result = LoopResult(**saved["result"])
-        result.final_outputs = {split: tuple(arrays) for split, arrays in result.final_outputs.items()}
+        for outputs in (result.final_outputs, result.best_outputs):
+            outputs.update({split: tuple(arrays) for split, arrays in outputs.items()})
         result.resumed_from, self.rng_to_restore = self.step, state["rng"]
         self.start -= result.train_time_s
         log.info("resuming from checkpoint %s: step %d of %d", path, self.step, self.steps_total)
@@ -368,7 +370,7 @@ class Fit:
         result.history.append(row)
         result.final, result.final_outputs = metrics, outputs
         if not result.best or metrics[key] > result.best[key]:
-            result.best, result.best_epoch = metrics, row["epoch"]
+            result.best, result.best_epoch, result.best_outputs = metrics, row["epoch"], outputs
             if self.best_state is not None:
                 self.best_state.keep(self.step)
         self.log_metrics(metrics | {"epoch": row["epoch"]}, self.step)
@@ -388,7 +390,7 @@ class Fit:
                 result.final, result.final_outputs = result.final | final, result.final_outputs | on_final
             with kept.loaded():
                 tests, outputs = evaluate()
-        result.best = result.best | tests
+        result.best, result.best_outputs = result.best | tests, result.best_outputs | outputs
         if best_is_last:
             result.final, result.final_outputs = result.final | tests, result.final_outputs | outputs
         self.model.train()

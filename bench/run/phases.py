@@ -11,7 +11,8 @@
     fit              train (bench.run.loop.Fit), evaluating dev at each evaluation and the test splits once
                      at the end, on the selected state and the final one (``tests_at_end``)
     results          the selected (best) and final evaluations, throughput, memory, sizes
-    record_outputs   history.jsonl, predictions.csv, adapter/ (with the base weights' fingerprint)
+    record_outputs   history.jsonl, predictions.csv, test_predictions.csv.gz, adapter/ (with the base
+                     weights' fingerprint)
     record           metrics.json, the results index, the sinks (the runs CSV, W&B)
 """
 
@@ -38,7 +39,7 @@ from bench.plural import plural
 from bench.results import adapter_files, index, run_folder
 from bench.results.run_folder import RunFolder
 from bench.results.sinks import Sink
-from bench.run import checkpoint, checks, compiled, distributed, evaluation, loop, process_cache
+from bench.run import checkpoint, checks, compiled, distributed, evaluation, loop, process_cache, provenance
 from bench.run.memory import PeakMemory
 from bench.run.phase_times import PhaseTimes
 from bench.run.spec import RunSpec, label_hparams
@@ -71,8 +72,11 @@ def first_metrics(spec: RunSpec) -> dict[str, Any]:
     """What metrics.json holds before training (status failed until the run ends): the run's names,
     ``config_hash`` (the run), ``config_key`` (its configuration: the hash without the seed), ``hparams``
     (``lr``: the one it trains with), ``label_hparams``, ``settings`` (the resolved config as dotted
-    keys, minus the seed and what the hashes ignore) and ``data_files`` (the user's data files the task
-    reads, each with its split, name, size and sha256: ``bench.inputs.fingerprint``)."""
+    keys, minus the seed and what the hashes ignore), ``data_files`` (the user's data files the task
+    reads, each with its split, name, size and sha256: ``bench.inputs.fingerprint``), ``code_version``
+    and ``code_dirty`` (the code's last commit and whether it has uncommitted changes:
+    ``bench.run.provenance``)."""
+    code = provenance.code_state()
     options = {k: v for k, v in spec.variant.items() if k not in ("name", "lr")}
     hparams = {
         "lr": spec.lr,
@@ -96,6 +100,8 @@ def first_metrics(spec: RunSpec) -> dict[str, Any]:
         "config_hash": spec.config_hash,
         "config_key": spec.config_key,
         "git_commit": run_folder.git_commit(),
+        "code_version": code.version,
+        "code_dirty": code.dirty,
         "sweep": spec.sweep_dir or "",
         "run_dir": str(spec.folder.path),
         "started_at": dt.datetime.now().isoformat(timespec="seconds"),
@@ -317,13 +323,17 @@ def results(
 
 
 def record_outputs(spec: RunSpec, out: loop.LoopResult, model: Model, w: distributed.World) -> int:
-    """Rank 0 writes history.jsonl, predictions.csv (the final state's) and, with train.save_adapter,
-    adapter/; returns the adapter's size in bytes (0 when not saved)."""
+    """Rank 0 writes history.jsonl, predictions.csv (the final state's), test_predictions.csv.gz (the
+    test splits of the reported state, whose metrics are ``best``; none before any evaluation) and, with
+    train.save_adapter, adapter/; returns the adapter's size in bytes (0 when not saved)."""
     if not w.main:
         return 0
     spec.folder.write_history(out.history)
     if out.final_outputs:
         spec.folder.write_predictions(out.final_outputs)
+    tests = {split: outputs for split, outputs in out.best_outputs.items() if split != DEV}
+    if tests:
+        spec.folder.write_test_predictions(tests)
     if not spec.train.save_adapter:
         return 0
     base = model_name_or_path(spec.model)

@@ -81,6 +81,7 @@ class RunSpec:
     sweep_dir: str | None  # the sweep folder of a multirun, else None
     data_files: tuple[fingerprint.DataFile, ...] = ()  # the user's data files the task reads (fingerprinted)
     task_choice: str | None = None  # the task config file composed (task=NAME), under Hydra
+    require_clean_code: bool = False  # refuse to start on uncommitted code (bench.run.checks)
 
     @classmethod
     def of(cls, cfg: DictConfig, run_dir: str | Path, sweep_dir: str | None = None) -> RunSpec:
@@ -115,6 +116,7 @@ class RunSpec:
             sweep_dir=sweep_dir,
             data_files=tuple(files),
             task_choice=task_choice(),
+            require_clean_code=bool(container.get("require_clean_code", False)),
         )
 
     @property

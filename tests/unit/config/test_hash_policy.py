@@ -37,6 +37,16 @@ def test_progress_and_save_adapter_do_not_change_the_hash(compose):
     assert hash_of("train.epochs=1") != hash_of()
 
 
+def test_require_clean_code_does_not_change_the_hash(compose):
+    """It decides whether a run starts, not what it computes (a root setting marked ``not_hashed``)."""
+
+    def hash_of(*overrides: str) -> str:
+        return config_hash(OmegaConf.to_container(compose(list(overrides)), resolve=True))
+
+    assert hash_of("require_clean_code=true") == hash_of("require_clean_code=false") == hash_of()
+    assert compose(["experiment=compare"]).require_clean_code is True
+
+
 def test_the_tune_section_does_not_change_the_hash(compose):
     """Staged tuning's settings choose which runs to make, not what a run computes."""
 

@@ -3,11 +3,14 @@ results folder, and a real run's folder read through it."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import subprocess
 
 import numpy as np
 import pytest
 import torch
+from helpers.paths import ROOT
 from helpers.runs import tiny_run
 
 from bench.results.adapter_files import save_adapter
@@ -74,3 +77,48 @@ def test_a_runs_folder_reads_through_it(compose, tmp_path):
     predictions = folder.predictions()
     assert {r["split"] for r in predictions} == {"dev", "test"} and len(predictions) == 64
     assert folder.adapter_weights_path.is_file() and not folder.resumed_path.exists()
+    tests = folder.test_predictions()  # the reported state's: its accuracy is best's
+    assert (
+        list(tests["split"].unique()) == ["test"]
+        and len(tests) == 32
+        and tests["idx"].is_monotonic_increasing
+    )
+    accuracy = (tests["label"] == tests["prediction"]).mean()
+    assert accuracy == pytest.approx(m["best"]["test/accuracy"], abs=1e-12)
+    code = ["log", "-1", "--format=%H", "--", "bench", "variants", "conf"]
+    version = subprocess.run(["git", "-C", str(ROOT), *code], capture_output=True, text=True).stdout.strip()
+    assert m["code_version"] == version and len(version) == 40 and isinstance(m["code_dirty"], bool)
+
+
+def test_the_test_predictions_are_compact_in_idx_order_and_byte_stable(tmp_path):
+    a, b = RunFolder(tmp_path / "a"), RunFolder(tmp_path / "b")
+    logits = np.array([[0.25, -1.5], [2.0, 0.125], [-1.0, 3.0]], dtype=np.float32)
+    scores = np.array([[0.1], [2.5]], dtype=np.float32)
+    outputs = {
+        "test": (logits, np.array([0, 0, 1]), np.array([9, 2, 5])),
+        "test_b": (scores, np.array([0.3, 2.0], dtype=np.float32), np.array([1, 0])),
+    }
+    for folder in (a, b):
+        folder.path.mkdir()
+        folder.write_test_predictions(outputs)
+    data = a.test_predictions_path.read_bytes()
+    assert a.test_predictions_path.name == "test_predictions.csv.gz"
+    assert data == b.test_predictions_path.read_bytes() and data[4:8] == b"\0\0\0\0"  # gzip mtime 0
+    assert gzip.decompress(data).decode().splitlines() == [
+        "split,idx,label,prediction",
+        "test,2,0,0",
+        "test,5,1,1",
+        "test,9,0,0",
+        f"test_b,0,{float(np.float32(2.0))!r},{float(np.float32(2.5))!r}",
+        f"test_b,1,{float(np.float32(0.3))!r},{float(np.float32(0.1))!r}",
+    ]
+    frame = a.test_predictions()
+    assert list(frame.columns) == ["split", "idx", "label", "prediction"]
+    assert frame["split"].tolist() == ["test"] * 3 + ["test_b"] * 2 and frame["idx"].tolist() == [
+        2,
+        5,
+        9,
+        0,
+        1,
+    ]
+    assert frame["prediction"].tolist() == [0, 1, 0, np.float32(2.5), np.float32(0.1)]

@@ -109,10 +109,12 @@ def assert_same_run(a, b) -> None:
         rb.steps,
         rb.samples_seen,
     )
-    assert list(ra.final_outputs) == list(rb.final_outputs)
-    for split, arrays in ra.final_outputs.items():
-        for x, y in zip(arrays, rb.final_outputs[split], strict=True):
-            assert np.array_equal(x, y)
+    for kept in ("final_outputs", "best_outputs"):
+        outputs_a, outputs_b = getattr(ra, kept), getattr(rb, kept)
+        assert list(outputs_a) == list(outputs_b) and outputs_a, kept
+        for split, arrays in outputs_a.items():
+            for x, y in zip(arrays, outputs_b[split], strict=True):
+                assert np.array_equal(x, y)
     pa, pb = dict(ma.named_parameters()), dict(mb.named_parameters())
     for name, p in pa.items():
         if p.requires_grad:

@@ -8,9 +8,10 @@ from helpers.runs import tiny_run
 
 from bench.config.schemas import ModelConfig, TrainConfig
 from bench.results.run_folder import error_log
-from bench.run import checks, runner
+from bench.run import checks, provenance, runner
 from bench.run.checks import check_model, check_train_config
 from bench.run.distributed import World
+from bench.run.provenance import CodeState
 
 BAD = {
     "train.epochs=0": "train.epochs=0 is not valid: it must be an integer >= 1",
@@ -81,3 +82,22 @@ def test_a_world_that_leaves_a_rank_without_examples_is_refused(world, n_train, 
     with pytest.raises(ValueError, match=message):
         checks.check_world(world, n_train, held_out, batch)
     checks.check_world(World(), n_train, held_out, batch)  # one process: anything goes
+
+
+def test_require_clean_code_refuses_a_run_on_uncommitted_code_before_anything_is_written(
+    compose, tmp_path, nothing_loads, monkeypatch
+):
+    monkeypatch.setattr(provenance, "code_state", lambda: CodeState("abc", True))
+    with pytest.raises(ValueError, match=r"code_dirty=True: bench/, variants/, conf/ hold uncommitted") as e:
+        tiny_run(compose, tmp_path, "require_clean_code=true")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "runs" / "tiny").exists() and not (tmp_path / "runs.csv").exists()
+    assert runner.where(e.value).startswith("no run started")
+
+
+def test_clean_code_is_required_only_when_asked_and_only_dirty_code_is_refused():
+    for state in (CodeState("abc", False), CodeState(None, None)):
+        checks.check_clean_code(True, state)
+    checks.check_clean_code(False, CodeState("abc", True))
+    with pytest.raises(ValueError, match="require_clean_code=true"):
+        checks.check_clean_code(True, CodeState("abc", True))

@@ -175,6 +175,7 @@ def test_the_test_split_is_evaluated_once_on_the_best_state_and_once_on_the_fina
     assert result.best == {"dev/s": 0.7, "test/w": seen[1]} and result.best_epoch == 2.0
     assert result.final == {"dev/s": 0.6, "test/w": seen[3]}
     assert result.final_outputs == {"dev": "dev outputs", "test": "test outputs 1"}
+    assert result.best_outputs == {"dev": "dev outputs", "test": "test outputs 2"}  # the reported state's
     assert end == seen[3]  # the final state back in the model (its adapter is what the run saves)
     assert all(not any(k.startswith("test/") for k in row) for row in result.history)  # dev curves only
 
@@ -183,6 +184,7 @@ def test_when_the_last_evaluation_is_the_best_the_test_split_is_evaluated_once()
     result, seen, tested, _ = fit_tested_at_end([0.1, 0.2, 0.3, 0.4], epochs=4)
     assert tested == [seen[3]]
     assert result.best == result.final == {"dev/s": 0.4, "test/w": seen[3]}
+    assert result.best_outputs == result.final_outputs == {"dev": "dev outputs", "test": "test outputs 1"}
 
 
 @pytest.mark.parametrize(("dev_scores", "best"), [([0.7, 0.1], 0), ([0.1, 0.7], 1)])
@@ -193,5 +195,31 @@ def test_a_diverged_run_tests_its_best_state_and_its_last_evaluation_only_when_t
     result, seen, tested, end = fit_tested_at_end(dev_scores, epochs=4, nan_at=11)
     assert result.status == "diverged" and len(seen) == 2 and end not in seen
     assert tested == [seen[best]] and result.best == {"dev/s": 0.7, "test/w": seen[best]}
+    assert result.best_outputs == {"dev": "dev outputs", "test": "test outputs 1"}
     last_is_best = best == 1
     assert result.final == {"dev/s": dev_scores[1]} | ({"test/w": seen[1]} if last_is_best else {})
+
+
+def test_a_run_diverged_before_any_evaluation_has_no_reported_outputs():
+    result, seen, tested, _ = fit_tested_at_end([0.5], epochs=4, nan_at=2)
+    assert result.status == "diverged" and seen == tested == []
+    assert result.best == {} and result.best_outputs == {}
+
+
+def test_with_the_test_splits_at_every_evaluation_the_best_ones_outputs_are_reported():
+    """``evaluate_test`` None (select_on=test, train.test_every_epoch): each evaluation covers the test
+    splits, and the outputs kept are those of the evaluation that selects."""
+    model, variant = Toy(), Full()
+    variant.apply(model, Targets(modules=["lin"], head=[]))
+    scores = iter([0.1, 0.7, 0.3])
+
+    def evaluate():
+        score = next(scores)
+        return {"test/s": score}, {"test": f"outputs at {score}"}
+
+    result = Fit(
+        model, variant, batches(4, 8), evaluate, TrainConfig(epochs=3), 0.1, torch.device("cpu"), "test/s",
+        lambda *a: None,
+    ).run()  # fmt: skip
+    assert result.best_outputs == {"test": "outputs at 0.7"}
+    assert result.final_outputs == {"test": "outputs at 0.3"}

@@ -3,6 +3,8 @@ splits evaluated once at the end with the numbers of evaluating them every time.
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from helpers.runs import TINY_RUN, tiny_run
 
@@ -89,5 +91,13 @@ def test_the_test_split_evaluated_once_gives_the_numbers_of_every_evaluation(com
     assert history == [{k: v for k, v in row.items() if not k.startswith("test/")} for row in every_history]
     assert passes_once == [["dev"]] * 6 + [["test"]] * 2 and passes == [["dev", "test"]] * 6
     assert once.predictions_path.read_text() == every.predictions_path.read_text()
+    # the reported state's test predictions (not the final state's), the same bytes either way
+    assert once.test_predictions_path.read_bytes() == every.test_predictions_path.read_bytes()
+    tests = once.test_predictions()
+    assert list(tests["split"].unique()) == ["test"] and tests["idx"].is_monotonic_increasing
+    pearson = np.corrcoef(tests["label"], tests["prediction"])[0, 1]
+    assert pearson == pytest.approx(a["best"]["test/pearson"], rel=1e-5)
+    final = [float(r["prediction"]) for r in once.predictions() if r["split"] == "test"]
+    assert final != tests["prediction"].tolist()
     adapter = "adapter_model.safetensors"
     assert (once.adapter_path / adapter).read_bytes() == (every.adapter_path / adapter).read_bytes()
