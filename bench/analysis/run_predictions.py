@@ -19,15 +19,9 @@ import pandas as pd
 from bench.analysis.paired import Run
 from bench.inputs.metrics import METRICS
 from bench.log import log
-from bench.results.run_folder import recorded_path
+from bench.results.run_folder import TEST_PREDICTIONS, RunFolder, recorded_path
 
-TEST_PREDICTIONS = "test_predictions.csv.gz"
 MATCH = 1e-6  # predictions reproduce the recorded score within this (both computed from the same labels)
-
-
-def _test_predictions(folder: Path) -> pd.DataFrame:
-    """A run folder's test predictions (split, idx, label, prediction)."""
-    return pd.read_csv(folder / TEST_PREDICTIONS)
 
 
 def base_metric(main_metric: str) -> str | None:
@@ -48,7 +42,7 @@ def locate(run_dir: str, source: Path, holding: str = TEST_PREDICTIONS) -> Path 
 
 def run_of(folder: Path, metric: str, score: float) -> tuple[np.ndarray, Run] | None:
     """(idx, (predictions, labels)) of the split whose metric reproduces ``score``; None when none does."""
-    table = _test_predictions(folder)
+    table = RunFolder(folder).test_predictions()
     for _, split in table.groupby("split", sort=True):
         split = split.sort_values("idx")
         preds, labels = split["prediction"].to_numpy(), split["label"].to_numpy()
