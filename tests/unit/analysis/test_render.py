@@ -19,7 +19,9 @@ def test_render_markdown_csv_html(results):
     assert "at the epoch selected" in md and "×100" in md and "Every configuration, unselected" in md
     assert "| avg |" not in md and "avg:" not in md
     line = next(x for x in md.splitlines() if "| sst2 | lora | roberta_base | lr=0.0005 r=8 |" in x)
-    assert "| 3 | 1 | accuracy | 92.00 | 2.00 | 92.00 |" in line and "| 887,042 |" in line
+    assert (
+        "| 3 | 1 | accuracy | 92.00 | 887,042 | 0.707 | 2.00 | 92.00 |" in line
+    )  # parameters beside the score
     back = pd.read_csv(StringIO(render(table, "csv")))
     assert back.columns.tolist() == table.columns.tolist()
     assert back.loc[
