@@ -2,7 +2,7 @@
 fragment or CSV (``render``), a table without notes (``render_plain``), the selected lrs as the YAML that
 ``experiment=demo`` reads (``selected_lrs_yaml``), and a notice as an HTML paragraph (``note``, for the
 report); display cells have 2 decimals for metrics, a hyperparameter exact, '-' where there is no value;
-a CSV has every float to 6 significant digits and a hyperparameter exact."""
+a CSV has every float in full."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from bench.analysis.significance import ALPHA
 from bench.plural import plural
 
 FORMATS = ("md", "csv", "html")
-CSV_FLOAT = "%.6g"  # a float in a CSV: 6 significant digits
-EXACT_COLUMNS = ("lr",)  # hyperparameters: shown and written as recorded, never rounded
+EXACT_COLUMNS = ("lr",)  # hyperparameters: shown as recorded in the tables, never rounded
 
 
 def notes(table: pd.DataFrame) -> list[str]:
@@ -149,12 +148,9 @@ def render(table: pd.DataFrame, fmt: str) -> str:
 
 
 def csv_text(table: pd.DataFrame) -> str:
-    """The table as CSV with exact numbers: every float to 6 significant digits, a hyperparameter
-    (``EXACT_COLUMNS``) as recorded (``exact``), never rounded."""
-    as_recorded = {
-        c: [None if pd.isna(v) else exact(v) for v in table[c]] for c in EXACT_COLUMNS if c in table
-    }
-    return table.assign(**as_recorded).to_csv(index=False, float_format=CSV_FLOAT)
+    """The table as CSV with exact numbers: every float in full (its shortest form that reads back the
+    same, as ``repr``: 8e-05, 81.53333333333333), never rounded."""
+    return table.to_csv(index=False)
 
 
 def selected_lrs_yaml(table: pd.DataFrame, source: str | Path) -> str:

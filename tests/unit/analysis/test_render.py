@@ -62,8 +62,9 @@ def test_render_unknown_format_lists_choices(results):
         render(table, "xlsx")
 
 
-def test_a_csv_keeps_every_digit_of_an_lr_and_six_of_a_float():
-    """An lr as recorded (8e-05 never reads 0.0001), metrics to 6 significant digits, counts whole."""
+def test_a_csv_keeps_every_digit():
+    """An lr as recorded (8e-05 never reads 0.0001), every float in full, counts whole; the tables show
+    metrics with 2 decimals but the lr exact."""
     table = pd.DataFrame(
         {
             "task": ["rt", "rt"],
@@ -76,7 +77,7 @@ def test_a_csv_keeps_every_digit_of_an_lr_and_six_of_a_float():
     )
     assert csv_text(table).splitlines() == [
         "task,variant,lr,mean_x100,trainable_params,train_time_s",
-        "rt,full,8e-05,81.5333,22713986,1852.91",
+        "rt,full,8e-05,81.53333333333333,22713986,1852.914",
         "rt,lora,0.000123456789,2e-05,,",
     ]
     assert render(table, "csv") == csv_text(table)
