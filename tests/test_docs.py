@@ -35,6 +35,7 @@ PAGES = sorted(
         ROOT / "README.md",
         *(ROOT / "docs").rglob("*.md"),
         *(ROOT / "results" / "compare").glob("*.md"),
+        *(ROOT / "results" / "archive").glob("*/*.md"),
         *(ROOT / "results" / "reference").glob("*.md"),
         *(ROOT / "examples").glob("*/README.md"),
     }
@@ -46,7 +47,7 @@ OVERRIDE_COMMANDS = {"train", "sweep_overhead", "tune"}
 TOP_LEVEL_FLAGS = {"-h", "--help"}
 # Top-level entries of the repository that a path in backticks may start with.
 REPO_PREFIXES = ("bench/", "variants/", "conf/", "tests/", "docs/", "examples/", "results/reference", ".ci/")
-REPO_PREFIXES += ("results/compare",)
+REPO_PREFIXES += ("results/compare", "results/archive")
 FILE_SUFFIXES = {"md", "py", "yaml", "yml", "csv", "json", "toml", "txt", "html", "jsonl"}
 
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
@@ -282,7 +283,7 @@ def page_id(page: Path) -> str:
 def test_the_pages_are_the_readme_and_the_docs():
     names = {page_id(p) for p in PAGES}
     assert {"README.md", "docs/index.md", "docs/running.md", "docs/adding-a-variant.md"} <= names
-    assert "results/compare/README.md" in names
+    assert "results/archive/compare/README.md" in names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
@@ -375,7 +376,9 @@ def markdown_table(text: str, header: str) -> list[dict[str, str]]:
 
 def test_the_readme_quotes_the_committed_leaderboard():
     """The README's answer table: each score, its tied mark (bold) and the averages as committed."""
-    committed = markdown_table((ROOT / "results" / "compare" / "leaderboard.md").read_text(), "| rank |")
+    committed = markdown_table(
+        (ROOT / "results" / "archive" / "compare" / "leaderboard.md").read_text(), "| rank |"
+    )
     board = {(row["task"], row["variant"]): row for row in committed}
     readme = markdown_table((ROOT / "README.md").read_text(), "| variant | rt_polarity |")
     assert [r["variant"] for r in readme] == [v for (t, v) in board if t == "avg"]  # every one, by average

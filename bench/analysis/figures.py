@@ -1,10 +1,10 @@
 """The report's plots, as matplotlib figures and as PNG embedded in HTML (``png``), every point and bar
 named by its variant, one colour per variant and one marker per model (``Style``): the tuned score per
 variant (95% CI error bars, the axis from chance or zero); the score against trainable parameters, peak
-memory and train time with the Pareto frontier marked; the dev score against lr (how forgiving each method
-is of its lr); the critical-difference diagram of the average ranks; the learning curves of each selected
-configuration (its dev metric from each run's ``history.jsonl``, mean ± std over seeds). A dashed line
-marks chance (the majority class) on every task."""
+memory and train time with the Pareto frontier marked and the points tied with the best filled; the dev
+score against lr (how forgiving each method is of its lr); the critical-difference diagram of the average
+ranks; the learning curves of each selected configuration (its dev metric from each run's
+``history.jsonl``, mean ± std over seeds). A dashed line marks chance (the majority class) on every task."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ COST_AXES = (  # column, axis label, log scale
     ("train_time_s", "train time (s)", False),
 )
 MARKERS = "osD^vP*X"
+TIED_LABEL = "best or tied with it (filled)"
+APART_LABEL = "not tied with the best (open)"
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -106,8 +108,22 @@ def name_points(ax, xs, ys, names) -> None:
         ax.annotate(name, (x, y), xytext=(5, 3 - 10 * (i % 2)), textcoords="offset points", fontsize=7)
 
 
+def tied_with_best(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, whether the leaderboard's ``tied`` marks it as the best or tied with it (untested: no)."""
+    if "tied" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    return rows["tied"].eq(True).fillna(False).to_numpy(bool)
+
+
+def tie_legend(ax) -> None:
+    """Legend entries for the points' fill: filled, the best and the tied with it; open, the rest."""
+    ax.scatter([], [], color="0.35", s=40, label=TIED_LABEL)
+    ax.scatter([], [], facecolors="none", edgecolors="0.35", s=40, label=APART_LABEL)
+
+
 def cost_figure(rows: pd.DataFrame, column: str, xlabel: str, logx: bool, style: Style) -> Figure | None:
-    """Tuned score vs a cost per task, one named point per variant; the Pareto frontier dashed, ringed."""
+    """Tuned score vs a cost per task, one named point per variant, filled when tied with the task's best
+    (the leaderboard's ``tied``), open when not; the Pareto frontier dashed, ringed."""
     data = rows[rows[column].notna() & (rows[column] > 0)]
     if data.empty:
         return None
@@ -115,14 +131,11 @@ def cost_figure(rows: pd.DataFrame, column: str, xlabel: str, logx: bool, style:
     for ax, task, d in panels:
         x, y = d[column].to_numpy(float), d["mean_x100"].to_numpy(float)
         for (variant, model), g in d.groupby(["variant", "model"]):
-            ax.scatter(
-                g[column],
-                g["mean_x100"],
-                color=style.colors[variant],
-                marker=style.markers[model],
-                s=40,
-                zorder=3,
-            )
+            tied, color = tied_with_best(g), style.colors[variant]
+            for keep, face in ((tied, color), (~tied, "none")):
+                ax.scatter(g[column][keep], g["mean_x100"][keep], facecolors=face, edgecolors=color,
+                           marker=style.markers[model], s=40, zorder=3)  # fmt: skip
+        tie_legend(ax)
         name_points(ax, x, y, [style.label(v, m) for v, m in zip(d["variant"], d["model"], strict=True)])
         front = pareto_mask(x, y)
         order = np.argsort(x[front])

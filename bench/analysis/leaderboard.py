@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.analysis.configurations import aggregate, configurations, tuned_board
 from bench.analysis.diff import differences, render_differences
 from bench.analysis.published import add_reference, load_reference, reference_dir
-from bench.analysis.render import FORMATS, render, render_plain, selected_lrs_yaml
+from bench.analysis.render import FORMATS, csv_text, render, render_plain, selected_lrs_yaml
 from bench.analysis.runs_table import load
 from bench.analysis.selection import sensitivity
 from bench.results.run_folder import default_results
@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             text = selected_lrs_yaml(tuned_board(runs, args.task, full=True), args.csv or args.results)
         elif args.sensitivity:
             table = sensitivity(configurations(runs, args.task))
-            text = (
-                table.round(4).to_csv(index=False)
-                if args.format == "csv"
-                else render_plain(table, args.format)
-            )
+            text = csv_text(table) if args.format == "csv" else render_plain(table, args.format)
         else:
             source = args.csv or args.results
             table = (

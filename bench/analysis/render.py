@@ -1,7 +1,8 @@
 """The leaderboard rendered: a table with the notes that say what its columns mean, as Markdown, an HTML
 fragment or CSV (``render``), a table without notes (``render_plain``), the selected lrs as the YAML that
 ``experiment=demo`` reads (``selected_lrs_yaml``), and a notice as an HTML paragraph (``note``, for the
-report); display cells have 2 decimals for metrics and '-' where there is no value."""
+report); display cells have 2 decimals for metrics, a hyperparameter exact, '-' where there is no value;
+a CSV has every float in full."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis.configurations import OFF_BUDGET
+from bench.analysis.runs_table import exact
 from bench.analysis.selection import AVG_TASK, selected_lrs, sort_tasks
 from bench.analysis.significance import ALPHA
 from bench.plural import plural
 
 FORMATS = ("md", "csv", "html")
+EXACT_COLUMNS = ("lr",)  # hyperparameters: shown as recorded in the tables, never rounded
 
 
 def notes(table: pd.DataFrame) -> list[str]:
@@ -114,18 +117,19 @@ FORMAT_BY_COLUMN = {
     "tuning_time_s": "{:,.0f}",
     "time_total_s": "{:,.0f}",
     "p_vs_best": "{:.3f}",
-    "lr": "{:g}",
 }
 
 
 def cells(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as display strings: 2 decimals for metrics, '-' where there is no value."""
+    """The table as display strings: 2 decimals for metrics, an lr exact, '-' where there is no value."""
 
     def fmt(col: str, v: Any) -> str:
         if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
             return "-"
         if isinstance(v, bool):
             return "yes" if v else "no"
+        if col in EXACT_COLUMNS:
+            return exact(v)
         if isinstance(v, (int, float)):
             return FORMAT_BY_COLUMN.get(col, "{:.2f}" if isinstance(v, float) else "{}").format(v)
         return str(v)
@@ -134,16 +138,22 @@ def cells(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def render(table: pd.DataFrame, fmt: str) -> str:
-    """The table as Markdown or an HTML fragment with its notes, or as CSV (rounded to 4 decimals)."""
+    """The table as Markdown or an HTML fragment with its notes, or as CSV (``csv_text``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        return table.round(4).to_csv(index=False)
+        return csv_text(table)
     if fmt == "html":
         items = "".join(f"<li>{html.escape(line)}</li>" for line in notes(table))
         page = f'<ul class="notes">{items}</ul>\n' + cells(table).to_html(index=False, classes="leaderboard")
         return page.encode("ascii", "xmlcharrefreplace").decode()  # no charset needed: a bare fragment
     return "".join(f"> {line}\n" for line in notes(table)) + "\n" + markdown_table(cells(table))
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """The table as CSV with exact numbers: every float in full (its shortest form that reads back the
+    same, as ``repr``: 8e-05, 81.53333333333333), never rounded."""
+    return table.to_csv(index=False)
 
 
 def selected_lrs_yaml(table: pd.DataFrame, source: str | Path) -> str:
@@ -154,7 +164,7 @@ def selected_lrs_yaml(table: pd.DataFrame, source: str | Path) -> str:
     ]
     for task, by_variant in selected_lrs(table).items():
         lines.append(f"{task}:")
-        lines += [f"  {variant}: {lr:g}" for variant, lr in by_variant.items()]
+        lines += [f"  {variant}: {exact(lr)}" for variant, lr in by_variant.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -108,7 +108,9 @@ def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None,
         png(bars_figure(rows, style), "score per variant"),
     ]
     for column, label, logx in COST_AXES:
-        out.append(f"<h2>Score vs {label}</h2>")
+        out.append(
+            f"<h2>Score vs {label} (filled: the best and the tied with it; dashed: Pareto frontier)</h2>"
+        )
         fig = cost_figure(rows, column, label, logx, style)
         out.append(png(fig, f"score vs {label}") if fig else note(f"No run recorded {column}: plot skipped."))
     out.append(

@@ -287,8 +287,14 @@ def hparam_labels(df: pd.DataFrame) -> pd.Series:
 
 
 def fmt_value(v: Any) -> str:
+    """A setting's value in a label: a float exact (``exact``), a list comma-joined."""
     if isinstance(v, float):
-        return f"{v:g}"
+        return exact(v)
     if isinstance(v, (list, tuple)):
         return ",".join(map(str, v))
     return str(v)
+
+
+def exact(v: float) -> str:
+    """A float in its shortest form that reads back the same, without a trailing '.0': 8e-05, 16, 0.0512."""
+    return repr(float(v)).removesuffix(".0")

@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 from bench.results import index
 from bench.results.run_folder import RunFolder
 
-REFERENCE_RUN = RunFolder(Path(__file__).resolve().parents[2] / "results/compare/rt_polarity/lora-lrx1.0-s0")
+ARCHIVE = Path(__file__).resolve().parents[2] / "results/archive/compare"
+REFERENCE_RUN = RunFolder(ARCHIVE / "rt_polarity/lora-lrx1.0-s0")
 TEMPLATE = REFERENCE_RUN.metrics_path
 SWEEP_SIZE = 500
 MISS = "f" * 12  # no synthetic run has it (their hashes count up from 000000000000)

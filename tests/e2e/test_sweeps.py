@@ -561,8 +561,8 @@ def test_compare_sweep_resumes_after_a_kill_and_yields_a_tuned_leaderboard(tmp_p
 
 
 def test_demo_trains_each_variant_at_the_lr_the_committed_comparison_selected(compose_cfg):
-    """conf/selected/compare.yaml is what the committed results/compare select, and the demo uses it."""
-    committed = ROOT / "results" / "compare"
+    """conf/selected/compare.yaml is what the committed archived comparison selects, and the demo uses it."""
+    committed = ROOT / "results" / "archive" / "compare"
     table = tuned_board(runs_table.load(committed), full=True)
     selected = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "selected" / "compare.yaml"))
     assert selected == selection.selected_lrs(table)

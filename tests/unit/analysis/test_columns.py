@@ -73,3 +73,9 @@ def test_the_compact_view_is_part_of_the_full_tuned_view():
         assert len(view) == len(set(view)), view
         assert view[:3] == ["rank", "task", "variant"]
     assert set(OPTIONAL) <= set(CONFIG_COLUMNS) | set(TUNED_COLUMNS)
+
+
+def test_every_view_shows_the_trainable_parameters_beside_the_score():
+    for view in (CONFIG_COLUMNS, COMPACT_COLUMNS, TUNED_COLUMNS):
+        score = view.index("mean_x100")
+        assert view[score + 1 : score + 3] == ["trainable_params", "pct_trainable"], view

@@ -16,6 +16,8 @@ from helpers.report_results import TASKS, write_comparison
 from bench.analysis import report, runs_table
 from bench.analysis.configurations import configurations, tuned_board
 from bench.analysis.figures import (
+    APART_LABEL,
+    TIED_LABEL,
     Style,
     bar_floor,
     bars_figure,
@@ -116,3 +118,34 @@ def test_pareto_mask():
     x = np.array([1.0, 2.0, 3.0, 4.0, 2.0])
     y = np.array([50.0, 60.0, 55.0, 70.0, 60.0])
     assert pareto_mask(x, y).tolist() == [True, True, False, True, False]  # ties: the first one
+
+
+def filled_points(ax) -> tuple[set[tuple[float, float]], set[tuple[float, float]]]:
+    """The (x, y) of the points drawn filled and of those drawn open (rings of the frontier aside)."""
+    filled, open_ = set(), set()
+    for c in ax.collections:
+        if 140 in c.get_sizes() or not len(c.get_offsets()):
+            continue
+        faces = c.get_facecolor()
+        side = filled if len(faces) and faces[0][3] > 0 else open_
+        side |= {tuple(p) for p in c.get_offsets().tolist()}
+    return filled, open_
+
+
+def test_the_cost_plots_draw_the_tied_as_tied(comparison):
+    """The best and the rows the leaderboard marks tied with it are filled, the rest open, in the legend."""
+    rows, style = comparison_rows(comparison)
+    for column in ("trainable_params", "peak_memory_mb", "train_time_s"):
+        fig = cost_figure(rows, column, column, False, style)
+        for ax, task in zip(fig.axes, TASKS, strict=True):
+            d = rows[rows["task"] == task]
+            at = {
+                v: (float(x), float(y))
+                for v, x, y in zip(d["variant"], d[column], d["mean_x100"], strict=True)
+            }
+            filled, open_ = filled_points(ax)
+            assert (filled, open_) == ({at["dora"], at["lora"]}, {at["full"], at["ia3"]}), task
+            assert {TIED_LABEL, APART_LABEL} <= set(ax.get_legend_handles_labels()[1])
+    rows.loc[rows["variant"].eq("lora"), "tied"] = False  # the leaderboard's mark decides
+    filled, open_ = filled_points(cost_figure(rows, "trainable_params", "p", True, style).axes[0])
+    assert len(filled) == 1 and len(open_) == 3

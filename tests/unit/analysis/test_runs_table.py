@@ -138,3 +138,18 @@ def test_a_task_on_the_users_files_is_named_with_its_data():
     vader = {"task.source": "vader", "task.data_dir": "/sdist"}  # packaged, fixed by its checksum
     assert runs_table.task_label("rt_polarity", vader) == "rt_polarity"
     assert runs_table.task_label("rte", {}) == "rte"  # recorded before settings
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (8e-05, "8e-05"),
+        (16.0, "16"),
+        (0.0512, "0.0512"),
+        (1.23456789e-4, "0.000123456789"),
+        (1234567.0, "1234567"),
+    ],
+)
+def test_a_float_in_a_label_is_exact(value, shown):
+    """No setting is rounded in a label: lr=1.23456789e-4 does not read 0.000123457."""
+    assert runs_table.exact(value) == shown == runs_table.fmt_value(value)

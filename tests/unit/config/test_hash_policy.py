@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from bench.config.hash_policy import hashed_if_set, not_hashed, unhashed
 from bench.config.hashing import config_hash
 
-COMPARE = ROOT / "results" / "compare"
+COMPARE = ROOT / "results" / "archive" / "compare"
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ from bench.config.hashing import config_hash
 from bench.run import tune
 
 # The finished full grid the replay reads: 3 tasks x 8 variants x 4 lrs x 3 seeds, plus x256 at 4 edges.
-ARCHIVE = ROOT / "results" / "compare"
+ARCHIVE = ROOT / "results" / "archive" / "compare"
 ARCHIVED_VARIANTS = "lora,qlora,dora,adalora,loraplus,vera,full,head"  # the methods that grid covers
 
 
