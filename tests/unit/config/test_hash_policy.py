@@ -84,7 +84,7 @@ def test_the_budget_s_vader_test_fraction_reaches_the_vader_tasks_alone(compose,
 
 
 def committed_runs() -> list[Path]:
-    """One committed run of experiment=compare per (task, variant): its first seed at x1."""
+    """One committed run of the archived comparison per (task, variant): its first seed at x1."""
     return sorted(COMPARE.glob("*/*-lrx1.0-s0/metrics.json"))
 
 
@@ -94,7 +94,7 @@ def test_the_committed_comparison_keeps_its_hashes(compose, metrics_json):
     a setting added since (hashed_if_set) must not make the whole comparison rerun."""
     run = OmegaConf.load(metrics_json.parent / "config.yaml")
     overrides = [
-        "experiment=compare",
+        "experiment=compare_archive",
         f"task={run.task.name}",
         f"variant={run.variant.name}",
         f"train.lr_scale={run.train.lr_scale}",

@@ -13,6 +13,7 @@ import pytest
 from helpers.paths import ROOT
 from omegaconf import OmegaConf
 
+import variants
 from bench.analysis import runs_table, stages
 from bench.analysis.configurations import tuned_board
 from bench.config.hashing import config_hash
@@ -20,13 +21,12 @@ from bench.run import tune
 
 # The finished full grid the replay reads: 3 tasks x 8 variants x 4 lrs x 3 seeds, plus x256 at 4 edges.
 ARCHIVE = ROOT / "results" / "archive" / "compare"
-ARCHIVED_VARIANTS = "lora,qlora,dora,adalora,loraplus,vera,full,head"  # the methods that grid covers
 
 
 @pytest.fixture(scope="module")
 def compare() -> tune.Tuning:
-    """experiment=compare over the methods the archive covers (the registry may hold more)."""
-    return tune.plan_tuning(["experiment=compare", f"variant={ARCHIVED_VARIANTS}"])
+    """experiment=compare_archive: the settings of the archived grid (its tasks, methods and budget)."""
+    return tune.plan_tuning(["experiment=compare_archive"])
 
 
 def test_the_experiment_gives_the_rule_and_the_cells(compare):
@@ -34,7 +34,18 @@ def test_the_experiment_gives_the_rule_and_the_cells(compare):
         grid=(1.0, 4.0, 16.0, 64.0), seeds=(0, 1, 2), top_k=2, first_seeds=1, top_seeds=3, edge_cap=1
     )
     assert compare.keys == ("task", "variant") and len(compare.cells) == 3 * 8
-    assert compare.fixed == ("experiment=compare",) and compare.sweep_dir == Path("results/compare")
+    assert compare.fixed == ("experiment=compare_archive",)
+    assert compare.sweep_dir == Path("results/archive/compare")
+
+
+def test_the_comparison_tunes_every_variant_on_eight_tasks():
+    now = tune.plan_tuning(["experiment=compare"])
+    assert now.rule == stages.Rule(
+        grid=(4.0, 16.0, 64.0), seeds=(0, 1, 2), top_k=2, first_seeds=1, top_seeds=3, edge_cap=1
+    )
+    tasks = {cell.values[0] for cell in now.cells}
+    assert len(tasks) == 8 and "rt_rating" not in tasks
+    assert len(now.cells) == 8 * len(variants.available()) and now.sweep_dir == Path("results/compare")
 
 
 def test_overrides_replace_the_sweep_and_each_runs_hash_is_the_composed_one(compose):
@@ -190,7 +201,7 @@ class FakeLauncher:
 @pytest.fixture
 def small(tmp_path) -> tune.Tuning:
     return tune.plan_tuning(
-        ["experiment=compare", "task=rt_polarity", "variant=lora,head", f"hydra.sweep.dir={tmp_path}"]
+        ["experiment=compare_archive", "task=rt_polarity", "variant=lora,head", f"hydra.sweep.dir={tmp_path}"]
     )
 
 
@@ -198,7 +209,7 @@ def test_rounds_run_each_stage_until_no_cell_asks_for_more(small, monkeypatch, c
     launcher = FakeLauncher(small)
     monkeypatch.setattr(tune.subprocess, "call", launcher)
     assert tune.tune(small) == 0
-    fixed = ["experiment=compare", f"hydra.sweep.dir={small.sweep_dir}"]
+    fixed = ["experiment=compare_archive", f"hydra.sweep.dir={small.sweep_dir}"]
     assert launcher.commands[0] == [
         *fixed,
         "task=rt_polarity",
