@@ -34,7 +34,13 @@ PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, few
 ]
 
 
-COMPARISON_PLOTS = [*PLOTS[:4], "dev score vs lr", "critical difference diagram", "learning curves"]
+COMPARISON_PLOTS = [
+    *PLOTS[:4],
+    "memory by what holds it",
+    "dev score vs lr",
+    "critical difference diagram",
+    "learning curves",
+]
 
 
 CHROMIUM_FLAGS = [
@@ -117,6 +123,8 @@ def test_comparison_report_verdict_then_plots_then_tables(comparison):
     assert page.rindex("<table") > page.index("<details>")  # every configuration: collapsed, last
     assert "<td>rt_polarity</td><td>dora lr=0.001: 84.00 ± 1.24 (95% CI, n=3)</td><td>lora</td>" in page
     assert "Demšar, Statistical comparisons of classifiers over multiple data sets, JMLR 7 (2006)" in page
+    every_column = page[page.index("<h3>Every column") : page.index("<details>")]
+    assert all(f"<th>mem_{p}_mb</th>" in every_column for p in ("frozen_weights", "activations", "peak"))
     ranks = page[page.index("<h2>Average rank") : page.index("<figure>")]
     order = [ranks.index(f"<td>{v}</td>") for v in ("dora", "lora", "full", "ia3")]
     assert order == sorted(order)  # best average rank first
