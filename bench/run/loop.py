@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from bench.config.schemas import TrainConfig
 from bench.log import log
-from bench.run import best_state, checkpoint, distributed
+from bench.run import best_state, checkpoint, compiled, distributed
 from bench.run.memory_breakdown import MemoryBreakdown
 from bench.run.progress import Progress
 
@@ -222,7 +222,8 @@ class Fit:
         self.optimizer = make_optimizer(variant.param_groups(model, lr, cfg.weight_decay), device)
         warmup = int(cfg.warmup_ratio * self.steps_total)
         self.scheduler = linear_schedule(self.optimizer, warmup, self.steps_total)
-        self.memory = MemoryBreakdown(model, self.optimizer, self.steps_total)
+        eager = not compiled.wanted(cfg.compile, device)
+        self.memory = MemoryBreakdown(model, self.optimizer, self.steps_total, compiled=not eager)
         params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         self.trainable = list(params.values())
         self.net = distributed.wrap(model, device)

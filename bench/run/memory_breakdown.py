@@ -12,8 +12,9 @@ peak               the peak of all of them together over the step (the optimizer
 Each storage counts once (tied weights, views). The step measured is MEASURED_STEP (the optimizer state
 exists by then; a shorter run: its last step), watched by a ``TorchDispatchMode`` that sees every tensor
 an operation returns and a weak reference that sees it freed: it reads no random number and changes no
-value, so a run trains the same with or without it. What the allocator caches and what a library holds
-outside torch's tensors are left out (``bench.run.memory`` measures the process's peak).
+value, so a run trains the same with or without it (a compiled model is not measured: see
+``MemoryBreakdown``). What the allocator caches and what a library holds outside torch's tensors are left
+out (``bench.run.memory`` measures the process's peak).
 """
 
 from __future__ import annotations
@@ -101,11 +102,15 @@ class _Watch(TorchDispatchMode):
 
 class MemoryBreakdown:
     """Wrap each optimizer step in ``around(step)``; ``bytes`` (each of MEMORY_PARTS) and ``mb()`` are the
-    breakdown once the measured step ran (None before, or when that step diverged)."""
+    breakdown once the measured step ran (None before, or when that step diverged). A ``compiled`` model
+    is not measured: a dispatch mode sends torch.compile back to eager (the step would not compute what
+    the others do), and a compiled graph allocates its buffers where no dispatch mode sees them."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int):
+    def __init__(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int, compiled: bool = False
+    ):
         self.model, self.optimizer = model, optimizer
-        self.step = min(MEASURED_STEP, total_steps)
+        self.step = None if compiled else min(MEASURED_STEP, total_steps)
         self.bytes: dict[str, int] | None = None
 
     def mb(self) -> dict[str, float] | None:

@@ -88,6 +88,16 @@ def test_a_tied_weight_counts_once():
     assert list(breakdown.mb()) == list(PARTS)
 
 
+def test_a_compiled_model_is_not_measured():
+    variant, model = adapted("lora", {"r": 8}, QV)
+    optimizer = make_optimizer(variant.param_groups(model, 1e-3, 0.0), CPU)
+    breakdown = MemoryBreakdown(model, optimizer, 3, compiled=True)
+    for step in (1, 2, 3):
+        with breakdown.around(step):
+            train_step(model, variant, optimizer, [batch()], step, 3, CPU)
+    assert breakdown.bytes is None
+
+
 def test_a_step_that_stops_before_its_update_gives_no_breakdown():
     variant, model = adapted("lora", {"r": 8}, QV)
     optimizer = make_optimizer(variant.param_groups(model, 1e-3, 0.0), CPU)
