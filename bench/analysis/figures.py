@@ -20,7 +20,7 @@ import pandas as pd
 import scikit_posthocs
 from matplotlib.figure import Figure
 
-from bench.analysis.runs_table import LABELLED
+from bench.analysis.runs_table import LABELLED, MEMORY_COLUMNS
 from bench.analysis.selection import sort_tasks
 from bench.analysis.significance import ALPHA, Friedman
 from bench.inputs.metrics import DEV, TEST
@@ -34,6 +34,7 @@ COST_AXES = (  # column, axis label, log scale
 MARKERS = "osD^vP*X"
 TIED_LABEL = "best or tied with it (filled)"
 APART_LABEL = "not tied with the best (open)"
+MEMORY_SHADES = ("0.55", "C0", "C2", "C1", "C3")  # frozen, trainable, gradients, optimizer, activations
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -187,6 +188,37 @@ def bars_figure(rows: pd.DataFrame, style: Style) -> Figure:
         ax.set_xticks(pos, ticks, fontsize=8)
         ax.set(title=task, ylabel=f"test {d['main_metric'].iloc[0]} ×100")
         ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def memory_figure(rows: pd.DataFrame, style: Style) -> Figure | None:
+    """Per task, a stacked bar per variant of what holds a training step's memory (frozen and trainable
+    weights, gradients, optimizer state, activations: ``memory_breakdown_mb``), a black tick at the step's
+    peak, and the variant's tuned score beside its bar; None when no row recorded a breakdown."""
+    parts, peak = list(MEMORY_COLUMNS[:-1]), MEMORY_COLUMNS[-1]
+    data = rows.dropna(subset=[peak]) if peak in rows else rows.iloc[:0]
+    if data.empty:
+        return None
+    fig, panels = task_panels(data)
+    for ax, task, d in panels:
+        d = d.sort_values("mean_x100")
+        pos, left = np.arange(len(d)), np.zeros(len(d))
+        for col, color in zip(parts, MEMORY_SHADES, strict=True):
+            width = d[col].fillna(0).to_numpy(float)
+            name = col.removeprefix("mem_").removesuffix("_mb").replace("_", " ")
+            ax.barh(pos, width, left=left, color=color, edgecolor="0.25", lw=0.5, label=name)
+            left += width
+        ax.scatter(d[peak], pos, marker="|", s=300, color="k", zorder=4, label="peak")
+        for p, end, score in zip(pos, np.maximum(left, d[peak].to_numpy(float)), d["mean_x100"], strict=True):
+            ax.annotate(f"{score:.1f}", (end, p), xytext=(4, 0), textcoords="offset points", va="center",
+                        fontsize=7)  # fmt: skip
+        ax.set_yticks(
+            pos, [style.label(v, m) for v, m in zip(d["variant"], d["model"], strict=True)], fontsize=8
+        )
+        ax.margins(x=0.15)
+        ax.set(title=task, xlabel=f"MB (score: test {d['main_metric'].iloc[0]} ×100)")
+        ax.grid(axis="x", alpha=0.3)
+    shared_legend(fig, [ax for ax, _, _ in panels])
     return fig
 
 

@@ -28,6 +28,7 @@ from bench.analysis.figures import (
     cd_figure,
     cost_figure,
     curves_figure,
+    memory_figure,
     png,
     sensitivity_figure,
 )
@@ -93,7 +94,8 @@ def rank_sections(test: Friedman | None, style: Style) -> list[str]:
 
 
 def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None, source: Path) -> list[str]:
-    """The plots, in order: bars, score vs each cost, sensitivity, ranks, learning curves."""
+    """The plots, in order: bars, score vs each cost, memory by what holds it, sensitivity, ranks,
+    learning curves."""
     if rows.empty:
         return [
             note(
@@ -113,6 +115,9 @@ def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None,
         )
         fig = cost_figure(rows, column, label, logx, style)
         out.append(png(fig, f"score vs {label}") if fig else note(f"No run recorded {column}: plot skipped."))
+    out.append("<h2>Memory by what holds it, beside the score (one training step, by tensor)</h2>")
+    fig = memory_figure(rows, style)
+    out.append(png(fig, "memory by what holds it") if fig else note("No run recorded its memory by tensor."))
     out.append(
         "<h2>Dev score vs lr (how forgiving a method is of its lr is part of its cost; ringed: selected)</h2>"
     )

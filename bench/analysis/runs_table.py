@@ -22,16 +22,18 @@ from bench.config.hashing import flatten
 from bench.inputs.fingerprint import SETTING as DATA_FINGERPRINT
 from bench.log import log
 from bench.plural import plural
-from bench.results.columns import ADDED_COLUMNS, RUNS_COLUMNS
+from bench.results.columns import ADDED_COLUMNS, MEMORY_PARTS, RUNS_COLUMNS
 from bench.results.run_folder import RunFolder, recorded_path
 from bench.results.runs_csv import LEGACY_CSV, RUNS_CSV, header, is_runs_table, locate, read_rows, run_row
 
-JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings")
+JSON_COLUMNS = ("metrics", "final_metrics", "hparams", "settings", "memory_breakdown_mb")
+MEMORY_COLUMNS = tuple(f"mem_{part}_mb" for part in MEMORY_PARTS)  # memory_breakdown_mb, a column a part
 COST_COLUMNS = (
     "trainable_params",
     "pct_trainable",
     "peak_memory_mb",
     "model_mb",
+    *MEMORY_COLUMNS,
     "train_time_s",
     "train_samples_per_s",
     "adapter_mb",
@@ -105,10 +107,14 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     ``config_key``, else for an older run its label) and a ``hp_label`` per row. Idempotent."""
     df = df.reindex(columns=[*df.columns, *(c for c in ADDED_COLUMNS if c not in df.columns)], fill_value="")
     df = drop_malformed(df)
-    for col in NUMERIC_COLUMNS:
-        df[col] = pd.to_numeric(df[col], errors="coerce")
     for col in JSON_COLUMNS:
         df[col] = df[col].map(_parse_json)
+    for part, col in zip(MEMORY_PARTS, MEMORY_COLUMNS, strict=True):
+        df[col] = df["memory_breakdown_mb"].map(
+            lambda parts, part=part: parts.get(part) if isinstance(parts, dict) else None
+        )
+    for col in NUMERIC_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
     df["label_hparams"] = df["label_hparams"].map(lambda v: list(_parse_json(v, [])))
     df["task"] = [task_label(t, s) for t, s in zip(df["task"], df["settings"], strict=True)]
     df["config_key"] = df["config_key"].fillna("").astype(str)

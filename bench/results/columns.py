@@ -26,6 +26,7 @@ RUNS_COLUMNS = [
     "pct_trainable",
     "peak_memory_mb",  # training peak from the built model on (bench.run.memory)
     "model_mb",  # the model's parameters and buffers as held (frozen + trainable; NF4 codes for QLoRA)
+    "memory_breakdown_mb",  # JSON: a training step's memory by what holds it (MEMORY_PARTS)
     "train_time_s",
     "train_samples_per_s",
     "adapter_mb",
@@ -44,4 +45,7 @@ ADDED_COLUMNS = (  # absent from CSVs written before them: read as empty (placed
     "dev_score",
     "select_on",
     "chance_score",
+    "memory_breakdown_mb",
 )
+# the keys of memory_breakdown_mb (bench.run.memory_breakdown)
+MEMORY_PARTS = ("frozen_weights", "trainable_weights", "gradients", "optimizer_state", "activations", "peak")

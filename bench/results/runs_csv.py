@@ -62,6 +62,9 @@ def run_row(metrics: dict[str, Any]) -> dict[str, Any]:
         json.dumps(metrics["settings"], sort_keys=True, default=str) if metrics.get("settings") else ""
     )
     row["lr"] = metrics.get("hparams", {}).get("lr", "")
+    row["memory_breakdown_mb"] = (
+        json.dumps(metrics["memory_breakdown_mb"]) if metrics.get("memory_breakdown_mb") else ""
+    )
     row["error"] = " ".join(str(metrics.get("error") or "").split())[:500]
     return {k: "" if v is None else v for k, v in row.items()}
 

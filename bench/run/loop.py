@@ -39,7 +39,8 @@ from torch import Tensor, nn
 
 from bench.config.schemas import TrainConfig
 from bench.log import log
-from bench.run import best_state, checkpoint, distributed
+from bench.run import best_state, checkpoint, compiled, distributed
+from bench.run.memory_breakdown import MemoryBreakdown
 from bench.run.progress import Progress
 
 Batch = dict[str, Tensor]
@@ -64,6 +65,7 @@ class LoopResult:
     checkpoint_time_s: float = 0.0
     error: str | None = None
     resumed_from: int | None = None  # the step of the checkpoint this run resumed from
+    memory_breakdown_mb: dict[str, float] | None = None  # bench.run.memory_breakdown
 
 
 class StepHooks(Protocol):
@@ -221,6 +223,8 @@ class Fit:
         self.optimizer = make_optimizer(variant.param_groups(model, lr, cfg.weight_decay), device)
         warmup = int(cfg.warmup_ratio * self.steps_total)
         self.scheduler = linear_schedule(self.optimizer, warmup, self.steps_total)
+        eager = not compiled.wanted(cfg.compile, device)
+        self.memory = MemoryBreakdown(model, self.optimizer, self.steps_total, compiled=not eager)
         params = {name: p for name, p in model.named_parameters() if p.requires_grad}
         self.trainable = list(params.values())
         self.net = distributed.wrap(model, device)
@@ -307,14 +311,16 @@ class Fit:
         """One optimizer step on ``group`` (``train_step``); False when its loss was not finite."""
         group = [{k: v.to(self.device, non_blocking=True) for k, v in b.items() if k != "idx"} for b in group]
         try:
-            losses = train_step(
-                self.net, self.variant, self.optimizer, group, self.step + 1, self.steps_total, self.device,
-                self.cfg.max_grad_norm, self.scheduler, self.trainable, self.check_loss,
-            )  # fmt: skip
+            with self.memory.around(self.step + 1):
+                losses = train_step(
+                    self.net, self.variant, self.optimizer, group, self.step + 1, self.steps_total,
+                    self.device, self.cfg.max_grad_norm, self.scheduler, self.trainable, self.check_loss,
+                )  # fmt: skip
         except Diverged as e:
             self.result.status, self.result.error, self.result.steps = "diverged", str(e), self.step
             return False
         self.pending.extend((self.step + 1, loss) for loss in losses)
+        self.result.memory_breakdown_mb = self.result.memory_breakdown_mb or self.memory.mb()
         self.result.samples_seen += sum(b["labels"].shape[0] for b in group)
         self.micro += len(group)
         self.step += 1

@@ -312,6 +312,7 @@ def results(
         "train_samples_per_s": round(out.samples_seen / out.train_time_s, 2) if out.train_time_s else None,
         "peak_memory_mb": round(memory.peak_mb(), 1),
         "memory_kind": memory.kind,
+        "memory_breakdown_mb": out.memory_breakdown_mb,
         "model_mb": round(memory.model_mb, 3),
         "adapter_mb": round(adapter_bytes / 2**20, 4),
         "device": str(model.device),

@@ -19,7 +19,7 @@ from bench.config.budget import budget_label, budget_of
 from bench.config.schemas import TaskConfig
 from bench.inputs.models import load_tokenizer, model_config, tiny_model
 from bench.inputs.tasks import load_task
-from bench.results.columns import RUNS_COLUMNS
+from bench.results.columns import MEMORY_PARTS, RUNS_COLUMNS
 
 TINY = model_config("tiny")
 RUN_ARGS = [
@@ -127,6 +127,7 @@ def test_metrics_json_values(lora_run):
         (run_dir / "adapter/adapter_model.safetensors").stat().st_size / 2**20, abs=1e-4
     )
     assert m["peak_memory_mb"] > 0 and m["train_time_s"] > 0 and m["train_samples_per_s"] > 0
+    assert set(m["memory_breakdown_mb"]) == set(MEMORY_PARTS) and m["memory_breakdown_mb"]["peak"] > 0
     assert m["steps"] == 2 * 6  # 96 examples / batch 16, 2 epochs
     assert len(m["config_hash"]) == 12 and len(m["git_commit"]) >= 7
     assert m["hparams"]["r"] == 4 and m["hparams"]["lr"] == 5e-4

@@ -32,6 +32,14 @@ CHANCE = 0.5
 SEEDS = (0, 1, 2)
 
 
+def memory_breakdown(params: int, peak: float) -> dict[str, float]:
+    """A run's memory by what holds it: fp32 weights, AdamW, the rest of the peak activations."""
+    trainable = round(4 * params / 2**20, 1)
+    held = {"frozen_weights": 86.9, "trainable_weights": trainable, "gradients": trainable}
+    held["optimizer_state"] = 2 * trainable
+    return held | {"activations": round(peak - sum(held.values()), 1), "peak": peak}
+
+
 def metrics_json(task: str, variant: str, lr: float, seed: int, run_dir: Path) -> dict:
     """The metrics.json of one run of the comparison."""
     (dev, test), spread = GRID[variant][0][lr], GRID[variant][1]
@@ -54,6 +62,7 @@ def metrics_json(task: str, variant: str, lr: float, seed: int, run_dir: Path) -
         "chance": {"test/accuracy": CHANCE},
         "trainable_params": params,
         "peak_memory_mb": memory,
+        "memory_breakdown_mb": memory_breakdown(params, memory),
         "train_time_s": seconds,
         "hparams": {"lr": lr, "epochs": 2, "batch_size": 32},
         "label_hparams": ["lr"],

@@ -24,6 +24,7 @@ from bench.analysis.figures import (
     cost_figure,
     curve_key,
     curves_figure,
+    memory_figure,
     pareto_mask,
     sensitivity_figure,
 )
@@ -103,6 +104,21 @@ def test_the_curves_need_no_test_metrics_in_the_history(comparison, tmp_path):
         assert dev_only != rows
         path.write_text("".join(json.dumps(row) + "\n" for row in dev_only))
     assert curve_lines(tmp_path) == curve_lines(comparison) != []
+
+
+def test_memory_bars_stack_what_holds_each_variants_memory_beside_its_score(comparison):
+    rows, style = comparison_rows(comparison)
+    fig = memory_figure(rows, style)
+    ax = fig.axes[0]
+    d = rows[rows["task"] == ax.get_title()].sort_values("mean_x100")
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(d["variant"])
+    full = d.reset_index(drop=True).index[d["variant"].to_numpy() == "full"][0]
+    stacked = [p for p in ax.patches if abs(p.get_y() + p.get_height() / 2 - full) < 1e-9]
+    parts = [c for c in runs_table.MEMORY_COLUMNS if c != "mem_peak_mb"]
+    assert [round(p.get_width(), 6) for p in stacked] == [round(d[c].iloc[full], 6) for c in parts]
+    scores = {t.get_text() for t in ax.texts}
+    assert {f"{m:.1f}" for m in d["mean_x100"]} <= scores
+    assert memory_figure(rows.assign(mem_peak_mb=np.nan), style) is None  # no run recorded a breakdown
 
 
 def test_curve_key_prefers_the_dev_metric():

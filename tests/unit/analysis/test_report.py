@@ -34,7 +34,13 @@ PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, few
 ]
 
 
-COMPARISON_PLOTS = [*PLOTS[:4], "dev score vs lr", "critical difference diagram", "learning curves"]
+COMPARISON_PLOTS = [
+    *PLOTS[:4],
+    "memory by what holds it",
+    "dev score vs lr",
+    "critical difference diagram",
+    "learning curves",
+]
 
 
 CHROMIUM_FLAGS = [
@@ -126,6 +132,8 @@ def test_comparison_report_verdict_then_plots_then_tables(comparison):
     assert "the Bayesian signed-rank test over the 3 tasks (equivalent within 1 point; P &gt;= 0.95)" in page
     assert "Setting: model minilm; budget 2 ep x bs 32" in page and "device unknown" in page
     assert "code (git_commit): unknown; no run from a modified tree" in page
+    every_column = page[page.index("<h3>Every column") : page.index("<details>")]
+    assert all(f"<th>mem_{p}_mb</th>" in every_column for p in ("frozen_weights", "activations", "peak"))
     ranks = page[page.index("<h2>Average rank") : page.index("<figure>")]
     order = [ranks.index(f"<td>{v}</td>") for v in ("dora", "lora", "full", "ia3")]
     assert order == sorted(order)  # best average rank first
