@@ -317,6 +317,11 @@ class Variant(ABC):
         ``model``; None (the default) when the method changes no input."""
         return None
 
+    def added_tokens(self) -> int:
+        """How many tokens the input adapter puts in every sequence (prompt tuning's virtual tokens): they
+        take positions beside ``model.max_length``'s, which the run's checks count; 0 by default."""
+        return 0
+
     # -- training hooks ----------------------------------------------------------------------
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """Optimizer groups: weight decay on weights, none on what ``no_decay_params`` names."""

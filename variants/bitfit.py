@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from variants.base import PEFT_PREFIX, Targets, Variant, VariantConfig, is_head
+from variants.base import Variant, VariantConfig, is_head
 from variants.registry import register
 
 
@@ -38,26 +38,19 @@ def is_bias(name: str) -> bool:
 class BitFit(Variant):
     name = "bitfit"
     Config = BitFitConfig
-
-    def make_layer(self, name: str, linear: nn.Linear) -> None:
-        """No adapter layer: the biases themselves train."""
-        return None
-
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        """Freeze every parameter but the biases and the head; no layer is wrapped."""
-        self.targets = targets
-        self.freeze(model)
-        return model
+    wraps = ()  # no layer: the biases themselves train
+    mergeable = False  # the trained biases are the model's own
 
     def freeze(self, model: nn.Module) -> None:
+        """Freeze every parameter but the biases and the head."""
         for name, p in model.named_parameters():
             p.requires_grad_(is_bias(name) or is_head(name, self.targets.head))
 
     def saved_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Every trained tensor (the biases and the head) under ``base_model.model.<parameter>``."""
-        if self.targets is None:
-            raise RuntimeError(f"{type(self).__name__}: call apply(model, targets) first")
-        return {PEFT_PREFIX + n: p for n, p in model.named_parameters() if p.requires_grad}
+        """The head (as every variant saves it) and every bias, under ``base_model.model.<parameter>``."""
+        live = super().saved_tensors(model)
+        live.update({self.peft_prefix + n: p for n, p in model.named_parameters() if is_bias(n)})
+        return live
 
     def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any] | None:
         """Not a peft adapter: the variant, the base and what the file holds (no ``peft_type``)."""

@@ -3,14 +3,17 @@ arXiv:2104.08691), as peft 0.21.2's ``PROMPT_TUNING`` builds it for a sequence c
 
 ``num_virtual_tokens`` learned embeddings P (n x hidden) are put in front of the input's word embeddings;
 the encoder is frozen and the classifier head trained (peft's SEQ_CLS ``modules_to_save``). It acts on
-the input, not on a layer: a forward pre-hook on the model rewrites each call's keyword arguments as
-peft's ``PeftModelForSequenceClassification.forward`` does, so the harness calls ``model(**batch)``
-unchanged:
+the input, not on a layer: an ``InputAdapter`` (the model's ``input_adapter``) rewrites each call's
+keyword inputs as peft's ``PeftModelForSequenceClassification.forward`` does, so the harness calls
+``model(**batch)`` unchanged:
 
     inputs_embeds  = [P ; word_embeddings(input_ids)]     (P cast to the embeddings' dtype)
     attention_mask = [ones(batch, n) ; attention_mask]
     token_type_ids = [zeros(batch, n) ; token_type_ids]   (when given)
     position_ids   dropped (peft ignores them), so the positions count the virtual tokens too
+
+An input of L tokens therefore takes L + n positions: ``added_tokens`` tells the run's checks, which
+refuse a ``model.max_length`` that leaves no room for them.
 
 Initialisation: ``random`` draws P from N(0, 1) (a fresh ``nn.Embedding``, as peft's RANDOM); ``text``
 copies the word embeddings of ``init_text`` tokenized by ``tokenizer`` (default: the base model's own
@@ -28,12 +31,12 @@ import torch
 from torch import nn
 
 from bench.log import log
-from variants.base import Targets, Variant, VariantConfig, freeze_all_but_head, is_head
+from variants.base import Variant, VariantConfig
+from variants.input_adapter import InputAdapter
 from variants.registry import register
 
 INITS = ("random", "text")
 PROMPT_KEY = "prompt_embeddings"  # peft's on-disk name of the virtual token embeddings
-HEAD_PREFIX = "base_model."  # peft's prefix of modules_to_save in a prompt-learning adapter
 
 
 @dataclass
@@ -47,27 +50,23 @@ class PromptTuningConfig(VariantConfig):
     tokenizer: str | None = None  # tokenizer name or path for init=text; None: the base model's own
 
 
-class PromptEncoder(nn.Module):
-    """The virtual token embeddings and the forward pre-hook that puts them in front of the input."""
+class PromptEncoder(InputAdapter):
+    """The virtual token embeddings, put in front of the input's word embeddings."""
 
-    def __init__(self, num_virtual_tokens: int, word_embeddings: nn.Embedding):
+    def __init__(self, num_virtual_tokens: int, dim: int, device: torch.device):
         super().__init__()
-        dim = word_embeddings.embedding_dim
-        self.embedding = nn.Embedding(num_virtual_tokens, dim, device=word_embeddings.weight.device)
-        self.words = [word_embeddings]  # the base's, not a submodule of this one
+        self.embedding = nn.Embedding(num_virtual_tokens, dim, device=device)
 
     @property
     def num_virtual_tokens(self) -> int:
         return self.embedding.num_embeddings
 
-    def prepend(self, model: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """The pre-hook: the call's input_ids (or inputs_embeds) and masks extended as peft extends them."""
-        kwargs = dict(kwargs)
-        if args:
-            kwargs["input_ids"], args = args[0], args[1:]
+    def forward(self, model: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The call's input_ids (or inputs_embeds) and masks extended as peft extends them."""
+        kwargs = dict(inputs)
         input_ids, embeds = kwargs.pop("input_ids", None), kwargs.get("inputs_embeds")
         if embeds is None:
-            embeds = self.words[0](input_ids)
+            embeds = model.get_input_embeddings()(input_ids)
         batch, n = embeds.shape[0], self.num_virtual_tokens
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit is not None and embeds.shape[1] + n > limit:
@@ -86,7 +85,10 @@ class PromptEncoder(nn.Module):
             kwargs["position_ids"] = None
         prompts = self.embedding.weight.unsqueeze(0).expand(batch, -1, -1).to(embeds.dtype)
         kwargs["inputs_embeds"] = torch.cat((prompts, embeds), dim=1)
-        return args, kwargs
+        return kwargs
+
+    def adapter_tensors(self) -> dict[str, torch.Tensor]:
+        return {PROMPT_KEY: self.embedding.weight}
 
 
 def text_token_ids(tokenizer, text: str, n: int) -> list[int]:
@@ -99,15 +101,20 @@ def text_token_ids(tokenizer, text: str, n: int) -> list[int]:
 class PromptTuning(Variant):
     name = "prompt_tuning"
     Config = PromptTuningConfig
+    wraps = ()  # no layer: the method changes the input (make_input_adapter)
+    mergeable = False
     peft_type = "PROMPT_TUNING"
+    peft_prefix = "base_model."  # peft holds the model itself in a prompt-learning adapter
     key_hparams = ("num_virtual_tokens",)
-    # At initialisation the virtual tokens already change the output (they are attended to): the kit's
-    # output-at-init check does not apply to an input-level method, so its tolerance is unbounded.
-    check_options = {"init_atol": math.inf}
+    # The virtual tokens are attended to from the start: the output at init differs from the base model's.
+    check_options = {"init_atol": None}
     config: PromptTuningConfig
 
-    def apply(self, model: nn.Module, targets: Targets) -> nn.Module:
-        """Freeze all but the head, add the prompt encoder (``model.prompt_encoder``) and its pre-hook."""
+    def added_tokens(self) -> int:
+        return self.config.num_virtual_tokens
+
+    def make_input_adapter(self, model: nn.Module) -> PromptEncoder:
+        """The prompt encoder for the frozen ``model``, its options checked, initialised as configured."""
         c = self.config
         if c.init not in INITS:
             raise ValueError(f"prompt_tuning init={c.init!r} is not valid; choose one of {', '.join(INITS)}")
@@ -115,14 +122,11 @@ class PromptTuning(Variant):
             raise ValueError(f"prompt_tuning num_virtual_tokens={c.num_virtual_tokens} must be at least 1")
         if c.init == "text" and not c.init_text:
             raise ValueError("prompt_tuning init=text needs init_text (the text whose embeddings start it)")
-        self.targets = targets
-        freeze_all_but_head(model, targets.head)
-        encoder = PromptEncoder(c.num_virtual_tokens, model.get_input_embeddings())
+        words = model.get_input_embeddings()
+        encoder = PromptEncoder(c.num_virtual_tokens, words.embedding_dim, words.weight.device)
         if c.init == "text":
             self.init_from_text(encoder, model)
-        model.prompt_encoder = encoder
-        model.register_forward_pre_hook(encoder.prepend, with_kwargs=True)
-        return model
+        return encoder
 
     def tokenizer_name(self, model: nn.Module) -> str:
         name = self.config.tokenizer or getattr(model.config, "_name_or_path", "")
@@ -136,32 +140,13 @@ class PromptTuning(Variant):
 
         tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name(model))
         ids = text_token_ids(tokenizer, self.config.init_text, encoder.num_virtual_tokens)
-        words = encoder.words[0]
+        words = model.get_input_embeddings()
         encoder.embedding.weight.copy_(words(torch.tensor(ids, device=words.weight.device)).float())
 
-    def make_layer(self, name: str, linear: nn.Linear) -> None:
-        """No adapter layer: the method changes the input, not a layer."""
-        return None
-
-    def saved_tensors(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """``prompt_embeddings`` and the head as peft saves a prompt-learning adapter's."""
-        if self.targets is None:
-            raise RuntimeError(f"{type(self).__name__}: call apply(model, targets) first")
-        live = {PROMPT_KEY: model.prompt_encoder.embedding.weight}
-        for name, p in model.named_parameters():
-            if is_head(name, self.targets.head):
-                live[HEAD_PREFIX + name] = p
-        return live
-
-    def adapter_config(self, model: nn.Module, base_model_name_or_path: str) -> dict[str, Any] | None:
-        """peft's PromptTuningConfig fields: no target modules, no LoRA fields."""
+    def peft_options(self, model: nn.Module) -> dict[str, Any]:
+        """peft's PromptTuningConfig fields: the prompt's size, the model's shape and the init."""
         c, config = self.config, model.config
         return {
-            "peft_type": self.peft_type,
-            "task_type": "SEQ_CLS",
-            "base_model_name_or_path": base_model_name_or_path,
-            "modules_to_save": list(self.targets.head),
-            "inference_mode": True,
             "num_virtual_tokens": c.num_virtual_tokens,
             "token_dim": config.hidden_size,
             "num_transformer_submodules": 1,

@@ -11,7 +11,7 @@ Stages, in order, each a subprocess with a time limit, all within ``--budget-s``
     tiny_compiled   the same run on the device, train.compile=auto (compiled on CUDA), against tiny_cpu
     qlora_bnb       the run with QLoRA on the device, backend bnb against backend ours (needs bitsandbytes)
     nf4             our NF4 bytes against bitsandbytes' on the device (bench.benchmarks.nf4_check)
-    speed           ``bench speed`` on the roberta_base shape, eager: every default variant, inference too
+    speed           ``bench speed`` on the roberta_base shape, eager: every registered variant, inference too
     speed_compiled  ``bench speed`` on roberta_base, compiled (--compile auto), the variants of the device's
                     speed targets (bench.benchmarks.speed_targets), with the time that is left
 

@@ -84,7 +84,6 @@ SEED = 0
 LABELS = 2
 WEIGHT_DECAY = 0.01
 MAX_GRAD_NORM = 1.0
-DEFAULT_VARIANTS = "lora,dora,vera,adalora,loraplus,qlora,full,head"
 ANCHOR = "full"
 FLOOR_FRACTION = {"full": 1.0, "head": 1 / 3}  # every other variant (an adapter): 2 / 3
 ADAPTER_FLOOR = 2 / 3
@@ -128,7 +127,9 @@ class Measured:
 # -- setup ---------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="peft-bench speed", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated registered variants")
+    parser.add_argument(
+        "--variants", help="comma-separated registered variants (default: every registered variant)"
+    )
     parser.add_argument(
         "--shape", default="roberta_base", choices=shapes(), help="a model config's architecture"
     )
@@ -154,8 +155,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", help="also write the rows, inference rows and target ratios to this file")
     args = parser.parse_args(argv)
-    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     known = variants.available()
+    if args.variants is None:
+        args.variants = list(known)
+    else:
+        args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in known]
     if unknown or not args.variants:
         parser.error(f"unknown variant(s) {unknown or args.variants}; available: {', '.join(known)}")
@@ -419,9 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     measured = measure(args, device)
     rows, inference = rows_from(measured, args, device), inference_rows(measured, args, device)
-    adapters = [
-        n for n in dict.fromkeys([*DEFAULT_VARIANTS.split(","), *args.variants]) if variants.get(n).peft_type
-    ]
+    adapters = [n for n in variants.available() if variants.get(n).peft_type]
     ratios = speed_targets.ratios(rows, adapters, device.type)
     print_table(rows)
     if inference:

@@ -98,9 +98,10 @@ def print_summary(found: list[Ratio], device_type: str, shape: str) -> None:
     print(f"\nspeed targets (the project's speed issue; {device_type} targets {where}), this run: {shape}")
     if set_on and set_on != shape:
         print(f"  this run's shape is not {set_on}: the verdicts are indicative only")
-    print(f"{'ratio':<20}{'measured':>10}{'target':>10}  verdict")
+    width = max([20, *(len(r.name) + 1 for r in found)])  # a long variant name widens the column
+    print(f"{'ratio':<{width}}{'measured':>10}{'target':>10}  verdict")
     for r in found:
         value = "-" if r.value is None else f"{r.value:.3f}"
         bound = "-" if r.target is None else f"<= {r.target:g}"
         note = f": {r.note}" if r.note else ""
-        print(f"{r.name:<20}{value:>10}{bound:>10}  {r.verdict}{note}")
+        print(f"{r.name:<{width}}{value:>10}{bound:>10}  {r.verdict}{note}")

@@ -129,10 +129,10 @@ def skeleton(cfg: ModelConfig, num_labels: int) -> nn.Module:
 
 def position_limit(cfg: ModelConfig) -> int | None:
     """The most tokens the model takes: its config's ``max_position_embeddings``, less the positions its
-    family reserves (RoBERTa counts from 2). None when any length fits: the tiny model's positions are
-    sized to ``max_length``, and a model without absolute positions (DeBERTa-v3's relative ones) has none."""
+    family reserves (RoBERTa counts from 2); the tiny model's ``max_length`` (its positions are sized to
+    it). None when any length fits: a model without absolute positions (DeBERTa-v3's relative ones)."""
     if cfg.source == "tiny":
-        return None
+        return cfg.max_length
     config = pretrained_config(cfg)
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None or getattr(config, "position_biased_input", True) is False:

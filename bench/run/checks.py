@@ -4,8 +4,9 @@
 (its options are checked by its schema) and checks, in order: ``require_clean_code`` (the code has no
 uncommitted change, when asked: ``bench.run.provenance``), ``select_on``, the seeds, the ``train.*``
 settings and the lr, the task config, the task's name (its config file's), the model config
-(``max_length`` against the model's own limit), the variant's targets, that the variant fits the model's
-layers (on its weightless skeleton; LoRA's ``r`` and ``alpha`` are checked there) and the device. It
+(``max_length``, with the tokens the variant adds, against the model's own limit), the variant's
+targets, that the variant fits the model's layers (on its weightless skeleton; LoRA's ``r`` and
+``alpha`` are checked there) and the device. It
 returns what the later phases use: the variant, its targets and the device. Each error names the bad
 value and what is valid. The runner calls it before the run starts, so an error it raises leaves no run
 behind.
@@ -73,7 +74,7 @@ def check(spec: RunSpec, w: distributed.World) -> Checked:
     check_train_config(spec.train, spec.lr)
     check_task(spec.task)
     check_task_name(spec.task.name, spec.task_choice)
-    check_model(spec.model)
+    check_model(spec.model, variant.added_tokens())
     targets = resolve_targets(spec.model, variant.config.targets)
     check_fits(variant, spec.model, spec.task.num_labels, targets)
     return Checked(variant=variant, targets=targets, device=pick_device(spec.device))
@@ -220,18 +221,32 @@ def check_seeds(seeds: dict[str, object]) -> None:
             )
 
 
-def check_model(cfg: ModelConfig) -> None:
+def check_model(cfg: ModelConfig, added_tokens: int = 0) -> None:
     """Raise on a model setting no run can use (where its weights come from is checked where they load).
-    ``max_length`` must fit the model's position embeddings (``position_limit``, from its config)."""
+    ``max_length`` must fit the model's position embeddings (``position_limit``, from its config), with
+    the ``added_tokens`` the variant puts in every sequence (``Variant.added_tokens``: prompt tuning's
+    virtual tokens) beside it."""
     if cfg.dropout is not None and not 0 <= cfg.dropout < 1:
         raise ValueError(f"model.dropout={cfg.dropout!r} is not valid: it must be in [0, 1), or null")
     if cfg.max_length < 1:
         raise ValueError(f"model.max_length={cfg.max_length} is not valid: it must be an integer >= 1")
     limit = position_limit(cfg)
-    if limit is not None and cfg.max_length > limit:
+    if limit is None:
+        return
+    if cfg.max_length > limit:
         raise ValueError(
             f"model.max_length={cfg.max_length} is not valid: it must be in 1..{limit}, the most tokens "
             f"model {cfg.name!r} takes (its config's max_position_embeddings)"
+        )
+    if cfg.max_length + added_tokens > limit:
+        fix = (
+            ", whose positions are sized to model.max_length: train the variant on a pretrained model"
+            if cfg.source == "tiny"
+            else f": use a model.max_length of at most {limit - added_tokens}, or fewer virtual tokens"
+        )
+        raise ValueError(
+            f"model.max_length={cfg.max_length} and the variant's {added_tokens} virtual tokens need "
+            f"{cfg.max_length + added_tokens} positions, more than the {limit} of model {cfg.name!r}{fix}"
         )
 
 

@@ -100,6 +100,7 @@ ${decorator}class $Class(Variant):
     #   wraps, mergeable                            the module types make_layer wraps (nn.Linear); False
     #                                               when there is nothing to merge
     #   make_input_adapter(model)                   an input-level method's part (prompt tuning)
+    #   added_tokens()                              the tokens it adds to every sequence (virtual tokens)
     #   load_kwargs()                               extra from_pretrained kwargs (e.g. a quantized base)
     #   param_groups(model, lr, weight_decay)       optimizer groups (e.g. LoRA+'s larger lr for B)
     #   extra_loss(model)                           added to the task loss (e.g. AdaLoRA's orthogonality)

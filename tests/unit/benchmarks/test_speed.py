@@ -194,6 +194,11 @@ def test_compile_on_times_a_compiled_step(tmp_path, capsys):
     assert batch["input_ids"].shape == (2, 8) and batch["attention_mask"].sum(1).tolist() == [6, 6]
 
 
+def test_the_default_variants_are_every_registered_one():
+    assert speed.parse_args([]).variants == variants.available()
+    assert speed.parse_args(["--variants", "lora, bitfit"]).variants == ["lora", "bitfit", "full"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -36,3 +36,13 @@ def test_verdicts_on_fixed_times():
         "met", "met", "missed",
     )  # fmt: skip
     assert {r.verdict for r in speed_targets.ratios(rows, ["lora"], "mps")} == {"no target", "not measured"}
+
+
+def test_a_long_ratio_name_widens_the_summary_s_column(capsys):
+    found = [Ratio("lora ours/peft", 0.5, 0.8), Ratio("prompt_tuning ours/peft", 0.75, 0.8)]
+    speed_targets.print_summary(found, "cpu", "minilm")
+    header, lora, prompt = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith(("ratio ", "lora", "prompt"))
+    ]
+    ends = {header.index("measured") + 8, lora.index("0.500") + 5, prompt.index("0.750") + 5}
+    assert len(ends) == 1 and prompt.startswith("prompt_tuning ours/peft ")

@@ -1,6 +1,6 @@
 """The value checks of bench.run.checks: dev_size, the seeds, label_range, the test sizes, alpha,
-max_length against the model's limit, and a key no schema declares; each fails its run before anything
-loads, in one line naming the key, the value and what is valid."""
+max_length (with a variant's virtual tokens) against the model's limit, and a key no schema declares;
+each fails its run before anything loads, in one line naming the key, the value and what is valid."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ BAD = {
         for name in ALPHA_VARIANTS
     },
     ("variant=lora", "variant.alpha=0"): "alpha=0.0 must be a finite number > 0",
+    ("variant=prompt_tuning",): (
+        r"model.max_length=64 and the variant's 20 virtual tokens need 84 positions, more than the 64 of "
+        "model 'tiny', whose positions are sized to model.max_length: train the variant on a pretrained model"
+    ),
     ("+train.lrr=1",): r"unknown key train.lrr=1 \('lrr' not in 'TrainConfig'\); did you mean train.lr\?$",
 }
 
@@ -113,6 +117,21 @@ def test_max_length_fits_minilm_s_512_positions():
         r"takes \(its config's max_position_embeddings\)$",
     ):
         check_model(replace(minilm, max_length=1000))
+
+
+def test_the_virtual_tokens_of_a_variant_take_positions_beside_max_length():
+    minilm = model_config("minilm")
+    check_model(replace(minilm, max_length=492), variants.build("prompt_tuning").added_tokens())
+    check_model(replace(minilm, max_length=502), added_tokens=10)
+    with pytest.raises(
+        ValueError,
+        match=r"^model.max_length=493 and the variant's 20 virtual tokens need 513 positions, more than the "
+        r"512 of model 'minilm': use a model.max_length of at most 492, or fewer virtual tokens$",
+    ):
+        check_model(replace(minilm, max_length=493), added_tokens=20)
+    check_model(ModelConfig(name="tiny", source="tiny", max_length=64))  # no virtual tokens: it fits
+    with pytest.raises(ValueError, match=r"more than the 64 of model 'tiny', whose positions are sized to"):
+        check_model(ModelConfig(name="tiny", source="tiny", max_length=64), added_tokens=1)
 
 
 def test_the_limit_comes_from_the_checkpoint_s_config(tmp_path):

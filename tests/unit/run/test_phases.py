@@ -1,5 +1,6 @@
-"""The phases of a run (bench.run.phases): the run header, the first metrics, the resume lookup, the test
-splits evaluated once at the end with the numbers of evaluating them every time."""
+"""The phases of a run (bench.run.phases): the run header, the first metrics, the resume lookup, the sizes
+(an input adapter's tensors counted), the test splits evaluated once at the end with the numbers of
+evaluating them every time."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import pytest
 import torch
 from helpers.runs import TINY_RUN, tiny_run
 
+import variants
+from bench.inputs.models import resolve_targets, tiny_model
 from bench.results.run_folder import RunFolder
-from bench.run import evaluation, phases
+from bench.run import checks, evaluation, phases
+from bench.run.phase_times import PhaseTimes
 from bench.run.spec import RunSpec
+
+CPU = torch.device("cpu")
 
 
 def test_run_header():
@@ -46,6 +52,18 @@ def test_the_test_splits_wait_for_the_end_unless_asked_or_they_select(compose, t
         return phases.tests_at_end(RunSpec.of(cfg, tmp_path / "runs" / "tiny"))
 
     assert at_end() and not at_end("train.test_every_epoch=true") and not at_end("select_on=test")
+
+
+def test_the_sizes_count_the_virtual_tokens_of_prompt_tuning(compose, tmp_path):
+    """metrics.json's sizes: the prompt (20 x hidden 32) trains and counts in the total beside the base."""
+    cfg = compose([*TINY_RUN, "variant=prompt_tuning", f"paths.results={tmp_path}"])
+    spec = RunSpec.of(cfg, tmp_path / "runs" / "tiny")
+    variant = variants.build(spec.variant_name, spec.variant)
+    checked = checks.Checked(variant, resolve_targets(spec.model, variant.config.targets), CPU)
+    sizes = phases.load_model(spec, checked, CPU, PhaseTimes()).sizes
+    base = sum(p.numel() for p in tiny_model(spec.model, spec.task.num_labels).parameters())
+    prompt, head = 20 * 32, 32 * 2 + 2
+    assert (sizes["trainable_params"], sizes["total_params"]) == (prompt + head, base + prompt)
 
 
 def record_passes(monkeypatch) -> list[list[str]]:

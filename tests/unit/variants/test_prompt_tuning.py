@@ -1,4 +1,4 @@
-"""Prompt tuning: the pre-hook that puts the virtual tokens in front of the input (masks, token types,
+"""Prompt tuning: the input adapter that puts the virtual tokens in front of the input (masks, token types,
 positions), the random and text inits (text: equal to peft's TEXT), what trains, the saved keys and config,
 one backward against peft's, nothing to merge, and the options refused. (Outputs and train mode against
 peft's PROMPT_TUNING, in memory and loaded from disk: tests/reference/test_peft_parity.py.)"""
@@ -18,7 +18,8 @@ import variants
 from bench.inputs.models import tiny_tokenizer
 from bench.testing import perturb_biases_and_norms
 from variants import build
-from variants.base import Targets, adapter_layers
+from variants.base import Targets, adapter_layers, added_tensors
+from variants.input_adapter import input_adapters
 from variants.prompt_tuning import PROMPT_KEY, PromptTuning, text_token_ids
 
 HEAD = Targets(modules=["query"], head=["classifier"])  # the modules are unused: no layer is adapted
@@ -37,7 +38,7 @@ def test_only_the_prompt_and_the_head_train_and_no_layer_is_wrapped(tiny_bert):
     assert trainable == {  # counted by hand: 20 tokens x hidden 32, the 32 -> 2 head
         "classifier.weight": 64,
         "classifier.bias": 2,
-        "prompt_encoder.embedding.weight": 20 * 32,
+        "input_adapter.embedding.weight": 20 * 32,
     }
 
 
@@ -45,7 +46,7 @@ def test_random_init_is_a_fresh_standard_normal_embedding(tiny_bert):
     torch.manual_seed(3)
     model = build("prompt_tuning", {"num_virtual_tokens": 4}).apply(tiny_bert(), HEAD)
     torch.manual_seed(3)
-    assert torch.equal(model.prompt_encoder.embedding.weight, torch.randn(4, 32))
+    assert torch.equal(model.input_adapter.embedding.weight, torch.randn(4, 32))
 
 
 def captured_call(model, **inputs) -> dict:
@@ -63,7 +64,7 @@ def test_the_hook_puts_the_prompt_in_front_of_the_words_and_extends_the_masks(ti
     batch, length = tiny_batch["input_ids"].shape
     embeds = seen["inputs_embeds"]
     assert "input_ids" not in seen and embeds.shape == (batch, 3 + length, 32)
-    prompt = model.prompt_encoder.embedding.weight
+    prompt = model.input_adapter.embedding.weight
     assert torch.equal(embeds[:, :3], prompt.expand(batch, -1, -1))
     assert torch.equal(embeds[:, 3:], model.get_input_embeddings()(tiny_batch["input_ids"]))
     mask, types = seen["attention_mask"], seen["token_type_ids"]
@@ -73,14 +74,23 @@ def test_the_hook_puts_the_prompt_in_front_of_the_words_and_extends_the_masks(ti
     assert torch.equal(types, torch.cat((zeros, tiny_batch["token_type_ids"]), 1))
 
 
-def test_positional_input_ids_and_inputs_embeds_are_extended_too(tiny_bert, tiny_batch):
+def test_inputs_embeds_are_extended_too_and_positional_inputs_refused(tiny_bert, tiny_batch):
     model = build("prompt_tuning", {"num_virtual_tokens": 2}).apply(tiny_bert(), HEAD)
     ids = tiny_batch["input_ids"]
     with torch.no_grad():
         by_keyword = model(input_ids=ids).logits
-        assert torch.equal(model(ids).logits, by_keyword)
         embeds = model.get_input_embeddings()(ids)
         assert torch.equal(model(inputs_embeds=embeds).logits, by_keyword)
+        with pytest.raises(TypeError, match="has an input adapter: call it with keyword inputs"):
+            model(ids)
+
+
+def test_the_prompt_is_an_input_adapter_counted_as_added_tensors(tiny_bert):
+    variant = build("prompt_tuning", {"num_virtual_tokens": 3})
+    model = variant.apply(tiny_bert(), HEAD)
+    assert list(input_adapters(model)) == ["input_adapter"]
+    assert [t.shape for t in added_tensors(model)] == [(3, 32)]
+    assert variant.added_tokens() == 3 and build("lora").added_tokens() == 0
 
 
 def test_position_ids_are_dropped_with_a_notice_as_peft_does(tiny_bert, tiny_batch, caplog):
@@ -120,7 +130,7 @@ def test_text_init_equals_peft_s(tiny_bert, tmp_path):
         tokenizer_name_or_path=str(tmp_path),
     )
     theirs = get_peft_model(tiny_bert(), config).prompt_encoder["default"].embedding.weight
-    assert torch.equal(model.prompt_encoder.embedding.weight, theirs)
+    assert torch.equal(model.input_adapter.embedding.weight, theirs)
     saved = ours.adapter_config(model, "tiny-bert")
     assert (saved["prompt_tuning_init"], saved["prompt_tuning_init_text"]) == ("TEXT", text)
     assert saved["tokenizer_name_or_path"] == str(tmp_path)
@@ -152,7 +162,7 @@ def test_one_backward_gives_peft_s_gradients(tiny_bert, tiny_batch):
     for m in (model.eval(), twin.eval()):
         m(**tiny_batch, labels=labels).loss.backward()
     pairs = [
-        (model.prompt_encoder.embedding.weight, twin.prompt_encoder["default"].embedding.weight),
+        (model.input_adapter.embedding.weight, twin.prompt_encoder["default"].embedding.weight),
         (model.classifier.weight, twin.base_model.classifier.modules_to_save["default"].weight),
     ]
     for ours, theirs in pairs:
@@ -168,7 +178,7 @@ def test_nothing_to_merge_and_a_copy_keeps_its_own_prompt(tiny_bert, tiny_batch)
         variant.unmerge(model)
         assert torch.equal(model(**tiny_batch).logits, before)
         twin = copy.deepcopy(model)
-        twin.prompt_encoder.embedding.weight.add_(1.0)
+        twin.input_adapter.embedding.weight.add_(1.0)
         assert torch.equal(model(**tiny_batch).logits, before)  # the copy's hook reads the copy's prompt
         assert not torch.equal(twin(**tiny_batch).logits, before)
 
