@@ -220,13 +220,21 @@ def test_cpu_short_budget(compose_cfg, overrides):
     assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO
 
 
-@pytest.mark.parametrize("experiment", ["compare", "offline_suite", "rank_sweep", "lr_search"])
+@pytest.mark.parametrize("experiment", ["compare_archive", "offline_suite", "rank_sweep", "lr_search"])
 def test_experiments_share_the_budget(compose_cfg, experiment):
     if experiment == "lr_search":
         pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     cfg = compose_cfg(f"experiment={experiment}", "task=rt_polarity", "variant=lora")
     assert {k: OmegaConf.select(cfg, k) for k in DEMO} == DEMO
     assert cfg.train.lr is None  # the variant's own lr (compare scales it with train.lr_scale)
+
+
+def test_the_comparison_has_its_own_budget(compose_cfg):
+    cfg = compose_cfg("experiment=compare", "task=rt_polarity", "variant=lora")
+    task = {k: cfg.task[k] for k in ("max_train_samples", "max_eval_samples", "max_test_samples")}
+    assert task == {"max_train_samples": 1000, "max_eval_samples": 500, "max_test_samples": 2000}
+    assert (cfg.train.epochs, cfg.model.max_length, cfg.task.test_fraction) == (2, 64, 0.5)
+    assert cfg.train.lr is None
 
 
 # -- targets -----------------------------------------------------------------------------------------
@@ -262,7 +270,7 @@ def test_help_lists_each_groups_real_options():
         assert f"{group}: {', '.join(group_options(group))}\n" in text
     variant_row = (
         "variant: adalora, bitfit, dora, full, head, ia3, loha, lokr, lora, loraplus, oft, prompt_tuning, "
-        "qlora, vera"
+        "qlora, qlora_as_lora, vera"
     )
     assert variant_row in text
     assert "hydra/launcher: basic, joblib, local_parallel" in text

@@ -174,7 +174,7 @@ def test_a_run_resolves_builds_and_checks_once(compose, tmp_path, monkeypatch):
     outcome = runner.run(compose([*TINY_RUN, f"paths.results={tmp_path}"]), tmp_path / "runs" / "tiny")
     assert outcome.skipped is None and outcome.metrics["status"] == "completed"
     assert outcome.metrics["config_hash"] == RunFolder(tmp_path / "runs" / "tiny").metrics()["config_hash"]
-    assert len(checks_run) == 13
+    assert len(checks_run) == 15
     assert calls == {"config_hash": 1, "make_dataclass": 3, "build": 1, "make_sinks": 1} | dict.fromkeys(
         checks_run, 1
     )
