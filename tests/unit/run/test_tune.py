@@ -41,7 +41,7 @@ def test_the_experiment_gives_the_rule_and_the_cells(compare):
 def test_the_comparison_tunes_every_variant_on_eight_tasks():
     now = tune.plan_tuning(["experiment=compare"])
     assert now.rule == stages.Rule(
-        grid=(4.0, 16.0, 64.0), seeds=(0, 1, 2), top_k=2, first_seeds=1, top_seeds=3, edge_cap=1
+        grid=(4.0, 16.0, 64.0), seeds=(0, 1, 2), top_k=2, first_seeds=1, top_seeds=2, edge_cap=1
     )
     tasks = {cell.values[0] for cell in now.cells}
     assert len(tasks) == 8 and "rt_rating" not in tasks
