@@ -153,3 +153,21 @@ def test_a_task_on_the_users_files_is_named_with_its_data():
 def test_a_float_in_a_label_is_exact(value, shown):
     """No setting is rounded in a label: lr=1.23456789e-4 does not read 0.000123457."""
     assert runs_table.exact(value) == shown == runs_table.fmt_value(value)
+
+
+def test_a_moved_sweep_folder_s_runs_are_read_where_they_are_now(results, tmp_path):
+    """A comparison moved aside (results/compare -> results/archive/compare) keeps its runs' recorded
+    run_dir, where another comparison may write now: the rows name the folder each was read from."""
+    moved = tmp_path / "archive" / "cola"
+    moved.parent.mkdir()
+    (results / "sweeps" / "2024-05-03_09-00-00_cola").rename(moved)
+    decoy = tmp_path / "compare" / "cola"  # the new comparison's folder of the same name
+    decoy.mkdir(parents=True)
+    for metrics_json in moved.glob("*/metrics.json"):
+        metrics = json.loads(metrics_json.read_text())
+        (decoy / metrics_json.parent.name).mkdir()
+        metrics_json.write_text(json.dumps({**metrics, "run_dir": str(decoy / metrics_json.parent.name)}))
+    runs = runs_table.load(moved)
+    assert len(runs) > 1 and sorted(runs["run_dir"]) == sorted(
+        str(m.parent) for m in moved.glob("*/metrics.json")
+    )
