@@ -13,6 +13,7 @@ COMMANDS = {
     "tune": ("bench.run.tune", "tune a grid in stages: every point on one seed, the best on more"),
     "failed_runs": ("bench.results.failed_runs", "list or prune failed runs"),
     "rebuild_runs": ("bench.results.rebuild_runs", "write the runs CSV again from the run folders"),
+    "wandb_workspace": ("bench.tools.wandb_workspace", "build and save the W&B workspace in code"),
     "new_variant": ("bench.tools.new_variant", "scaffold a new variant that trains and passes its tests"),
     "speed": ("bench.benchmarks.speed", "step time of our variants against peft's"),
     "peer_compare": ("bench.benchmarks.peer_compare", "end to end: our runner against Trainer + peft"),

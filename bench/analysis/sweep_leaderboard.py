@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from bench.analysis.configurations import tuned_board
 from bench.analysis.render import render
 from bench.analysis.runs_table import load_runs
 from bench.results.run_folder import RunFolder
 
 
-def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path:
-    """Write the sweep's tuned leaderboard to ``<sweep_dir>/leaderboard.md`` (compact) and ``.csv`` (every
-    column); returns the md."""
+def sweep_runs(sweep_dir: str | Path, csv_path: str | Path) -> pd.DataFrame:
+    """The rows of the runs CSV that belong to the sweep: its runs, and those it resumed (by config
+    hash); an error naming the CSV's sweeps when there are none."""
     sweep_dir = Path(sweep_dir)
     runs = load_runs(csv_path)
     resumed = {
@@ -29,6 +31,13 @@ def write_sweep_leaderboard(sweep_dir: str | Path, csv_path: str | Path) -> Path
         raise ValueError(
             f"no runs of sweep {sweep_dir} in {csv_path}; sweeps there: {', '.join(sweeps) or '(none)'}"
         )
+    return mine
+
+
+def write_sweep_leaderboard(sweep_dir: str | Path, mine: pd.DataFrame) -> Path:
+    """Write the tuned leaderboard of the sweep's runs (``sweep_runs``) to ``<sweep_dir>/leaderboard.md``
+    (compact) and ``.csv`` (every column); returns the md."""
+    sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "leaderboard.csv").write_text(render(tuned_board(mine, full=True, source=sweep_dir), "csv"))
     md = sweep_dir / "leaderboard.md"

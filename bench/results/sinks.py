@@ -21,7 +21,8 @@ from bench.results.runs_csv import RunsCsv
 @runtime_checkable
 class Sink(Protocol):
     def start(self, run: dict[str, Any]) -> None:
-        """The run begins: ``run`` holds run_name, variant, task, model, seed, group, run_dir, config."""
+        """The run begins: ``run`` holds run_name, variant, task, model, seed, lr (the lr trained
+        with), config_key, group, run_dir, config."""
 
     def log(self, values: dict[str, float], step: int) -> None:
         """Values at an optimizer step (``train/loss``, ``train/lr``, ``dev/<metric>``, ``test/<metric>``,

@@ -1,12 +1,14 @@
-"""Hydra callback: when a sweep ends, write, print and (with W&B on) log its aggregated leaderboard;
+"""Hydra callback: when a sweep ends, write and print its aggregated leaderboard, and with W&B on log it
+in the experiment's sweep-end run (``bench.results.wandb_leaderboard``);
 then, if runs of this sweep failed (a config error too: no run started), ran out of memory or were
 interrupted, print one line naming their tracebacks and exit 1 (the sweep itself went on past each of
 them). A sweep stopped by Ctrl-C never ends that way: ``interrupted_summary`` gives its lines instead
 (``bench.run.train`` prints them).
 
 Wired in through ``conf/hydra/callbacks/leaderboard.yaml``. It reads the sweep folder from
-``hydra.sweep.dir``, the runs CSV from ``paths.runs_csv`` and the W&B settings from ``logger.wandb``;
-the sweep's W&B group is ``sweep_group(hydra.sweep.dir)``, the same group its training runs use.
+``hydra.sweep.dir``, the runs CSV from ``paths.runs_csv``, the experiment from ``experiment_name`` and the
+W&B settings from ``logger.wandb``; the sweep's W&B group is ``sweep_group(hydra.sweep.dir)``, the same
+group its training runs use.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from bench.analysis.sweep_leaderboard import write_sweep_leaderboard
+from bench.analysis.sweep_leaderboard import sweep_runs, write_sweep_leaderboard
 from bench.log import log
 from bench.plural import plural
 from bench.results.failed_runs import failed_since, unstarted_since
@@ -89,8 +91,10 @@ def interrupted_summary(command: str) -> list[str]:
 
 
 def show_leaderboard(sweep_dir: Path, config: DictConfig) -> None:
+    csv_path = Path(config.paths.runs_csv)
     try:
-        md = write_sweep_leaderboard(sweep_dir, config.paths.runs_csv)
+        runs = sweep_runs(sweep_dir, csv_path)
+        md = write_sweep_leaderboard(sweep_dir, runs)
     except (FileNotFoundError, ValueError) as e:  # e.g. every run was killed before its CSV row
         log.warning(f"no sweep leaderboard written: {e}")
         return
@@ -98,30 +102,18 @@ def show_leaderboard(sweep_dir: Path, config: DictConfig) -> None:
     print(f"sweep leaderboard: {md} (and {md.with_suffix('.csv').name})")
     wandb_cfg = (config.get("logger") or {}).get("wandb")
     if wandb_cfg is not None:
-        log_to_wandb(md.with_suffix(".csv"), sweep_dir, wandb_cfg)
+        experiment = config.get("experiment_name") or sweep_group(sweep_dir)
+        log_to_wandb(runs, sweep_dir, csv_path, experiment, wandb_cfg)
 
 
-def log_to_wandb(table_csv: Path, sweep_dir: Path, wandb_cfg: DictConfig) -> None:
-    """Log the leaderboard as a W&B Table in a small run of job_type "leaderboard"; a failure only warns."""
+def log_to_wandb(
+    runs: pd.DataFrame, sweep_dir: Path, csv_path: Path, experiment: str, wandb_cfg: DictConfig
+) -> None:
+    """Log the sweep's leaderboard (``runs``: its rows of the runs CSV) in the experiment's sweep-end W&B
+    run (``bench.results.wandb_leaderboard``); a failure only warns."""
     try:
-        import wandb
+        from bench.results.wandb_leaderboard import log_leaderboard  # imported only with W&B on
 
-        from bench.results.wandb_sink import default_mode, init_run
-
-        table = pd.read_csv(table_csv)
-        group = sweep_group(sweep_dir)
-        run = init_run(
-            wandb_cfg.get("mode") or default_mode(),
-            wandb_cfg.get("init_timeout_s"),
-            project=wandb_cfg.get("project"),
-            entity=wandb_cfg.get("entity"),
-            group=group,
-            job_type="leaderboard",
-            name=f"{group}-leaderboard",
-            dir=str(sweep_dir),
-            reinit="finish_previous",
-        )
-        run.log({"leaderboard": wandb.Table(dataframe=table.astype(object).where(table.notna(), None))})
-        run.finish()
+        log_leaderboard(runs, sweep_dir, csv_path, experiment, wandb_cfg)
     except Exception as e:  # noqa: BLE001 - W&B must never fail a finished sweep
         log.warning(f"W&B logging of the sweep leaderboard failed: {type(e).__name__}: {e}")

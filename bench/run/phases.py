@@ -268,6 +268,8 @@ def fit(
         "task": spec.task.name,
         "model": spec.model.name,
         "seed": spec.seed,
+        "lr": spec.lr,
+        "config_key": spec.config_key,
         "group": spec.group,
         "run_dir": str(spec.folder.path),
         "config": spec.config,

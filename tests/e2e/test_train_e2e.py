@@ -213,7 +213,7 @@ def _task_cfg(run_dir: Path) -> dict:
 def test_wandb_offline_run_read_back(lora_run):
     _, run_dir, _ = lora_run
     run = offline_run(run_dir)
-    assert run["name"] == "lora-rt_polarity-s0"
+    assert run["name"] == "lora-rt_polarity-lr5e-4-s0"  # the lr trained with
     assert set(run["tags"]) >= {"lora", "rt_polarity", "tiny", "seed0"}
     # streamed: every evaluation's dev metrics, at its step (no eval/... keys any more)
     evals = [h for h in run["history"] if "dev/accuracy" in h]

@@ -40,15 +40,38 @@ def read_records(path: str | Path) -> list:
 
 
 def offline_run(run_dir: str | Path) -> dict:
-    """The run's name, group, tags, history rows, summary and config read from its offline files."""
+    """The run's id, name, group, job type, tags, history rows, summary, config, metric definitions
+    (``define_metric``: name or glob -> its step metric and summary policy) and artifacts (name -> type,
+    metadata and file paths) read from its offline files; one offline run under ``run_dir``."""
     files = glob.glob(str(Path(run_dir) / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 1, f"expected one offline W&B run under {run_dir}, found {files}"
+    return read_run(files[0])
+
+
+def read_run(path: str | Path) -> dict:
+    """``offline_run``'s view of one run file (``run-<id>.wandb``)."""
     out = {"history": [], "summary": {}, "config": {}, "name": None, "group": None, "tags": []}
-    for rec in read_records(files[0]):
+    out.update(id=None, job_type=None, metrics={}, artifacts={})
+    for rec in read_records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             out.update(name=rec.run.display_name, group=rec.run.run_group, tags=list(rec.run.tags))
+            out.update(id=rec.run.run_id, job_type=rec.run.job_type)
             out["config"].update({i.key: json.loads(i.value_json) for i in rec.run.config.update})
+        elif kind == "metric":
+            m = rec.metric
+            out["metrics"][m.name or m.glob_name] = {
+                "step_metric": m.step_metric,
+                "hidden": m.options.hidden,
+                "summary_none": m.summary.none,
+            }
+        elif kind == "artifact":
+            a = rec.artifact
+            out["artifacts"][a.name] = {
+                "type": a.type,
+                "metadata": json.loads(a.metadata or "{}"),
+                "files": sorted(e.path for e in a.manifest.contents),
+            }
         elif kind == "history":
             out["history"].append(
                 {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}

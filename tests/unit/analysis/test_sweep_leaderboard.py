@@ -7,12 +7,12 @@ import pytest
 from helpers.markdown import md_row
 from scipy import stats
 
-from bench.analysis.sweep_leaderboard import write_sweep_leaderboard
+from bench.analysis.sweep_leaderboard import sweep_runs, write_sweep_leaderboard
 
 
 def test_write_sweep_leaderboard_uses_only_the_sweeps_rows(results):
     sweep = results / "sweeps" / "2024-05-03_09-00-00_cola"
-    md = write_sweep_leaderboard(sweep, results / "runs.csv")
+    md = write_sweep_leaderboard(sweep, sweep_runs(sweep, results / "runs.csv"))
     assert md == sweep / "leaderboard.md"
     text = md.read_text()
     assert text.startswith("# Leaderboard of sweep 2024-05-03_09-00-00_cola")
@@ -33,6 +33,6 @@ def test_write_sweep_leaderboard_uses_only_the_sweeps_rows(results):
     assert table["p_vs_best"].tolist() == [1.0, pytest.approx(p, abs=1e-4)]
 
 
-def test_write_sweep_leaderboard_unknown_sweep(results):
+def test_sweep_runs_of_an_unknown_sweep_name_the_sweeps_there(results):
     with pytest.raises(ValueError, match=r"no runs of sweep .*elsewhere.*; sweeps there: .*_cola"):
-        write_sweep_leaderboard(results / "elsewhere", results / "runs.csv")
+        sweep_runs(results / "elsewhere", results / "runs.csv")

@@ -67,33 +67,39 @@ def test_multirun_end_writes_and_prints_the_sweep_leaderboard(tmp_path, capsys):
 def test_multirun_end_logs_a_wandb_table(tmp_path, offline_wandb):
     write_results(tmp_path)
     wandb_cfg = {"project": "peft-bench-test", "entity": None, "mode": "offline"}
-    LeaderboardCallback().on_multirun_end(sweep_config(tmp_path, wandb_cfg))
+    config = sweep_config(tmp_path, wandb_cfg)
+    config.experiment_name = "cola_grid"
+    LeaderboardCallback().on_multirun_end(config)
     wandb.teardown()  # wait for wandb-core to flush the run's transaction log
     runs = list((tmp_path / "sweeps" / SWEEP / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     [table_file] = (runs[0] / "files" / "media" / "table").glob("leaderboard_*.table.json")
     table = json.loads(table_file.read_text())
     rows = [dict(zip(table["columns"], r, strict=True)) for r in table["data"]]
-    assert [(r["variant"], r["n"], r["mean_x100"], r["rank"]) for r in rows] == [
-        ("full", 2, 64.0, 1),
-        ("lora", 3, 62.0, 2),
+    assert [(r["variant"], r["n"], r["mean_x100"], r["rank"], r["selected"]) for r in rows] == [
+        ("full", 2, 64.0, 1, True),
+        ("lora", 3, 62.0, 2, True),
     ]
-    assert table["columns"] == pd.read_csv(tmp_path / "sweeps" / SWEEP / "leaderboard.csv").columns.tolist()
+    csv_columns = pd.read_csv(tmp_path / "sweeps" / SWEEP / "leaderboard.csv").columns.tolist()
+    assert table["columns"] == [*csv_columns, "config_key", "run_ids", "selected"]
     assert {"model", "lr", "std_x100", "ci95_x100", "p_vs_best", "tied", "tuning_time_s"} <= set(
         table["columns"]
     )
     assert [r["tied"] for r in rows] == [True, True]
     [log] = runs[0].glob("run-*.wandb")
     [run] = [r.run for r in read_records(log) if r.WhichOneof("record_type") == "run"]
-    assert (run.project, run.run_group, run.job_type, run.display_name) == (
+    assert (run.project, run.run_group, run.job_type, run.display_name, run.run_id) == (
         "peft-bench-test",
         SWEEP,
         "leaderboard",
-        f"{SWEEP}-leaderboard",
+        "cola_grid-leaderboard",
+        "leaderboard-cola_grid",
     )
-    [logged] = offline_run(tmp_path / "sweeps" / SWEEP)["history"]
-    assert (logged["leaderboard/_type"], logged["leaderboard/nrows"]) == ("table-file", 2)
-    assert runs[0] / "files" / logged["leaderboard/path"] == table_file
+    logged = offline_run(tmp_path / "sweeps" / SWEEP)
+    [row] = logged["history"]
+    assert (row["leaderboard/_type"], row["leaderboard/nrows"]) == ("table-file", 2)
+    assert runs[0] / "files" / row["leaderboard/path"] == table_file
+    assert logged["artifacts"]["cola_grid-leaderboard"]["type"] == "leaderboard"
 
 
 def test_wandb_failure_only_warns(tmp_path, offline_wandb, monkeypatch, caplog):

@@ -1,14 +1,25 @@
-"""bench.results.wandb_sink: one W&B run per training run (offline, read back from disk), its summary at
-the selected epoch, the mode without an API key, and a failing W&B that only warns."""
+"""bench.results.wandb_sink: one W&B run per training run (offline, read back from disk): its name and
+config by configuration, its metric axes, its summary at the selected epoch, its artifacts; the mode
+without an API key, and a failing W&B that only warns."""
 
 from __future__ import annotations
 
+import numpy as np
 import wandb
 from helpers.notices import notices
 from helpers.wandb_offline import offline_run
 
 from bench.config.budget import budget_label, budget_of
-from bench.results.wandb_sink import SUMMARY_KEYS, WandbSink, default_mode
+from bench.results.run_folder import RunFolder
+from bench.results.wandb_sink import (
+    SUMMARY_KEYS,
+    WandbSink,
+    default_mode,
+    logged_run_id,
+    readable,
+    short_lr,
+    wandb_name,
+)
 
 SETTINGS = {"train.epochs": 2, "train.batch_size": 16, "model.max_length": 64, "task.max_eval_samples": 40}
 METRICS = {  # a metrics.json: the best dev score at step 2, the last evaluation (step 3) is worse
@@ -26,7 +37,19 @@ METRICS = {  # a metrics.json: the best dev score at step 2, the last evaluation
     "config_key": "def",
     "hparams": {"lr": 5e-4, "r": 4},
     "settings": SETTINGS,
-    "variant_summary": {"rank_budget": 12},
+    "variant_summary": {  # AdaLoRA's: a rank pattern (lists) and final ranks (a dict) per module
+        "rank_budget": 12,
+        "rank_pattern": {"l0.query": [True, False], "l0.value": [True, True]},
+        "final_ranks": {"l0.query": 1, "l0.value": 2},
+    },
+}
+CONFIG = {  # a resolved config, as the runner gives it: the paper lr in variant.lr
+    "variant": {"name": "lora", "r": 4, "lr": 5e-4},
+    "train": {"epochs": 2, "batch_size": 16, "lr_scale": 16.0},
+    "model": {"name": "tiny", "max_length": 64},
+    "task": {"name": "rt_polarity", "max_eval_samples": 40},
+    "seed": 0,
+    "experiment_name": "compare",
 }
 
 
@@ -38,11 +61,42 @@ def start(sink: WandbSink, run_dir) -> None:
             "task": "rt_polarity",
             "model": "tiny",
             "seed": 0,
+            "lr": 8e-3,  # trained with: variant.lr x train.lr_scale
+            "config_key": "def",
             "group": "sweep-x",
             "run_dir": str(run_dir),
-            "config": {"variant": {"name": "lora", "r": 4}},
+            "config": CONFIG,
         }
     )
+
+
+class FakeRun:
+    """What wandb.init returns, as far as the sink's start uses it."""
+
+    def define_metric(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_short_lr_is_short_and_exact():
+    assert [short_lr(lr) for lr in (8e-3, 2e-5, 2.5e-5, 5e-4 * 64, 3e-4 * 16, 1.0, 0.1 + 0.2)] == [
+        "8e-3", "2e-5", "2.5e-5", "3.2e-2", "4.8e-3", "1e0", "3e-1",
+    ]  # fmt: skip
+    assert short_lr(1.234567e-3) == "1.23457e-3"  # 6 significant digits
+
+
+def test_the_name_carries_the_configuration():
+    run = {"variant": "lora", "task": "rt_polarity", "seed": 0, "lr": 8e-3}
+    assert wandb_name(run) == "lora-rt_polarity-lr8e-3-s0"
+    assert wandb_name(run | {"lr": None}) == "lora-rt_polarity-s0"  # a run that failed before its lr
+
+
+def test_summary_values_are_flat_and_hold_no_lists():
+    assert readable("variant/x", {"a": 1, "b": [1, 2], "c": {"d": 2.0, "e": [[True]]}}) == {
+        "variant/x/a": 1,
+        "variant/x/c/d": 2.0,
+    }
+    assert readable("variant/total_rank", 7) == {"variant/total_rank": 7}
+    assert readable("variant/rank_pattern", [[True, False]]) == {}
 
 
 def test_a_run_streams_its_metrics_and_sums_up_the_selected_epoch(tmp_path, offline_wandb):
@@ -55,16 +109,40 @@ def test_a_run_streams_its_metrics_and_sums_up_the_selected_epoch(tmp_path, offl
     wandb.teardown()  # wait for wandb-core to flush the run's transaction log
     assert sink.run is None
     run = offline_run(tmp_path)
-    assert (run["name"], run["group"]) == ("lora-rt_polarity-s0", "sweep-x")
+    assert (run["name"], run["group"], run["job_type"]) == ("lora-rt_polarity-lr8e-3-s0", "sweep-x", "train")
+    assert logged_run_id(tmp_path) == run["id"]
     assert sorted(run["tags"]) == ["lora", "mine", "rt_polarity", "seed0", "tiny"]
-    assert run["config"]["variant"] == {"name": "lora", "r": 4}
-    evals = [(h["_step"], h["dev/accuracy"]) for h in run["history"] if "dev/accuracy" in h]
-    assert evals == [(2, 0.75), (3, 0.6)]
+    config = run["config"]
+    assert config["variant"] == {"name": "lora", "r": 4, "lr": 5e-4}  # the paper lr, as configured
+    assert (config["config_key"], config["lr"], config["experiment"]) == ("def", 8e-3, "compare")
+    assert config["budget"] == budget_label(budget_of(SETTINGS))
+    # the axes: train/... on the optimizer step, dev/... and test/... on the epoch; the last dev and test
+    # values stay out of the summary (it holds the selected epoch's)
+    metrics = run["metrics"]
+    assert {k: m["step_metric"] for k, m in metrics.items() if m["step_metric"]} == {
+        "train/*": "step",
+        "dev/*": "epoch",
+        "test/*": "epoch",
+    }
+    assert (
+        metrics["step"]["hidden"] and metrics["dev/*"]["summary_none"] and metrics["test/*"]["summary_none"]
+    )
+    assert not metrics["train/*"]["summary_none"]
+    evals = [
+        (h["_step"], h["step"], h["epoch"], h["dev/accuracy"]) for h in run["history"] if "dev/accuracy" in h
+    ]
+    assert evals == [(2, 2, 1.0, 0.75), (3, 3, 2.0, 0.6)]
+    assert [(h["step"], h["train/loss"]) for h in run["history"] if "train/loss" in h] == [(1, 0.69)]
     summary = run["summary"]
     assert (summary["dev/accuracy"], summary["test/accuracy"]) == (0.75, 0.7)  # the selected epoch's
     assert (summary["final/dev/accuracy"], summary["final/test/accuracy"]) == (0.6, 0.65)
     assert (summary["score"], summary["dev_score"], summary["chance_score"]) == (0.7, 0.75, 0.5)
     assert summary["lr"] == 5e-4 and summary["variant/rank_budget"] == 12
+    assert {k: v for k, v in summary.items() if k.startswith("variant/")} == {
+        "variant/rank_budget": 12,
+        "variant/final_ranks/l0.query": 1,
+        "variant/final_ranks/l0.value": 2,
+    }  # no lists: the rank pattern stays in metrics.json
     assert summary["budget"] == budget_label(budget_of(SETTINGS)) == "2 ep x bs 16, len 64, all/40 ex"
     assert {k: summary[k] for k in ("status", "selection_metric", "trainable_params", "config_key")} == {
         "status": "completed",
@@ -73,6 +151,39 @@ def test_a_run_streams_its_metrics_and_sums_up_the_selected_epoch(tmp_path, offl
         "config_key": "def",
     }
     assert set(SUMMARY_KEYS) <= set(summary)
+
+
+def test_the_test_predictions_and_the_adapter_are_artifacts_of_the_run(tmp_path, offline_wandb):
+    folder = RunFolder(tmp_path)
+    folder.write_test_predictions({"test": (np.array([[0.1, 0.9]]), np.array([1]), np.array([0]))})
+    folder.adapter_path.mkdir()
+    (folder.adapter_path / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder.adapter_path / "adapter_config.json").write_text("{}")
+    sink = WandbSink(project="peft-bench-test", mode="offline")
+    start(sink, tmp_path)
+    sink.finish(METRICS | {"variant": "lora", "task": "rt_polarity", "seed": 0})
+    wandb.teardown()
+    meta = {"config_key": "def", "config_hash": "abc", "variant": "lora", "task": "rt_polarity", "seed": 0}
+    assert offline_run(tmp_path)["artifacts"] == {
+        "predictions-abc": {
+            "type": "predictions",
+            "metadata": meta | {"status": "completed"},
+            "files": ["test_predictions.csv.gz"],
+        },
+        "adapter-abc": {
+            "type": "model",
+            "metadata": meta | {"status": "completed"},
+            "files": ["adapter_config.json", "adapter_model.safetensors"],
+        },
+    }
+
+
+def test_a_run_without_predictions_or_adapter_logs_no_artifact(tmp_path, offline_wandb):
+    sink = WandbSink(project="peft-bench-test", mode="offline")
+    start(sink, tmp_path)
+    sink.finish(METRICS | {"status": "failed"})
+    wandb.teardown()
+    assert offline_run(tmp_path)["artifacts"] == {}
 
 
 def test_a_failing_call_warns_once_and_turns_the_sink_off(tmp_path, monkeypatch, caplog):
@@ -127,7 +238,7 @@ def test_an_unreachable_server_is_waited_for_a_bounded_time_said_in_one_line_the
 ):
     """A key but no network: wandb.init waits at most 15 s (W&B's default: 90 s and more), one notice says
     so, and the run is logged offline (wandb.init is mocked: nothing reaches the network)."""
-    calls, offline_run = [], object()
+    calls, offline_run = [], FakeRun()
 
     def init(**kwargs):
         calls.append((kwargs["mode"], kwargs["settings"].init_timeout))
@@ -150,7 +261,7 @@ def test_an_unreachable_server_is_waited_for_a_bounded_time_said_in_one_line_the
 
 
 def test_a_server_that_answers_keeps_the_run_online_without_a_notice(tmp_path, monkeypatch, caplog):
-    calls, online_run = [], object()
+    calls, online_run = [], FakeRun()
     monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs["mode"]) or online_run)
     sink = WandbSink(mode="online")
     start(sink, tmp_path)

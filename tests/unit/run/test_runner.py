@@ -17,6 +17,7 @@ import variants
 from bench.config import hashing
 from bench.results import index
 from bench.results.run_folder import RunFolder
+from bench.results.wandb_sink import short_lr
 from bench.run import checks, loop, process_cache, runner, spec
 
 # -- a tiny run in this process: sinks, the run header, label_hparams ----------------------------------
@@ -39,7 +40,10 @@ def test_with_wandb_on_a_run_still_writes_its_runs_csv_row(compose, tmp_path, of
     assert (row["run_dir"], row["status"]) == (str(run_dir), "completed")
     assert json.loads(row["label_hparams"]) == m["label_hparams"]
     wandb.teardown()  # wait for wandb-core to flush the run's log (else the summary is sometimes not there)
-    summary = offline_run(run_dir)["summary"]  # and W&B too: the selected epoch's dev and test, lr, budget
+    logged = offline_run(run_dir)  # and W&B too: named and configured by its configuration
+    assert logged["name"] == f"lora-rt_polarity-lr{short_lr(m['hparams']['lr'])}-s0"
+    assert (logged["config"]["config_key"], logged["config"]["lr"]) == (m["config_key"], m["hparams"]["lr"])
+    summary = logged["summary"]  # the selected epoch's dev and test, lr, budget
     assert summary["test/accuracy"] == m["best"]["test/accuracy"] and "dev/accuracy" in summary
     assert (summary["score"], summary["lr"]) == (m["best"]["test/accuracy"], m["hparams"]["lr"])
     assert summary["budget"] == "1 ep x bs 32, len 64, 32/32 ex" and summary["select_on"] == "dev"
