@@ -89,14 +89,17 @@ def is_sweep_folder(folder: Path) -> bool:
 
 def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     """The runs of a sweep folder: each run folder's metrics.json, or for a run skipped by resume, the
-    metrics.json of the run its ``resumed.json`` points at; flattened by ``run_row`` like the CSV."""
+    metrics.json of the run its ``resumed.json`` points at; flattened by ``run_row`` like the CSV, with
+    ``run_dir`` the folder read."""
     sweep_dir = Path(sweep_dir)
     rows = []
     for run in run_folders(sweep_dir):
         if not run.metrics_path.is_file() and run.resumed_path.is_file():
             run = RunFolder(recorded_path(run.resumed()["completed_in"], sweep_dir))
-        if run.metrics_path.is_file():
-            rows.append(run_row(run.metrics()))
+        if (
+            run.metrics_path.is_file()
+        ):  # where it is now, not where it ran: a moved folder reads its own files
+            rows.append(run_row(run.metrics()) | {"run_dir": str(run.path)})
     if not rows:
         raise FileNotFoundError(f"no run folders with metrics.json in {sweep_dir}; {HOW_TO_PRODUCE}")
     return prepare(pd.DataFrame(rows, columns=RUNS_COLUMNS).astype(str))

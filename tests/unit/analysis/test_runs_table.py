@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers.notices import notices
+from helpers.report_results import write_comparison
 from helpers.results import RUNS, composed_run
 
 from bench.analysis import configurations, leaderboard, runs_table
@@ -153,3 +154,16 @@ def test_a_task_on_the_users_files_is_named_with_its_data():
 def test_a_float_in_a_label_is_exact(value, shown):
     """No setting is rounded in a label: lr=1.23456789e-4 does not read 0.000123457."""
     assert runs_table.exact(value) == shown == runs_table.fmt_value(value)
+
+
+def test_a_moved_sweep_folder_reads_its_own_run_folders(tmp_path):
+    """A comparison moved after it ran (results/compare -> results/archive/compare) records run_dir where
+    it ran; a new run there under the same name must not stand in for the moved one's files."""
+    write_comparison(tmp_path / "results")
+    ran, moved = tmp_path / "results" / "compare", tmp_path / "archive" / "compare"
+    moved.parent.mkdir()
+    ran.rename(moved)
+    (ran / "rt_polarity" / "dora-lr0.001-s0").mkdir(parents=True)  # a new run where the old one ran
+    runs = runs_table.load(moved)
+    assert len(runs) == 81 and all(Path(d).is_relative_to(moved) for d in runs["run_dir"])
+    assert all((Path(d) / "history.jsonl").is_file() for d in runs["run_dir"])
