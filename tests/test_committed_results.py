@@ -3,13 +3,14 @@
 table, its selected lrs (each conf/selected/ file made from it) and its report (the verdict, the notes,
 the tables) are made again by the commands its README lists, and compared by content with the committed
 files: the Markdown table's cells, the CSVs' values, the YAML's lrs, the report's text block by block and
-its tables cell by cell. Only timestamps may differ."""
+its tables cell by cell, the data its plots draw value by value. Only timestamps may differ."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import io
+import json
 import math
 import re
 import shutil
@@ -65,8 +66,8 @@ def csv_content(path: Path) -> list[list]:
 
 class PageText(HTMLParser):
     """A page's content: each table as its rows of cell texts, every other block (heading, paragraph,
-    list item, caption) as its text, an image as its alt text; markup, styles and image data left out,
-    timestamps masked."""
+    list item, caption) as its text, an image as its alt text, a JSON script (the plots' data) as its
+    value; markup, styles, scripts and image data left out, timestamps masked."""
 
     BLOCKS = {"h1", "h2", "h3", "h4", "p", "li", "figcaption", "summary", "caption", "section", "ul", "div"}
 
@@ -76,6 +77,7 @@ class PageText(HTMLParser):
         self.text: list[str] = []
         self.rows: list[list[str]] | None = None
         self.hidden = False
+        self.json: list[str] | None = None
 
     def words(self) -> str:
         text, self.text = " ".join("".join(self.text).split()), []
@@ -86,7 +88,10 @@ class PageText(HTMLParser):
             self.blocks.append(text)
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in ("style", "title"):
+        if tag == "script" and dict(attrs).get("type") == "application/json":
+            self.flush()
+            self.json = []
+        elif tag in ("style", "title", "script"):
             self.hidden = True
         elif tag == "table":
             self.flush()
@@ -102,7 +107,10 @@ class PageText(HTMLParser):
             self.flush()
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "title"):
+        if tag == "script" and self.json is not None:
+            self.blocks.append(json.loads("".join(self.json)))
+            self.json = None
+        elif tag in ("style", "title", "script"):
             self.hidden = False
         elif tag in ("td", "th") and self.rows:
             self.rows[-1].append(self.words())
@@ -113,7 +121,9 @@ class PageText(HTMLParser):
             self.flush()
 
     def handle_data(self, data: str) -> None:
-        if not self.hidden:
+        if self.json is not None:
+            self.json.append(data)
+        elif not self.hidden:
             self.text.append(data)
 
 
@@ -132,6 +142,8 @@ def same(a: object, b: object) -> bool:
     of a sum on another machine), far below any digit a person would edit."""
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
     return a == b

@@ -1,9 +1,12 @@
-"""The report: one self-contained HTML page, the verdict first, readable offline.
+"""The report: one HTML page, the verdict first, readable offline (no request leaves it).
 
-The page opens with the verdict (``bench.analysis.verdict``), then the plots (``bench.analysis.figures``;
-PNG embedded as base64) with the average ranks over three or more tasks, then the tables: the compact tuned
-leaderboard (fits the page), every column, every configuration. The runs come from a results folder's
-runs.csv, a sweep folder's run folders, or a runs CSV (``--csv``).
+The page opens with the verdict (``bench.analysis.verdict``), then what a reader explores
+(``bench.analysis.explorer``: task and variant filters, the Pareto plot over any two of the score and the
+costs, the dev score against lr, the learning curves; drawn by plotly.js, which ``--out`` finds or writes
+beside the page: ``bench.analysis.plotly_bundle``), the memory by what holds it and the average ranks over
+three or more tasks (``bench.analysis.figures``; PNG embedded as base64), then the tables, sortable and
+exported as CSV: the compact tuned leaderboard (fits the page), every column, every configuration. The
+runs come from a results folder's runs.csv, a sweep folder's run folders, or a runs CSV (``--csv``).
 
     python -m bench report --results results --out results/report.html
 """
@@ -21,18 +24,10 @@ import pandas as pd
 from bench.analysis import runs_table
 from bench.analysis.bayes import ROPE_X100
 from bench.analysis.configurations import aggregate, configurations, tuned_board
-from bench.analysis.figures import (
-    COST_AXES,
-    Style,
-    bars_figure,
-    cd_figure,
-    cost_figure,
-    curves_figure,
-    memory_figure,
-    png,
-    sensitivity_figure,
-)
+from bench.analysis.explorer import explorer_data, explorer_section
+from bench.analysis.figures import Style, cd_figure, memory_figure, png
 from bench.analysis.leaderboard import RESULTS_HELP
+from bench.analysis.plotly_bundle import ASSETS, bundle_name, place
 from bench.analysis.render import cells, note, render
 from bench.analysis.selection import AVG_TASK, sensitivity, sort_tasks
 from bench.analysis.setting import setting_text
@@ -51,7 +46,13 @@ table.leaderboard,table.verdict{border-collapse:collapse;font-size:12px}
 .leaderboard td{text-align:right;white-space:nowrap} .leaderboard tr:nth-child(even){background:#f6f6f6}
 .verdict td,.verdict th{text-align:left;vertical-align:top} #verdict p{margin:.4em 0}
 .fit table.leaderboard{width:100%;font-size:11px} .fit .leaderboard th{overflow-wrap:anywhere}
-ul.notes{font-size:13px;color:#444} .wide{overflow-x:auto} figcaption{font-size:13px;color:#444}"""
+ul.notes{font-size:13px;color:#444} .wide{overflow-x:auto} figcaption,.caption{font-size:13px;color:#444}
+.leaderboard th{cursor:pointer} .leaderboard th[aria-sort=ascending]::after{content:" ▲"}
+.leaderboard th[aria-sort=descending]::after{content:" ▼"} button.csv{margin:.4em 0;font-size:12px}
+#filters fieldset{display:inline-block;border:1px solid #ccc;margin:0 1em .5em 0;font-size:14px}
+#filters label{margin-right:.8em;white-space:nowrap} .swatch{display:inline-block;width:.8em;height:.8em;
+margin:0 .25em 0 .15em;border-radius:50%} .plots{display:grid;grid-template-columns:repeat(auto-fill,
+minmax(420px,1fr));gap:.5em}"""
 
 
 def selected_rows(tuned: pd.DataFrame) -> pd.DataFrame:
@@ -93,9 +94,10 @@ def rank_sections(test: Friedman | None, style: Style) -> list[str]:
     ]
 
 
-def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None, source: Path) -> list[str]:
-    """The plots, in order: bars, score vs each cost, memory by what holds it, sensitivity, ranks,
-    learning curves."""
+def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None, source: Path,
+                  plotly_src: str) -> list[str]:  # fmt: skip
+    """The plots, in order: the explorer (Pareto view, sensitivity, learning curves), memory by what
+    holds it, ranks."""
     if rows.empty:
         return [
             note(
@@ -104,37 +106,11 @@ def plot_sections(runs: pd.DataFrame, rows: pd.DataFrame, test: Friedman | None,
         ]
     configs = configurations(runs)
     style = Style(configs)
-    out = [
-        "<h2>Score per variant (tuned; error bars: 95% CI, by the bootstrap over test examples and seeds "
-        "where the runs kept test predictions, else over seeds; hatched: tied with the best)</h2>",
-        png(bars_figure(rows, style), "score per variant"),
-    ]
-    for column, label, logx in COST_AXES:
-        out.append(
-            f"<h2>Score vs {label} (filled: the best and the tied with it; dashed: Pareto frontier)</h2>"
-        )
-        fig = cost_figure(rows, column, label, logx, style)
-        out.append(png(fig, f"score vs {label}") if fig else note(f"No run recorded {column}: plot skipped."))
+    out = [explorer_section(explorer_data(runs, rows, sensitivity(configs), source), plotly_src)]
     out.append("<h2>Memory by what holds it, beside the score (one training step, by tensor)</h2>")
     fig = memory_figure(rows, style)
     out.append(png(fig, "memory by what holds it") if fig else note("No run recorded its memory by tensor."))
-    out.append(
-        "<h2>Dev score vs lr (how forgiving a method is of its lr is part of its cost; ringed: selected)</h2>"
-    )
-    fig = sensitivity_figure(sensitivity(configs), rows, style)
-    out.append(
-        png(fig, "dev score vs lr")
-        if fig
-        else note("No dev score with an lr (rows selected on test have none): plot skipped.")
-    )
-    out += rank_sections(test, style)
-    out.append("<h2>Learning curves of the selected configurations (dev metric, mean ± std over seeds)</h2>")
-    fig, missing = curves_figure(runs, rows, source, style)
-    out.append(png(fig, "learning curves") if fig else note("No learning curve to draw."))
-    if missing:
-        items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
-        out.append(f'<p class="note">Skipped (no history):</p><ul class="note">{items}</ul>')
-    return out
+    return out + rank_sections(test, style)
 
 
 def wrap_css(columns: list[str]) -> str:
@@ -158,8 +134,9 @@ def table_sections(runs: pd.DataFrame, compact: pd.DataFrame, tuned: pd.DataFram
     ]
 
 
-def build_report(source: str | Path) -> str:
-    """The whole page as a string; ``source``: a results or sweep folder, or a runs CSV."""
+def build_report(source: str | Path, plotly_src: str | None = None) -> str:
+    """The whole page as a string; ``source``: a results or sweep folder, or a runs CSV; ``plotly_src``:
+    the path of plotly.js relative to the page (default: ``assets/`` beside it)."""
     source = Path(source)
     runs = runs_table.load(source)
     tuned = tuned_board(runs, full=True, source=source)
@@ -178,7 +155,7 @@ def build_report(source: str | Path) -> str:
         f"<h1>peft-bench report</h1><p>{html.escape(summary)}</p>",
         f'<p class="setting">{html.escape(setting_text(runs, rows, source))}</p>',
         verdict_section(rows, test),
-        *plot_sections(runs, rows, test, source),
+        *plot_sections(runs, rows, test, source, plotly_src or f"{ASSETS}/{bundle_name()}"),
         *table_sections(runs, compact, tuned),
     ]
     return (
@@ -197,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else Path(args.results) / "report.html"
     try:
-        page = build_report(args.csv or args.results)
+        page = build_report(args.csv or args.results, place(out))
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,26 +21,19 @@ from helpers.results import composed_run, write_results, write_runs
 from matplotlib import image as mpimg
 
 from bench.analysis import report
+from bench.analysis.plotly_bundle import bundle_name
 
 PNG_SRC = re.compile(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
 
-PLOTS = [  # runs recorded before dev sets: no dev score to plot against lr, fewer than 3 variants to rank
-    "score per variant",
-    "score vs trainable parameters",
-    "score vs peak memory (MB)",
-    "score vs train time (s)",
-    "learning curves",
-]
+PLOTS: list[str] = []  # runs without a memory breakdown, fewer than 3 variants to rank: no static plot
+COMPARISON_PLOTS = ["memory by what holds it", "critical difference diagram"]
+DATA = re.compile(r'<script type="application/json" id="explorer-data">(.*?)</script>', re.S)
 
 
-COMPARISON_PLOTS = [
-    *PLOTS[:4],
-    "memory by what holds it",
-    "dev score vs lr",
-    "critical difference diagram",
-    "learning curves",
-]
+def explorer(page: str) -> dict:
+    """The data the page's interactive plots draw."""
+    return json.loads(DATA.search(page).group(1))
 
 
 CHROMIUM_FLAGS = [
@@ -116,9 +109,9 @@ def comparison(tmp_path_factory) -> tuple[Path, str]:
 def test_comparison_report_verdict_then_plots_then_tables(comparison):
     _, page = comparison
     assert list(images(page)) == COMPARISON_PLOTS
-    verdict, first_plot = page.index('<section id="verdict"><h2>Verdict</h2>'), page.index("<img ")
+    verdict, first_plot = page.index('<section id="verdict"><h2>Verdict</h2>'), page.index('<div id="pareto"')
     tables = page.index("<h2>Leaderboard</h2>")
-    assert verdict < first_plot < tables
+    assert verdict < first_plot < page.index("<img ") < tables
     assert tables < page.index("<h3>Every column") < page.index("<details><summary>Every configuration")
     assert page.rindex("<table") > page.index("<details>")  # every configuration: collapsed, last
     assert "<td>rt_polarity</td><td>dora lr=0.001: 84.00 ± 1.24 (95% CI, n=3)</td><td>lora</td>" in page
@@ -147,7 +140,12 @@ def test_report_is_self_contained_with_all_plots(tmp_path, capsys):
     for alt, pixels in pngs.items():
         assert pixels.shape[0] > 200 and pixels.shape[1] > 400, alt
         assert pixels[..., :3].std() > 0.05, f"{alt} looks blank"
-    assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page
+    bundle = re.findall(r'<script src="([^"]+)">', page)
+    assert bundle == [f"assets/{bundle_name()}"] and (tmp_path / bundle[0]).is_file()
+    data = explorer(page)
+    assert data["tasks"] == ["cola", "mrpc", "sst2"] and len(data["curves"]) > 0
+    assert data["sensitivity"] == []  # rows selected on test: no dev score
     assert "18 runs (15 completed, 3 failed, diverged or oom) on cola, mrpc, rte, sst2" in page
     assert "lora-mrpc-s1: no &#x27;accuracy&#x27; curve in" in page  # the run without history.jsonl
     assert "<td>92.00</td>" in page  # every configuration: sst2 lora lr 5e-4, not the selected one
@@ -165,11 +163,12 @@ def test_report_one_task(tmp_path):
     page = build(tmp_path, keep=lambda df: df["task"] == "cola")
     assert list(images(page)) == PLOTS
     assert "on cola;" in page and "<td>avg</td>" not in page and "Skipped (no history)" not in page
+    assert explorer(page)["tasks"] == ["cola"]
 
 
 def test_report_failed_runs_only(tmp_path):
     page = build(tmp_path, keep=lambda df: df["status"] != "completed")
-    assert images(page) == {}
+    assert images(page) == {} and not DATA.search(page)
     assert "No completed runs: nothing to plot" in page
     assert "4 runs (0 completed, 4 failed, diverged or oom)" in page
     assert "<td>rte</td>" in page and "<td>vera</td>" in page  # still in the table, counted as failed
@@ -181,7 +180,7 @@ def test_report_without_memory_skips_that_plot(tmp_path):
     df[df["task"] == "cola"].to_csv(csv_path, index=False)
     page = report.build_report(csv_path)
     assert list(images(page)) == [p for p in PLOTS if "memory" not in p]
-    assert "No run recorded peak_memory_mb: plot skipped." in page
+    assert "peak_memory_mb" not in [a["key"] for a in explorer(page)["axes"]]  # no axis without a value
 
 
 def test_report_missing_csv(tmp_path, capsys):
@@ -297,4 +296,4 @@ def test_report_of_keyed_runs_shows_their_budgets(tmp_path, compose):
     assert "3 runs (3 completed, 0 failed, diverged or oom) on rt_polarity" in page
     assert "budgets differ on rt_polarity" in page and "<td>! 3 ep x bs 32, len 128, all/200 ex</td>" in page
     assert "<td>lr=0.0005 r=8 task.max_eval_samples=200</td>" in page
-    assert "learning curves" in images(page) and "Skipped (no history)" not in page
+    assert len(explorer(page)["curves"]) == 2 and "Skipped (no history)" not in page
