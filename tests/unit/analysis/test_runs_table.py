@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers.notices import notices
-from helpers.report_results import write_comparison
 from helpers.results import RUNS, composed_run
 
 from bench.analysis import configurations, leaderboard, runs_table
