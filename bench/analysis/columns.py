@@ -17,7 +17,9 @@ STAT_COLUMNS = (
 )  # fmt: skip
 METRICS = "<metrics>"  # in a column list: the task's other test metrics (*_x100)
 # shown only when the table has them
-OPTIONAL = ("budget", "select_on", "grid_seeds", "published", "tasks", "published_source", "source")
+OPTIONAL = (
+    "budget", "select_on", "grid_seeds", "published", "avg_rank", "tasks", "published_source", "source",
+)  # fmt: skip
 CAPACITY = ("trainable_params", "pct_trainable")  # beside the score in every view
 OTHER_COSTS = tuple(c for c in COST_COLUMNS if c not in CAPACITY)
 CONFIG_COLUMNS = [
@@ -28,14 +30,14 @@ CONFIG_COLUMNS = [
 COMPACT_COLUMNS = [
     "rank", "task", "variant", "model", "hparams", "budget", "select_on", "mean_x100", *CAPACITY, "ci95_x100",
     "n", "tied", "dev_x100", "chance_x100", "grid", "grid_seeds", "peak_memory_mb", "train_time_s",
-    "tuning_time_s", "edge", "published", "tasks",
+    "tuning_time_s", "edge", "published", "avg_rank", "tasks",
 ]  # fmt: skip
 TUNED_COLUMNS = [
     "rank", "task", "variant", "model", "hparams", "lr", "budget", "select_on", "n", "failed", "grid",
     "grid_runs", "grid_seeds",
     "main_metric", "mean_x100", *CAPACITY, "std_x100", "ci95_x100", "ci_low_x100", "ci_high_x100",
     "median_x100", "p_vs_best", "tied", "tie_test", "dev_x100", "chance_x100", "published", METRICS,
-    *OTHER_COSTS, "tuning_time_s", "edge", "tasks", "published_source", "source",
+    *OTHER_COSTS, "tuning_time_s", "edge", "avg_rank", "tasks", "published_source", "source",
 ]  # fmt: skip
 INTEGER_COLUMNS = ("rank", "seeds", "failed", "trainable_params", "n", "grid", "grid_runs")
 

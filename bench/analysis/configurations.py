@@ -58,13 +58,16 @@ def tuned_board(
     """The tuned leaderboard (the default view): per task, each variant at its selected configuration
     (``bench.analysis.selection.tuned``), its ties with the best (``bench.analysis.significance.mark_ties``:
     paired on the test predictions of the runs found from ``source``), and the averages over the tasks
-    every listed variant ran; COMPACT_COLUMNS unless ``full``."""
+    every listed variant ran (``attrs["mixed_metrics"]``: their metrics, when the tasks' differ);
+    COMPACT_COLUMNS unless ``full``."""
     table = mark_ties(tuned(configurations(df, task)), source=source)
     avg, incomplete = averages(table)
+    mixed = sorted({m for m in avg.get("main_metric", []) if "+" in m})
     if len(avg):
         table = pd.concat([table, avg], ignore_index=True)
     table = tidy(table, TUNED_COLUMNS if full else COMPACT_COLUMNS)
     table.attrs["incomplete"] = incomplete
+    table.attrs["mixed_metrics"] = ", ".join(mixed)  # the avg rows' metrics when they differ, else ""
     return table
 
 

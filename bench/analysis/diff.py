@@ -12,10 +12,21 @@ from bench.analysis.runs_table import COMPARED, differing, first_runs, fmt_value
 from bench.analysis.selection import by_task
 from bench.plural import plural
 
+MISSING = "(not recorded)"
+
+
+def in_order(value: str) -> tuple[int, float, str]:
+    """A sort key that puts numbers in numeric order (4 before 16), then text in text order."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
 
 def differences(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     """Per (task, variant, model) with more than one row: each row's label and its value of every
-    setting in which the rows differ (long format: task, variant, model, hparams, setting, value)."""
+    setting in which the rows differ (long format: task, variant, model, hparams, setting, value), the
+    rows in the order of their values (numbers numerically)."""
     runs = prepare(df)
     if task is not None:
         runs = runs[runs["task"] == task]
@@ -26,10 +37,11 @@ def differences(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
         if len(first) < 2:
             continue
         views = {key: row_settings(runs.iloc[i]) for key, i in first.items()}
-        for k in differing(list(views.values())):
-            for key, i in first.items():
-                value = fmt_value(views[key][k]) if k in views[key] else "(not recorded)"
-                out.append((t, variant, model, runs["hp_label"].iloc[i], k, value))
+        settings = differing(list(views.values()))
+        values = {key: [fmt_value(v[k]) if k in v else MISSING for k in settings] for key, v in views.items()}
+        for k, setting in enumerate(settings):
+            for key in sorted(first, key=lambda key: [in_order(v) for v in values[key]]):
+                out.append((t, variant, model, runs["hp_label"].iloc[first[key]], setting, values[key][k]))
     columns = ["task", "variant", "model", "hparams", "setting", "value"]
     table = pd.DataFrame(out, columns=columns)
     return by_task(table, ["variant", "model", "setting"])

@@ -97,4 +97,5 @@ def add_reference(table: pd.DataFrame, ref: pd.DataFrame, task: str | None = Non
     )
     merged = tidy(pd.concat([ours, extra], ignore_index=True) if len(extra) else ours, columns)
     merged.attrs["incomplete"] = table.attrs.get("incomplete", [])
+    merged.attrs["mixed_metrics"] = table.attrs.get("mixed_metrics", "")
     return merged

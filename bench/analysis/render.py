@@ -71,11 +71,15 @@ def notes(table: pd.DataFrame) -> list[str]:
         "oom runs, which are not averaged.",
         *budget_notes(table),
     ]
-    if (table["task"] == AVG_TASK).any():
+    avg = table[table["task"] == AVG_TASK]
+    if len(avg):
         lines.append(
-            "avg: per variant, the mean over the tasks listed in `tasks` of its selected test mean; only the "
+            "avg: per variant, the mean over the tasks listed in `tasks` of its selected test mean, ranked "
+            "by avg_rank (the mean over those tasks of its rank among the averaged variants); only the "
             "variants that ran every task are averaged."
         )
+        if mixed := table.attrs.get("mixed_metrics"):
+            lines.append(mixed_note(mixed))
     if table.attrs.get("incomplete"):
         lines.append(f"No average for {', '.join(table.attrs['incomplete'])}: missing some task.")
     if "published" in table.columns:
@@ -85,6 +89,14 @@ def notes(table: pd.DataFrame) -> list[str]:
             "marks published rows with no run of ours."
         )
     return lines
+
+
+def mixed_note(metrics: str) -> str:
+    """What an average over tasks of different metrics (``metrics``: "accuracy+pearson") is, and is not."""
+    return (
+        f"avg mixes metrics ({metrics}): its mean averages different scales, as the papers' GLUE averages "
+        "do, so the avg rows rank by avg_rank, not by that mean."
+    )
 
 
 def budget_notes(table: pd.DataFrame) -> list[str]:

@@ -141,22 +141,27 @@ def grid_edge(lrs: pd.Series, chosen: float) -> str:
 
 def averages(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Per (variant, model) with a selected row on every task of ``table``: the mean test score over
-    those tasks, ranked; and the variants left out because they miss a task."""
+    those tasks, the tasks' main metrics (``main_metric``: ``accuracy+pearson`` when that mean mixes
+    metrics) and ``avg_rank``, the mean over the tasks of its rank among these rows, which ranks them
+    (ranks compare across metrics; a mean of accuracy and Pearson's r does not); and the variants left
+    out because they miss a task."""
     tasks = sort_tasks(table["task"])
     if len(tasks) < 2:
         return pd.DataFrame(), []
-    rows, incomplete = [], []
+    rows, scores, incomplete = [], [], []
     for (variant, model), g in table.groupby(["variant", "model"], sort=False):
         g = g.dropna(subset=["mean_x100"])
         if sorted(g["task"]) != tasks or g["task"].duplicated().any():
             incomplete.append(variant)
             continue
+        scores.append(g.set_index("task")["mean_x100"])
         rows.append(
             {
                 "task": AVG_TASK,
                 "variant": variant,
                 "model": model,
                 "hparams": "selected per task",
+                "main_metric": "+".join(sorted(set(g["main_metric"].dropna()))),
                 "mean_x100": g["mean_x100"].mean(),
                 "tuning_time_s": g["tuning_time_s"].sum(),
                 **{
@@ -168,7 +173,9 @@ def averages(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         )
     avg = pd.DataFrame(rows)
     if len(avg):
-        avg["rank"] = avg["mean_x100"].rank(ascending=False, method="min")
+        per_task = pd.concat(scores, axis=1, ignore_index=True).rank(axis=1, ascending=False)
+        avg["avg_rank"] = per_task.mean().to_numpy()
+        avg["rank"] = avg["avg_rank"].rank(method="min")
     return avg, incomplete
 
 

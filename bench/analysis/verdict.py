@@ -41,6 +41,8 @@ TEST_WORDS = {
 }
 CHANCE_MARGIN = 0.5  # a best within this many points (x100) of chance predicts the majority class
 PAPER_PROTOCOL = "paper protocol: best epoch on the reported split"
+TASK_HEAD = ("best (test mean ± 95% CI)", "tied with the best", "cheapest of best + tied", "remarks")
+NO_OVERALL = "No verdict over all tasks: the rank tests need 3+ tasks and 3+ variants on all."
 
 
 def names(variants: list[str]) -> str:
@@ -117,6 +119,11 @@ def headline(tuned: pd.DataFrame, test: Friedman | None) -> str:
 
 
 def overall_html(verdict: dict[str, Any]) -> str:
+    """``overall_text`` as a bold HTML paragraph."""
+    return f"<p><b>{html.escape(overall_text(verdict))}.</b></p>"
+
+
+def overall_text(verdict: dict[str, Any]) -> str:
     """The verdict over all tasks: best by average rank, its Nemenyi ties, the cheapest of those; none of
     them when the Friedman test finds no difference in the ranks (a "cheapest of the tied" would then
     name the worst variant as often as not)."""
@@ -135,7 +142,7 @@ def overall_html(verdict: dict[str, Any]) -> str:
             f"(Nemenyi, p >= {ALPHA}): {names(verdict['tied'])}; cheapest of those (mean over the tasks): "
             f"{cheapest_text(verdict['cheapest'])}. {friedman}"
         )
-    return f"<p><b>{html.escape(text)}.</b></p>"
+    return text
 
 
 def task_cells(v: dict[str, Any]) -> list[str]:
@@ -154,7 +161,7 @@ def verdict_section(tuned: pd.DataFrame, test: Friedman | None) -> str:
     """The verdict: over all tasks (when the rank tests apply), then a row per task."""
     verdicts = task_verdicts(tuned)
     overall = overall_verdict(tuned, test)
-    head = ["task", "best (test mean ± 95% CI)", "tied with the best", "cheapest of best + tied", "remarks"]
+    head = ["task", *TASK_HEAD]
     first = headline(tuned, test) if len(verdicts) > 1 else ""
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in task_cells(v)) + "</tr>" for v in verdicts
@@ -165,7 +172,7 @@ def verdict_section(tuned: pd.DataFrame, test: Friedman | None) -> str:
     if overall:
         parts.append(overall_html(overall))
     elif len(verdicts) > 1:
-        parts.append(note("No verdict over all tasks: the rank tests need 3+ tasks and 3+ variants on all."))
+        parts.append(note(NO_OVERALL))
     within = ", ".join(f"{CHEAP_WITHIN[col]:.0%} ({what})" for col, what in CHEAPEST_BY.items())
     method = (
         f"Per task, best: the highest test mean of the tuned rows. {tests_text(verdicts)}. Cheapest: the "

@@ -42,3 +42,14 @@ def test_diff_of_older_runs_compares_their_hparams(results, capsys):
     assert diff[["task", "variant", "setting"]].drop_duplicates().values.tolist() == [["sst2", "lora", "lr"]]
     assert leaderboard.main(["--results", str(results), "--diff", "--task", "cola"]) == 0
     assert "No (task, variant, model) has rows that differ" in capsys.readouterr().out
+
+
+def test_diff_sorts_numbers_numerically(compose, tmp_path, capsys):
+    scales = [16, 4, 256, 1, 64]  # as text: 1, 16, 256, 4, 64
+    write_dora_runs(compose, tmp_path, [([f"train.lr_scale={s}"], 0, 0.80) for s in scales])
+    diff = differences(runs_table.load(tmp_path / "runs.csv"))
+    assert diff["setting"].unique().tolist() == ["train.lr_scale"]
+    assert diff["value"].tolist() == ["1", "4", "16", "64", "256"]
+    assert leaderboard.main(["--results", str(tmp_path), "--diff"]) == 0
+    rows = [line.split(" | ")[-1].strip(" |") for line in capsys.readouterr().out.splitlines()[4:] if line]
+    assert rows == ["1", "4", "16", "64", "256"]

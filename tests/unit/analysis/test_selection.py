@@ -22,7 +22,7 @@ from scipy import stats
 
 from bench.analysis import configurations, leaderboard, runs_table
 from bench.analysis.render import render
-from bench.analysis.selection import ci_half_width, grid_edge, selected_lrs
+from bench.analysis.selection import averages, ci_half_width, grid_edge, selected_lrs
 from bench.config import store
 
 BUDGET = {
@@ -506,13 +506,46 @@ def test_a_variant_missing_a_task_gets_no_average(tmp_path):
     ]
     tuned = configurations.tuned_board(load(tmp_path, runs))
     avg = tuned[tuned["task"] == "avg"]
-    assert avg[["rank", "variant", "tasks"]].values.tolist() == [[1, "lora", "a,b"], [2, "full", "a,b"]]
-    # the selected test means: lora (84.5 + 72.5) / 2, full (86.5 + 68.5) / 2
-    assert avg["mean_x100"].tolist() == pytest.approx([78.5, 77.5])
+    # ranked by average rank: full is first on a, lora on b, so they share rank 1 (1.5 each)
+    assert avg[["rank", "variant", "tasks"]].values.tolist() == [[1, "full", "a,b"], [1, "lora", "a,b"]]
+    assert avg["avg_rank"].tolist() == [1.5, 1.5]
+    # the selected test means: full (86.5 + 68.5) / 2, lora (84.5 + 72.5) / 2
+    assert avg["mean_x100"].tolist() == pytest.approx([77.5, 78.5])
     assert sorted(tuned.attrs["incomplete"]) == ["ia3", "vera"]
     md = render(tuned, "md")
     assert "No average for ia3, vera: missing some task." in md or "No average for vera, ia3" in md
     assert "only the variants that ran every task are averaged" in md
+
+
+def test_averages_rank_by_average_rank_and_name_mixed_metrics():
+    """A high mean on the larger scale does not rank first: ranks compare across metrics, means do not."""
+    rows = [  # (task, metric, variant, test mean): x is best on a and b, y has the highest mean
+        ("a", "accuracy", "x", 90.0), ("a", "accuracy", "y", 89.0), ("a", "accuracy", "z", 50.0),
+        ("b", "accuracy", "x", 80.0), ("b", "accuracy", "y", 79.0), ("b", "accuracy", "z", 60.0),
+        ("c", "pearson", "x", 10.0), ("c", "pearson", "y", 70.0), ("c", "pearson", "z", 20.0),
+    ]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["task", "main_metric", "variant", "mean_x100"]).assign(
+        model="m", tuning_time_s=1.0, trainable_params=1.0, pct_trainable=1.0, peak_memory_mb=1.0,
+        train_time_s=1.0,
+    )  # fmt: skip
+    avg, incomplete = averages(table)
+    assert incomplete == []
+    by = avg.set_index("variant")
+    assert by["avg_rank"].to_dict() == pytest.approx({"x": 5 / 3, "y": 5 / 3, "z": 8 / 3})
+    assert by["rank"].to_dict() == {"x": 1, "y": 1, "z": 3}
+    assert by.loc["y", "mean_x100"] > by.loc["x", "mean_x100"]  # the mean alone would rank y first
+    assert set(by["main_metric"]) == {"accuracy+pearson"}
+    same = averages(table[table["task"] != "c"])[0]
+    assert same["main_metric"].tolist() == ["accuracy"] * 3 and same["rank"].tolist() == [1, 2, 3]
+
+
+def test_the_notes_say_when_the_average_mixes_metrics(tmp_path):
+    tuned = configurations.tuned_board(load(tmp_path, two_tasks()))
+    assert tuned.attrs["mixed_metrics"] == ""  # both tasks' metric is accuracy
+    assert "avg mixes metrics" not in render(tuned, "md")
+    tuned.attrs["mixed_metrics"] = "accuracy+pearson"
+    md = render(tuned, "md")
+    assert "avg mixes metrics (accuracy+pearson)" in md and "ranked by avg_rank" in md
 
 
 def test_one_task_has_no_averages(tmp_path):
