@@ -42,8 +42,14 @@ DAMAGE = {
         "quoted field is not closed",
     ),
     "a stray unclosed quote": (lambda line: '"half a row, never closed\r\n', "quoted field is not closed"),
-    "an extra field": (lambda line: line.replace("\r\n", ",extra\r\n"), "35 fields where the header has 34"),
-    "a missing field": (lambda line: line[: line.rindex(",")] + "\r\n", "33 of the header's 34 fields"),
+    "an extra field": (
+        lambda line: line.replace("\r\n", ",extra\r\n"),
+        f"{len(RUNS_COLUMNS) + 1} fields where the header has {len(RUNS_COLUMNS)}",
+    ),
+    "a missing field": (
+        lambda line: line[: line.rindex(",")] + "\r\n",
+        f"{len(RUNS_COLUMNS) - 1} of the header's {len(RUNS_COLUMNS)} fields",
+    ),
     "a line over the field limit": (
         lambda line: line.replace("\r\n", "") + "x" * 200_000 + "\r\n",
         "a line of 200,",
